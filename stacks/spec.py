@@ -1,0 +1,225 @@
+"""The typed, frozen stack spec: everything the program needs from `Pulumi.<stack>.yaml`.
+
+Field names are snake_case here and camelCase in the stack file (Pulumi's convention).
+Field-level rules live on the fields; rules that span fields live in `stacks.rules`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from stacks.gpus import GPU_MODELS, GpuModel
+from stacks.types import (
+    Cidr,
+    Hostname,
+    HttpUrl,
+    InterfaceName,
+    IPv4,
+    KubernetesVersion,
+    MacAddress,
+    PciAddress,
+    PosixUser,
+    SshPublicKey,
+    StableDiskPath,
+)
+
+MAX_GPUS_PER_NODE = 8  # the most any board the device plugin supports well holds
+
+
+class Section(BaseModel):
+    """Base of every spec section: frozen, camelCase in YAML, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class ClusterSpec(Section):
+    name: Hostname = Field(description="Cluster name, used in names and tags. Example: akiba")
+    kubernetes_version: KubernetesVersion = Field(description="kubeadm/kubelet version, e.g. 1.36.4")
+    pod_cidr: Cidr = Field(description="flannel pod network, e.g. 10.244.0.0/16")
+    service_cidr: Cidr = Field(description="Service network, e.g. 10.96.0.0/12")
+    dns_domain: str = Field(default="cluster.local", description="Cluster DNS domain")
+    protect_stateful: bool = Field(
+        description="protect=True and retain-on-delete for stateful resources (true in prod)"
+    )
+
+
+class BondSpec(Section):
+    mode: Literal["balance-alb", "active-backup", "802.3ad"] = Field(
+        default="balance-alb",
+        description="balance-alb needs no switch support (the article's fanless L2 switch)",
+    )
+    mtu: int = Field(default=1500, ge=1280, le=9000)
+
+
+class NetworkSpec(Section):
+    office_lan: Cidr = Field(description="The office LAN the nodes live on, e.g. 192.168.10.0/24")
+    gateway: IPv4 = Field(description="Default gateway on the office LAN")
+    dns_servers: list[IPv4] = Field(min_length=1, description="Resolvers for the nodes")
+    bond: BondSpec = Field(default_factory=BondSpec)
+
+
+class MaasSpec(Section):
+    url: HttpUrl = Field(description="MAAS region API, e.g. http://192.168.10.2:5240/MAAS")
+    distro_series: Literal["jammy", "noble"] = Field(description="Ubuntu release MAAS deploys")
+    hwe_kernel: str | None = Field(default=None, description="e.g. hwe-24.04; MAAS default if unset")
+    pool: str | None = Field(default=None, description="MAAS resource pool for the nodes")
+    zone: str | None = Field(default=None, description="MAAS zone for the nodes")
+
+
+class RegistrySpec(Section):
+    mirror: str = Field(
+        pattern=r"^[a-z0-9.-]+(:\d{1,5})?$",
+        description="host[:port] of the in-cluster registry every containerd uses as a mirror",
+    )
+    upstreams: list[str] = Field(
+        min_length=1, description="Registries mirrored through it, e.g. docker.io, nvcr.io"
+    )
+
+
+class HypervisorSpec(Section):
+    name: Hostname = Field(description="Name other sections refer to, e.g. desk01")
+    uri: str = Field(
+        pattern=r"^qemu(\+ssh|\+tcp|\+tls)?://\S*/system$",
+        description="libvirt URI, e.g. qemu+ssh://virsh@192.168.10.5/system",
+    )
+
+
+class ManualPower(Section):
+    """Consumer PCs have no BMC: MAAS asks a person to press the button."""
+
+    type: Literal["manual"]
+
+
+class IpmiPower(Section):
+    type: Literal["ipmi"]
+    address: IPv4
+    user: str = Field(min_length=1)
+
+
+class AmtPower(Section):
+    """Intel AMT (vPro boards); the password is the `powerPassword` secret."""
+
+    type: Literal["amt"]
+    address: IPv4
+
+
+class VirshPower(Section):
+    """A libvirt VM as a MAAS machine (dev): power address is the hypervisor's URI."""
+
+    type: Literal["virsh"]
+    hypervisor: Hostname = Field(description="Name of a declared hypervisor")
+    domain: str = Field(min_length=1, description="libvirt domain name")
+
+
+Power = Annotated[ManualPower | IpmiPower | AmtPower | VirshPower, Field(discriminator="type")]
+
+
+class NicSpec(Section):
+    name: InterfaceName
+    mac: MacAddress
+
+
+class GpuSpec(Section):
+    model: GpuModel
+    pci: PciAddress | None = Field(default=None, description="PCI address, for VT-d passthrough")
+
+
+class DisksSpec(Section):
+    boot: StableDiskPath = Field(description="The OS disk (the article's USB-attached SSD)")
+    ceph: list[StableDiskPath] = Field(
+        default_factory=list, description="Whole disks handed to Ceph OSDs; never the boot disk"
+    )
+
+
+class NodeSpec(Section):
+    hostname: Hostname
+    role: Literal["controller", "worker"]
+    ip: IPv4 = Field(description="Static address on the office LAN (on the bond)")
+    power: Power
+    nics: list[NicSpec] = Field(
+        min_length=1, max_length=4, description="Bond members; the first one PXE-boots"
+    )
+    gpus: list[GpuSpec] = Field(default_factory=list, max_length=MAX_GPUS_PER_NODE)
+    disks: DisksSpec
+
+    @property
+    def pxe_mac(self) -> str:
+        return self.nics[0].mac
+
+    @property
+    def gpu_model(self) -> str | None:
+        return self.gpus[0].model if self.gpus else None
+
+    @property
+    def driver_branch(self) -> str | None:
+        model = self.gpu_model
+        return GPU_MODELS[model].driver_branch if model else None
+
+
+class EngineerSpec(Section):
+    name: PosixUser
+    uid: int = Field(ge=1000, le=60000, description="Stable uid on every node and container")
+    gid: int | None = Field(default=None, ge=1000, le=60000, description="Defaults to uid")
+    ssh_keys: list[SshPublicKey] = Field(min_length=1)
+
+    @property
+    def group_id(self) -> int:
+        return self.gid if self.gid is not None else self.uid
+
+
+class BurstSpec(Section):
+    enabled: bool
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="e.g. ap-northeast-1")
+    vpc_cidr: Cidr
+    zones: list[str] = Field(min_length=1)
+    instance_types: list[str] = Field(
+        min_length=1, description="First is the one the autoscaler models; e.g. g2.2xlarge"
+    )
+    max_size: int = Field(ge=0, le=100)
+    monthly_budget_usd: float = Field(gt=0)
+    notify_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class StackSpec(Section):
+    """The whole stack, validated. Built only by `stacks.config.load_spec`."""
+
+    stack: str
+    source: str = Field(description="The stack file this came from, for messages")
+    cluster: ClusterSpec
+    network: NetworkSpec
+    maas: MaasSpec
+    registry: RegistrySpec
+    hypervisors: list[HypervisorSpec] = Field(default_factory=list)
+    nodes: list[NodeSpec] = Field(min_length=1)
+    engineers: list[EngineerSpec] = Field(min_length=1)
+    burst: BurstSpec
+
+    @property
+    def controllers(self) -> list[NodeSpec]:
+        return [n for n in self.nodes if n.role == "controller"]
+
+    @property
+    def api_endpoint(self) -> str:
+        return f"https://{self.controllers[0].ip}:6443"
+
+    @property
+    def hypervisor_uris(self) -> dict[str, str]:
+        return {h.name: h.uri for h in self.hypervisors}
+
+
+# Config keys (under `akiba:`) whose values must be Pulumi secrets, and when they are needed.
+SECRET_KEYS: dict[str, str] = {
+    "maasApiKey": "the MAAS API key (MAAS UI > Preferences > API keys)",
+    "powerPassword": "the BMC/AMT/virsh power password, needed when a node's power type is "
+    "ipmi, amt or virsh",
+}
+
+# Top-level config keys that hold the spec's sections.
+SECTION_KEYS = tuple(
+    to_camel(name) for name in StackSpec.model_fields if name not in ("stack", "source")
+)
