@@ -1,0 +1,275 @@
+"""The one renderer of cloud-init user-data for every node kind.
+
+Controllers, bare-metal GPU workers, VMs and spot burst nodes all boot from this: containerd
+with the registry mirror, the NVIDIA driver and container toolkit where there are GPUs,
+kernel settings for flannel VXLAN, the bonded network, and kubeadm init/join with the node's
+labels and taints. Pure functions: they take resolved values and return text.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Literal
+
+import yaml
+
+Role = Literal["controller-init", "controller-join", "worker"]
+NodeKind = Literal["baremetal", "vm", "burst"]
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+KUBEADM_API = "kubeadm.k8s.io/v1beta4"
+PKI_DIR = "/etc/kubernetes/pki"
+
+
+@dataclass(frozen=True)
+class BondNetwork:
+    """The node's NICs bonded into bond0 with a static address (None: leave DHCP alone)."""
+
+    nics: tuple[tuple[str, str], ...]  # (name, mac); the first one PXE-boots
+    address: str  # 192.168.10.11/24
+    gateway: str
+    dns: tuple[str, ...]
+    mode: str = "balance-alb"
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
+class ClusterJoin:
+    """What every node needs to find and trust the control plane."""
+
+    cluster_name: str
+    kubernetes_version: str  # 1.36.4
+    api_host: str
+    api_port: int
+    token: str  # secret
+    ca_cert_hash: str
+    pod_cidr: str
+    service_cidr: str
+    dns_domain: str
+
+
+@dataclass(frozen=True)
+class NodeBootstrap:
+    """Everything that makes one node's user-data."""
+
+    hostname: str
+    ip: str
+    role: Role
+    kind: NodeKind
+    cluster: ClusterJoin
+    registry_mirror: str
+    registry_upstreams: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[dict[str, str], ...] = ()
+    gpu_driver_branch: str | None = None  # None: no GPU, no driver
+    network: BondNetwork | None = None
+    provider_id: str | None = None  # aws:///zone/id on burst nodes; none on-prem
+    pki: dict[str, str] | None = None  # controllers only; secret
+
+
+def node_labels(gpu_model: str | None, gpu_count: int, kind: NodeKind) -> dict[str, str]:
+    """Labels every node carries; the scheduler and the dashboard select on them."""
+    labels = {"akiba.io/node-kind": kind}
+    if gpu_model:
+        labels |= {
+            "akiba.io/gpu-model": gpu_model,
+            "akiba.io/gpu-count": str(gpu_count),
+            "nvidia.com/gpu.present": "true",
+        }
+    return labels
+
+
+def node_taints(role: Role, has_gpu: bool) -> tuple[dict[str, str], ...]:
+    """GPU nodes are tainted so only pods that asked for GPUs land there."""
+    taints = [CONTROL_PLANE_TAINT] if role != "worker" else []
+    if has_gpu:
+        taints.append(GPU_TAINT)
+    return tuple(taints)
+
+
+def render_user_data(node: NodeBootstrap) -> str:
+    """`#cloud-config` user-data for one node."""
+    files = _containerd_files(node) + _kernel_files() + _kubeadm_files(node)
+    if node.network is not None:
+        files += _network_files(node.network)
+    if node.pki is not None:
+        files += [
+            {"path": f"{PKI_DIR}/{name}", "content": body, "permissions": "0600" if name.endswith(".key") else "0644"}
+            for name, body in sorted(node.pki.items())
+        ]
+    files.append({"path": "/usr/local/sbin/akiba-bootstrap", "permissions": "0755", "content": _script(node)})
+    doc = {
+        "hostname": node.hostname,
+        "manage_etc_hosts": True,
+        "package_update": True,
+        "packages": ["apt-transport-https", "ca-certificates", "curl", "gpg", "containerd"],
+        "write_files": files,
+        "runcmd": [["/usr/local/sbin/akiba-bootstrap"]],
+    }
+    return "#cloud-config\n" + yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, width=4096)
+
+
+def _containerd_files(node: NodeBootstrap) -> list[dict[str, str]]:
+    """Every upstream registry resolves through the in-cluster mirror first, then upstream."""
+    files = []
+    for upstream in node.registry_upstreams:
+        server = "https://registry-1.docker.io" if upstream == "docker.io" else f"https://{upstream}"
+        hosts = (
+            f'server = "{server}"\n\n'
+            f'[host."https://{node.registry_mirror}/v2/{upstream}"]\n'
+            '  capabilities = ["pull", "resolve"]\n'
+            "  override_path = true\n"
+        )
+        files.append({"path": f"/etc/containerd/certs.d/{upstream}/hosts.toml", "content": hosts})
+    return files
+
+
+def _kernel_files() -> list[dict[str, str]]:
+    # flannel VXLAN needs bridged traffic to pass iptables and forwarding on.
+    return [
+        {"path": "/etc/modules-load.d/akiba-k8s.conf", "content": "overlay\nbr_netfilter\nvxlan\nbonding\n"},
+        {
+            "path": "/etc/sysctl.d/90-akiba-k8s.conf",
+            "content": "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"
+            "net.ipv4.ip_forward = 1\nfs.inotify.max_user_instances = 8192\n",
+        },
+    ]
+
+
+def _network_files(net: BondNetwork) -> list[dict[str, str]]:
+    """netplan for bond0. MAAS configures only the PXE NIC; cloud-init is told to leave the
+    network alone so this file is the one source of truth after the first boot."""
+    names = [name for name, _ in net.nics]
+    netplan = {
+        "network": {
+            "version": 2,
+            "renderer": "networkd",
+            "ethernets": {name: {"match": {"macaddress": mac}, "set-name": name, "dhcp4": False} for name, mac in net.nics},
+            "bonds": {
+                "bond0": {
+                    "interfaces": names,
+                    "mtu": net.mtu,
+                    "addresses": [net.address],
+                    "routes": [{"to": "default", "via": net.gateway}],
+                    "nameservers": {"addresses": list(net.dns)},
+                    "parameters": {"mode": net.mode, "mii-monitor-interval": "100"},
+                }
+            },
+        }
+    }
+    return [
+        {"path": "/etc/netplan/60-akiba-bond.yaml", "permissions": "0600", "content": render_netplan(netplan)},
+        {"path": "/etc/cloud/cloud.cfg.d/99-akiba-network.cfg", "content": "network: {config: disabled}\n"},
+    ]
+
+
+def render_netplan(doc: dict[str, object]) -> str:
+    return yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False)
+
+
+def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
+    c = node.cluster
+    endpoint = f"{c.api_host}:{c.api_port}"
+    args = [{"name": "node-ip", "value": node.ip}]
+    if node.labels:
+        args.append({"name": "node-labels", "value": ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()))})
+    if node.provider_id:
+        args.append({"name": "provider-id", "value": node.provider_id})
+    registration = {
+        "name": node.hostname,
+        "criSocket": "unix:///run/containerd/containerd.sock",
+        "kubeletExtraArgs": args,
+        "taints": list(node.taints),
+    }
+    docs: list[dict[str, object]] = []
+    if node.role == "controller-init":
+        docs.append(
+            {
+                "apiVersion": KUBEADM_API,
+                "kind": "InitConfiguration",
+                # ttl 0: nodes added later (a config change, then `pulumi up`) join with the
+                # same token. Rotate it by replacing the token resource and re-running init.
+                "bootstrapTokens": [{"token": c.token, "ttl": "0s", "usages": ["signing", "authentication"]}],
+                "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port},
+                "nodeRegistration": registration,
+            }
+        )
+        docs.append(
+            {
+                "apiVersion": KUBEADM_API,
+                "kind": "ClusterConfiguration",
+                "clusterName": c.cluster_name,
+                "kubernetesVersion": f"v{c.kubernetes_version}",
+                "controlPlaneEndpoint": endpoint,
+                "networking": {"podSubnet": c.pod_cidr, "serviceSubnet": c.service_cidr, "dnsDomain": c.dns_domain},
+                "apiServer": {"certSANs": [node.ip, node.hostname, c.api_host]},
+            }
+        )
+    else:
+        join: dict[str, object] = {
+            "apiVersion": KUBEADM_API,
+            "kind": "JoinConfiguration",
+            "discovery": {
+                "bootstrapToken": {"apiServerEndpoint": endpoint, "token": c.token, "caCertHashes": [c.ca_cert_hash]}
+            },
+            "nodeRegistration": registration,
+        }
+        if node.role == "controller-join":
+            join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
+        docs.append(join)
+    docs.append({"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"})
+    text = yaml.dump_all(docs, Dumper=yaml.CSafeDumper, sort_keys=False)
+    return [{"path": "/etc/kubernetes/kubeadm.yaml", "permissions": "0600", "content": text}]
+
+
+def _script(node: NodeBootstrap) -> str:
+    """The ordered steps; upstream's documented install for each package repository."""
+    minor = ".".join(node.cluster.kubernetes_version.split(".")[:2])
+    pkg = f"{node.cluster.kubernetes_version}-1.1"
+    lines = [
+        "#!/bin/bash",
+        "set -euo pipefail",
+        "modprobe -a overlay br_netfilter vxlan bonding",
+        "sysctl --system",
+        "swapoff -a",
+    ]
+    if node.network is not None:
+        lines += ["rm -f /etc/netplan/50-cloud-init.yaml", "netplan apply"]
+    lines += [
+        "install -d -m 0755 /etc/apt/keyrings",
+        f"curl -fsSL https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key"
+        " | gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg",
+        "echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+        f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb/ /' > /etc/apt/sources.list.d/kubernetes.list",
+    ]
+    if node.gpu_driver_branch:
+        lines += [
+            "curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey"
+            " | gpg --dearmor --yes -o /etc/apt/keyrings/nvidia-container-toolkit.gpg",
+            "curl -fsSL https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list"
+            " | sed 's#deb https://#deb [signed-by=/etc/apt/keyrings/nvidia-container-toolkit.gpg] https://#g'"
+            " > /etc/apt/sources.list.d/nvidia-container-toolkit.list",
+        ]
+    lines.append("apt-get update")
+    packages = [f"kubelet={pkg}", f"kubeadm={pkg}", f"kubectl={pkg}"]
+    if node.gpu_driver_branch:
+        b = node.gpu_driver_branch
+        packages += [f"nvidia-headless-{b}", f"nvidia-utils-{b}", "nvidia-container-toolkit"]
+    lines += [
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y " + " ".join(shlex.quote(p) for p in packages),
+        "apt-mark hold kubelet kubeadm kubectl",
+        "install -d /etc/containerd",
+        "containerd config default > /etc/containerd/config.toml",
+        "sed -i -e 's/SystemdCgroup = false/SystemdCgroup = true/'"
+        " -e \"s#config_path = ''#config_path = '/etc/containerd/certs.d'#\""
+        " -e 's#config_path = \"\"#config_path = \"/etc/containerd/certs.d\"#' /etc/containerd/config.toml",
+    ]
+    if node.gpu_driver_branch:
+        lines.append("nvidia-ctk runtime configure --runtime=containerd --set-as-default")
+    lines += ["systemctl restart containerd", "systemctl enable kubelet"]
+    if node.role == "controller-init":
+        lines.append("kubeadm init --config /etc/kubernetes/kubeadm.yaml")
+    else:
+        lines.append("kubeadm join --config /etc/kubernetes/kubeadm.yaml")
+    return "\n".join(lines) + "\n"

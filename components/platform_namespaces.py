@@ -1,0 +1,44 @@
+"""The platform's namespaces, each with its Pod Security level."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.context import PlatformContext
+
+PodSecurity = Literal["privileged", "baseline", "restricted"]
+
+
+@dataclass(frozen=True)
+class PlatformNamespacesArgs:
+    ctx: PlatformContext
+    provider: k8s.Provider
+    namespaces: dict[str, PodSecurity]  # name -> enforced Pod Security Standard
+    depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the first controller's deployment
+
+
+class PlatformNamespaces(pulumi.ComponentResource):
+    """Namespaces other components deploy into (`self.names[...]`)."""
+
+    def __init__(self, name: str, args: PlatformNamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:k8s:PlatformNamespaces", name, None, opts)
+        self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
+        for ns, level in args.namespaces.items():
+            self.namespaces[ns] = k8s.core.v1.Namespace(
+                ns,
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=ns,
+                    labels={
+                        **args.ctx.labels,
+                        "pod-security.kubernetes.io/enforce": level,
+                        "pod-security.kubernetes.io/warn": level,
+                    },
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
+            )
+        self.names = {ns: r.metadata.name for ns, r in self.namespaces.items()}
+        self.register_outputs({"names": self.names})

@@ -1,0 +1,107 @@
+"""The platform as one linear sequence: each component's outputs feed the next."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pulumi
+
+from components import maas as maas_backend
+from components.baremetal_node import BareMetalNode, BareMetalNodeArgs
+from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
+from components.context import PlatformContext
+from components.node_bootstrap import ClusterJoin, Role
+from components.platform_namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from stacks.config import StackSecrets
+from stacks.spec import StackSpec
+
+API_PORT = 6443
+
+
+def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
+    """Declare every resource of the stack; return the values of the outputs contract."""
+    ctx = PlatformContext(stack=spec.stack, cluster_name=spec.cluster.name, protect_stateful=spec.cluster.protect_stateful)
+    identity = ClusterIdentity("cluster", ClusterIdentityArgs(ctx=ctx, api_endpoint=spec.api_endpoint))
+    first_controller = spec.controllers[0]
+    cluster = spec.cluster
+    join = pulumi.Output.all(identity.bootstrap_token, identity.ca_cert_hash).apply(
+        lambda v: ClusterJoin(
+            cluster_name=cluster.name,
+            kubernetes_version=cluster.kubernetes_version,
+            api_host=first_controller.ip,
+            api_port=API_PORT,
+            token=v[0],
+            ca_cert_hash=v[1],
+            pod_cidr=cluster.pod_cidr,
+            service_cidr=cluster.service_cidr,
+            dns_domain=cluster.dns_domain,
+        )
+    )
+
+    maas = maas_backend.MaasSettings(
+        provider=maas_backend.make_provider("maas", spec.maas, secrets.maas_api_key, parent=None), spec=spec.maas
+    )
+    hypervisor_uris = spec.hypervisor_uris
+    init_node: BareMetalNode | None = None
+    for node in spec.nodes:
+        role: Role = "worker" if node.role == "worker" else "controller-join" if init_node else "controller-init"
+        bare = BareMetalNode(
+            node.hostname,
+            BareMetalNodeArgs(
+                node=node,
+                role=role,
+                join=join,
+                identity=identity,
+                network=spec.network,
+                registry=spec.registry,
+                maas=maas,
+                power_password=secrets.power_password,
+                hypervisor_uris=hypervisor_uris,
+                # Joining nodes need a running API server: deploy them after the first controller.
+                after=(init_node.instance,) if init_node else (),
+            ),
+        )
+        if role == "controller-init":
+            init_node = bare
+    assert init_node is not None  # the spec guarantees a controller
+
+    PlatformNamespaces(
+        "namespaces",
+        PlatformNamespacesArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            namespaces={"akiba-system": "privileged", "akiba-workloads": "baseline"},
+            depends_on=(init_node.instance,),
+        ),
+    )
+
+    return {
+        "contractVersion": "1",
+        "clusterName": cluster.name,
+        "apiEndpoint": spec.api_endpoint,
+        "kubeconfig": identity.kubeconfig,
+        "caCertPem": identity.ca_cert_pem,
+        "podCidr": cluster.pod_cidr,
+        "serviceCidr": cluster.service_cidr,
+        "nodes": [
+            {
+                "hostname": n.hostname,
+                "role": n.role,
+                "ip": n.ip,
+                "kind": "baremetal",
+                "gpuModel": n.gpu_model,
+                "gpuCount": len(n.gpus),
+            }
+            for n in spec.nodes
+        ],
+        "gpusByModel": dict(Counter(g.model for n in spec.nodes for g in n.gpus)),
+        "maasUrl": spec.maas.url,
+        "registryMirror": spec.registry.mirror,
+        "burst": {
+            "enabled": spec.burst.enabled,
+            "region": spec.burst.region,
+            "instanceTypes": list(spec.burst.instance_types),
+            "maxSize": spec.burst.max_size,
+        },
+    }

@@ -1,0 +1,40 @@
+"""The outputs contract: what other teams read through `StackReference`.
+
+The contract itself is `outputs.v1.schema.json` beside this file (JSON Schema; `x-secret`
+marks outputs that are Pulumi secrets). Exporting checks the program against it, so an
+output cannot be dropped, renamed or lose its secret flag without the contract changing.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+SCHEMA_PATH = Path(__file__).with_name("outputs.v1.schema.json")
+
+
+@cache
+def contract() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
+
+
+def secret_outputs() -> set[str]:
+    return {name for name, prop in contract()["properties"].items() if prop.get("x-secret")}
+
+
+def export(values: dict[str, Any]) -> None:
+    """Export exactly the contract's outputs, secret ones as Pulumi secrets."""
+    names = set(contract()["properties"])
+    missing, extra = names - set(values), set(values) - names
+    if missing or extra:
+        # A programming error, not a config one: the contract and the program disagree.
+        raise ValueError(f"outputs do not match {SCHEMA_PATH.name}: missing {sorted(missing)}, extra {sorted(extra)}")
+    secret = secret_outputs()
+    for name in sorted(values):
+        value = values[name]
+        pulumi.export(name, pulumi.Output.secret(value) if name in secret else value)

@@ -1,0 +1,181 @@
+"""The mock engine's half of the offline plan: realistic computed values per provider family,
+and a monitor that records every registration the way `pulumi preview` would show it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, Mocks, MockResourceArgs
+
+MASK = "[secret]"
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha256("/".join(parts).encode()).digest()
+
+
+def _pem(kind: str, seed: str, size: int = 270) -> str:
+    body = base64.b64encode((_digest(kind, seed) * (size // 32 + 1))[:size]).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return f"-----BEGIN {kind}-----\n" + "\n".join(lines) + f"\n-----END {kind}-----\n"
+
+
+def _chars(seed: str, length: int, alphabet: str) -> str:
+    raw = _digest("random", seed) * (length // 32 + 1)
+    return "".join(alphabet[b % len(alphabet)] for b in raw[:length])
+
+
+class AkibaMocks(Mocks):
+    """Deterministic stand-ins for what the providers would compute."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        name, typ = args.name, args.typ
+        if typ == "tls:index/privateKey:PrivateKey":
+            kind = "RSA PRIVATE KEY" if state.get("algorithm") == "RSA" else "EC PRIVATE KEY"
+            state |= {
+                "privateKeyPem": _pem(kind, name),
+                "publicKeyPem": _pem("PUBLIC KEY", name, 294),
+                "publicKeyOpenssh": "ssh-rsa " + base64.b64encode(_digest("ssh", name)).decode(),
+            }
+        elif typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            state["certPem"] = _pem("CERTIFICATE", name, 700)
+        elif typ == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = _pem("CERTIFICATE REQUEST", name, 400)
+        elif typ in ("random:index/randomString:RandomString", "random:index/randomPassword:RandomPassword"):
+            alphabet = string.ascii_lowercase + (string.ascii_uppercase if state.get("upper", True) else "")
+            alphabet += string.digits if state.get("numeric", True) else ""
+            state["result"] = _chars(name, int(state["length"]), alphabet)
+        elif typ == "maas:index/machine:Machine":
+            state.setdefault("hostname", name)
+        elif typ == "maas:index/instance:Instance":
+            state |= {"fqdn": f"{name}.maas", "hostname": name}
+        return f"{name}-id", state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+@dataclass
+class Recorded:
+    """One resource as the offline plan records it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    dependencies: list[str]
+    protect: bool
+    retain_on_delete: bool
+    provider: str
+    inputs: dict[str, Any]  # secrets masked
+    secret_paths: list[str]
+    raw_inputs: dict[str, Any] = field(repr=False)  # unmasked: for validators only, never written
+
+
+def mask(value: Any, path: str = "") -> tuple[Any, list[str], list[Any]]:
+    """Replace secret-wrapped values with MASK; return (masked, secret paths, secret values)."""
+    if rpc.is_rpc_secret(value):
+        return MASK, [path or "."], [rpc.unwrap_rpc_secret(value)]
+    if isinstance(value, dict):
+        out, paths, secrets = {}, [], []
+        for k, v in value.items():
+            out[k], p, s = mask(v, f"{path}.{k}" if path else k)
+            paths += p
+            secrets += s
+        return out, paths, secrets
+    if isinstance(value, list):
+        items, paths, secrets = [], [], []
+        for i, v in enumerate(value):
+            m, p, s = mask(v, f"{path}[{i}]")
+            items.append(m)
+            paths += p
+            secrets += s
+        return items, paths, secrets
+    return _int(value), [], []
+
+
+def unwrap(value: Any) -> Any:
+    """The plain value with secret markers removed (for validators that need the content)."""
+    if rpc.is_rpc_secret(value):
+        return unwrap(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return _int(value)
+
+
+def _int(value: Any) -> Any:
+    # Protobuf carries every number as a double; manifests want 80, not 80.0.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that keeps each registration's parent, dependencies, protect and inputs."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[Recorded] = []
+        self.outputs: dict[str, Any] = {}
+        self.secret_outputs: set[str] = set()
+        # The atomic secrets (generated keys, passwords): they must never appear in anything
+        # the plan writes. Values derived from them (user-data) are secret as a whole.
+        self.secret_values: set[str] = set()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object)
+        masked, paths, _ = mask(inputs)
+        state = self.resources[response.urn].state
+        self._remember([state.get(name) for name in request.additionalSecretOutputs])
+        self.recorded.append(
+            Recorded(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                dependencies=sorted(set(request.dependencies)),
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                provider=request.provider.split("::")[-2] if request.provider else "",
+                inputs=masked,
+                secret_paths=paths,
+                raw_inputs=unwrap(inputs),
+            )
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        if request.urn.split("::")[-2] == "pulumi:pulumi:Stack":
+            outputs = rpc.deserialize_properties(request.outputs)
+            for name, value in outputs.items():
+                masked, paths, _ = mask(value)
+                self.outputs[name] = masked
+                if paths:
+                    self.secret_outputs.add(name)
+        return super().RegisterResourceOutputs(request)
+
+    def _remember(self, values: list[Any]) -> None:
+        for value in values:
+            for leaf in _leaves(value):
+                if isinstance(leaf, str) and len(leaf) >= 6:
+                    self.secret_values.add(leaf)
+
+
+def _leaves(value: Any) -> list[Any]:
+    value = unwrap(value)
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]

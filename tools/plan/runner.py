@@ -1,0 +1,56 @@
+"""Runs the real akiba program under the SDK's mock engine and returns what it declared."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import settings
+from pulumi.runtime.mocks import set_mocks
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from tools.plan.mocks import AkibaMocks, Recorded, RecordingMonitor
+from tools.plan.stackfile import StackFile
+
+PROJECT = "akiba"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Plan:
+    """What one offline run of a stack declared."""
+
+    stack: str
+    resources: list[Recorded]
+    outputs: dict[str, Any]  # secrets masked
+    secret_outputs: set[str]
+    secret_values: set[str] = field(repr=False)
+
+    def by_type(self, typ: str) -> list[Recorded]:
+        return [r for r in self.resources if r.type == typ]
+
+
+def akiba_program() -> None:
+    """What `__main__.py` runs: imported fresh-safe (module state lives in the Pulumi runtime)."""
+    program = importlib.import_module("stacks.program")
+    program.main()
+
+
+def run(stack_file: StackFile, program: Callable[[], None] = akiba_program) -> Plan:
+    """Evaluate `program` for the stack; raises whatever the program raises (ConfigError...)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    settings.reset_options(project=PROJECT, stack=stack_file.stack, preview=False)
+    runtime_config.set_all_config(stack_file.config, stack_file.secret_keys)
+    monitor = RecordingMonitor(AkibaMocks())
+    set_mocks(AkibaMocks(), project=PROJECT, stack=stack_file.stack, preview=False, monitor=monitor)
+    settings.ROOT.set(None)  # set_mocks made and closed a root stack; run_in_stack makes ours
+    _sync_await(run_in_stack(program))
+    secrets = set(monitor.secret_values) | {stack_file.config[k] for k in stack_file.secret_keys}
+    return Plan(stack_file.stack, monitor.recorded, monitor.outputs, monitor.secret_outputs, secrets)
