@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
-import yaml
+from components import yamltext
 
 Role = Literal["controller-init", "controller-join", "worker"]
 NodeKind = Literal["baremetal", "vm", "burst"]
@@ -107,7 +107,7 @@ def render_user_data(node: NodeBootstrap) -> str:
         "write_files": files,
         "runcmd": [["/usr/local/sbin/akiba-bootstrap"]],
     }
-    return "#cloud-config\n" + yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, width=4096)
+    return "#cloud-config\n" + yamltext.dump(doc)
 
 
 def _containerd_files(node: NodeBootstrap) -> list[dict[str, str]]:
@@ -165,7 +165,7 @@ def _network_files(net: BondNetwork) -> list[dict[str, str]]:
 
 
 def render_netplan(doc: dict[str, object]) -> str:
-    return yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False)
+    return yamltext.dump(doc)
 
 
 def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
@@ -203,7 +203,7 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
                 "kubernetesVersion": f"v{c.kubernetes_version}",
                 "controlPlaneEndpoint": endpoint,
                 "networking": {"podSubnet": c.pod_cidr, "serviceSubnet": c.service_cidr, "dnsDomain": c.dns_domain},
-                "apiServer": {"certSANs": [node.ip, node.hostname, c.api_host]},
+                "apiServer": {"certSANs": list(dict.fromkeys([node.ip, node.hostname, c.api_host]))},
             }
         )
     else:
@@ -219,7 +219,7 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
             join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
         docs.append(join)
     docs.append({"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"})
-    text = yaml.dump_all(docs, Dumper=yaml.CSafeDumper, sort_keys=False)
+    text = yamltext.dump_all(docs)
     return [{"path": "/etc/kubernetes/kubeadm.yaml", "permissions": "0600", "content": text}]
 
 

@@ -136,7 +136,9 @@ class RecordingMonitor(MockMonitor):
         inputs = rpc.deserialize_properties(request.object)
         masked, paths, _ = mask(inputs)
         state = self.resources[response.urn].state
-        self._remember([state.get(name) for name in request.additionalSecretOutputs])
+        # Only scalar secret outputs are atomic (a key, a password); a secret map such as MAAS
+        # powerParameters is secret because of one entry, which comes from config anyway.
+        self._remember([v for name in request.additionalSecretOutputs if isinstance(v := state.get(name), str)])
         self.recorded.append(
             Recorded(
                 urn=response.urn,

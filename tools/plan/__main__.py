@@ -1,0 +1,89 @@
+"""`python -m tools.plan plan --stack prod` and `python -m tools.plan diff --stack prod --base REV`.
+
+The offline plan is the project's main job: it runs the real program under the SDK's mock
+engine, prints what `pulumi preview` would create, writes the rendered artifacts and checks
+each with its real checker. No Pulumi CLI, plugin or credentials needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from stacks.problems import ConfigError
+from tools.plan import artifacts, checkers, report
+from tools.plan.diff import diff_against
+from tools.plan.runner import ROOT, run
+from tools.plan.stackfile import StackFileError, read_stack_file
+
+
+def _kubernetes_version(config: dict[str, str]) -> str:
+    return str(json.loads(config.get("akiba:cluster", "{}")).get("kubernetesVersion", "1.36.0"))
+
+
+def plan_command(stack: str, out_root: Path, check: bool) -> int:
+    try:
+        stack_file = read_stack_file(ROOT, stack)
+        plan = run(stack_file)
+    except (ConfigError, StackFileError) as err:
+        print(err, file=sys.stderr)
+        return 2
+    if not plan.resources:
+        print(f"stack {stack}: the program declared nothing", file=sys.stderr)
+        return 1
+    print(report.render(plan))
+    art = artifacts.write(plan, out_root / stack)
+    print(
+        f"\nWrote {art.plan_json}, {len(art.user_data)} user-data, {len(art.netplan)} netplan, "
+        f"{len(art.manifests)} manifest file(s) under {art.root}"
+    )
+    if not check:
+        return 0
+    return check_artifacts(art, _kubernetes_version(stack_file.config))
+
+
+def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
+    allow_missing = os.environ.get("AKIBA_ALLOW_MISSING_CHECKERS") == "1" and os.environ.get("CI") != "true"
+    findings: list[checkers.Finding] = []
+    jobs = [
+        ("cloud-init schema", lambda: checkers.cloud_init(art.user_data)),
+        ("netplan generate", lambda: checkers.netplan(art.netplan)),
+        ("kubernetes-validate --strict", lambda: checkers.kubernetes(art.manifests, kubernetes_version)),
+    ]
+    for label, job in jobs:
+        try:
+            found = job()
+        except checkers.CheckerMissing as err:
+            if allow_missing:
+                print(f"SKIPPED {label}: {err}")
+                continue
+            print(f"error: {err}; set AKIBA_ALLOW_MISSING_CHECKERS=1 to skip it on a laptop", file=sys.stderr)
+            return 1
+        findings += found
+        print(f"checked {label}: {'ok' if not found else f'{len(found)} invalid'}")
+    for finding in findings:
+        print(finding, file=sys.stderr)
+    return 1 if findings else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan", help="offline plan of one stack")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--out", type=Path, default=ROOT / "build" / "plan")
+    p.add_argument("--no-check", action="store_true", help="skip the real checkers")
+    d = sub.add_parser("diff", help="resources added, removed and changed against a git revision")
+    d.add_argument("--stack", required=True)
+    d.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
+    args = parser.parse_args(argv)
+    if args.command == "plan":
+        return plan_command(args.stack, args.out, not args.no_check)
+    return diff_against(args.stack, args.base)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

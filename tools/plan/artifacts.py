@@ -1,0 +1,108 @@
+"""Writes what the offline plan rendered under build/plan/<stack>/, secrets scrubbed.
+
+plan.json (urn, type, parent, dependencies, protect, inputs with secrets masked), each node's
+cloud-init user-data, each node's netplan file, and each Kubernetes manifest as YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import yamltext
+from tools.plan.mocks import MASK
+from tools.plan.runner import Plan
+
+CLOUD_CONFIG = "#cloud-config\n"
+NETPLAN_PATH = "/etc/netplan/60-akiba-bond.yaml"
+# Inputs the Kubernetes provider adds that are not part of the manifest.
+_K8S_INTERNAL = {"__fieldManager", "__defaults", "__inputs", "__initialApiVersion"}
+
+
+@dataclass
+class Artifacts:
+    root: Path
+    plan_json: Path
+    user_data: list[Path] = field(default_factory=list)
+    netplan: list[Path] = field(default_factory=list)
+    manifests: list[Path] = field(default_factory=list)
+
+
+def scrub(value: Any, secrets: set[str]) -> Any:
+    """Replace every known secret inside strings of a structure with the mask."""
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    return value
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    return {
+        "stack": plan.stack,
+        "resources": [
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "custom": r.custom,
+                "provider": r.provider,
+                "dependencies": r.dependencies,
+                "protect": r.protect,
+                "retainOnDelete": r.retain_on_delete,
+                "secretInputs": r.secret_paths,
+                "inputs": r.inputs,
+            }
+            for r in plan.resources
+        ],
+        "outputs": plan.outputs,
+        "secretOutputs": sorted(plan.secret_outputs),
+    }
+
+
+def manifest_of(raw_inputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in raw_inputs.items() if k not in _K8S_INTERNAL}
+
+
+def is_manifest(typ: str) -> bool:
+    return typ.startswith("kubernetes:") and not typ.startswith(("kubernetes:helm", "kubernetes:yaml"))
+
+
+def write(plan: Plan, out: Path) -> Artifacts:
+    if out.exists():
+        shutil.rmtree(out)
+    for sub in ("user-data", "netplan", "manifests"):
+        (out / sub).mkdir(parents=True)
+    secrets = plan.secret_values
+    art = Artifacts(root=out, plan_json=out / "plan.json")
+    art.plan_json.write_text(json.dumps(scrub(plan_document(plan), secrets), indent=2, sort_keys=False) + "\n")
+    for r in plan.resources:
+        if r.type == "maas:index/instance:Instance":
+            text = r.raw_inputs["deployParams"]["userData"]
+            doc = scrub(yaml.load(text.removeprefix(CLOUD_CONFIG), Loader=yaml.CSafeLoader), secrets)
+            path = out / "user-data" / f"{r.name}.yaml"
+            path.write_text(CLOUD_CONFIG + yamltext.dump(doc))
+            art.user_data.append(path)
+            for f in doc.get("write_files", []):
+                if f["path"] == NETPLAN_PATH:
+                    np = out / "netplan" / f"{r.name}.yaml"
+                    np.write_text(f["content"])
+                    art.netplan.append(np)
+        elif is_manifest(r.type):
+            manifest = scrub(manifest_of(r.raw_inputs), secrets)
+            name = f"{manifest.get('kind', 'Object')}-{r.name}.yaml".lower()
+            path = out / "manifests" / name
+            path.write_text(yamltext.dump(manifest))
+            art.manifests.append(path)
+    return art
