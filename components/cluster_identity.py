@@ -89,14 +89,24 @@ class ClusterIdentity(pulumi.ComponentResource):
         self.controller_pki = ControllerPki(
             files=pulumi.Output.secret(
                 pulumi.Output.all(
-                    ca.cert_pem, ca_key.private_key_pem, etcd_ca.cert_pem, etcd_key.private_key_pem,
-                    proxy_ca.cert_pem, proxy_key.private_key_pem, sa_key.private_key_pem, sa_key.public_key_pem,
+                    ca.cert_pem,
+                    ca_key.private_key_pem,
+                    etcd_ca.cert_pem,
+                    etcd_key.private_key_pem,
+                    proxy_ca.cert_pem,
+                    proxy_key.private_key_pem,
+                    sa_key.private_key_pem,
+                    sa_key.public_key_pem,
                 ).apply(
                     lambda v: {
-                        "ca.crt": v[0], "ca.key": v[1],
-                        "etcd/ca.crt": v[2], "etcd/ca.key": v[3],
-                        "front-proxy-ca.crt": v[4], "front-proxy-ca.key": v[5],
-                        "sa.key": v[6], "sa.pub": v[7],
+                        "ca.crt": v[0],
+                        "ca.key": v[1],
+                        "etcd/ca.crt": v[2],
+                        "etcd/ca.key": v[3],
+                        "front-proxy-ca.crt": v[4],
+                        "front-proxy-ca.key": v[5],
+                        "sa.key": v[6],
+                        "sa.pub": v[7],
                     }
                 )
             )

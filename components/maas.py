@@ -22,7 +22,9 @@ class MaasSettings:
     spec: MaasSpec
 
 
-def make_provider(name: str, spec: MaasSpec, api_key: pulumi.Output[str], parent: pulumi.Resource | None) -> maas.Provider:
+def make_provider(
+    name: str, spec: MaasSpec, api_key: pulumi.Output[str], parent: pulumi.Resource | None
+) -> maas.Provider:
     return maas.Provider(
         name, api_url=spec.url, api_key=api_key, api_version="2.0", opts=pulumi.ResourceOptions(parent=parent)
     )
@@ -49,7 +51,11 @@ def power_parameters(
 
 
 def enlist(
-    name: str, node: NodeSpec, power_params: pulumi.Input[dict[str, str]], settings: MaasSettings, parent: pulumi.Resource
+    name: str,
+    node: NodeSpec,
+    power_params: pulumi.Input[dict[str, str]],
+    settings: MaasSettings,
+    parent: pulumi.Resource,
 ) -> maas.Machine:
     """Enlist a machine by the MAC of the NIC it PXE-boots from."""
     return maas.Machine(

@@ -9,6 +9,7 @@ labels and taints. Pure functions: they take resolved values and return text.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,7 +71,7 @@ class NodeBootstrap:
 
 def node_labels(gpu_model: str | None, gpu_count: int, kind: NodeKind) -> dict[str, str]:
     """Labels every node carries; the scheduler and the dashboard select on them."""
-    labels = {"akiba.io/node-kind": kind}
+    labels: dict[str, str] = {"akiba.io/node-kind": kind}
     if gpu_model:
         labels |= {
             "akiba.io/gpu-model": gpu_model,
@@ -145,7 +146,9 @@ def _network_files(net: BondNetwork) -> list[dict[str, str]]:
         "network": {
             "version": 2,
             "renderer": "networkd",
-            "ethernets": {name: {"match": {"macaddress": mac}, "set-name": name, "dhcp4": False} for name, mac in net.nics},
+            "ethernets": {
+                name: {"match": {"macaddress": mac}, "set-name": name, "dhcp4": False} for name, mac in net.nics
+            },
             "bonds": {
                 "bond0": {
                     "interfaces": names,
@@ -164,7 +167,7 @@ def _network_files(net: BondNetwork) -> list[dict[str, str]]:
     ]
 
 
-def render_netplan(doc: dict[str, object]) -> str:
+def render_netplan(doc: Mapping[str, object]) -> str:
     return yamltext.dump(doc)
 
 
@@ -218,7 +221,9 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
         if node.role == "controller-join":
             join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
         docs.append(join)
-    docs.append({"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"})
+    docs.append(
+        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"}
+    )
     text = yamltext.dump_all(docs)
     return [{"path": "/etc/kubernetes/kubeadm.yaml", "permissions": "0600", "content": text}]
 
@@ -263,7 +268,7 @@ def _script(node: NodeBootstrap) -> str:
         "containerd config default > /etc/containerd/config.toml",
         "sed -i -e 's/SystemdCgroup = false/SystemdCgroup = true/'"
         " -e \"s#config_path = ''#config_path = '/etc/containerd/certs.d'#\""
-        " -e 's#config_path = \"\"#config_path = \"/etc/containerd/certs.d\"#' /etc/containerd/config.toml",
+        ' -e \'s#config_path = ""#config_path = "/etc/containerd/certs.d"#\' /etc/containerd/config.toml',
     ]
     if node.gpu_driver_branch:
         lines.append("nvidia-ctk runtime configure --runtime=containerd --set-as-default")

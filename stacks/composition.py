@@ -21,7 +21,9 @@ API_PORT = 6443
 
 def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     """Declare every resource of the stack; return the values of the outputs contract."""
-    ctx = PlatformContext(stack=spec.stack, cluster_name=spec.cluster.name, protect_stateful=spec.cluster.protect_stateful)
+    ctx = PlatformContext(
+        stack=spec.stack, cluster_name=spec.cluster.name, protect_stateful=spec.cluster.protect_stateful
+    )
     identity = ClusterIdentity("cluster", ClusterIdentityArgs(ctx=ctx, api_endpoint=spec.api_endpoint))
     first_controller = spec.controllers[0]
     cluster = spec.cluster

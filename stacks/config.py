@@ -153,7 +153,9 @@ def _from_pydantic(error: Any, values: dict[str, Any]) -> Problem:
     if kind == "extra_forbidden":
         known = set(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else set()
         aliases = {model.model_fields[f].alias or f for f in known} if known else set()
-        return Problem(path, _one_of(aliases, str(parts[-1])) if aliases else "no such key", f"unknown key {parts[-1]!r}")
+        return Problem(
+            path, _one_of(aliases, str(parts[-1])) if aliases else "no such key", f"unknown key {parts[-1]!r}"
+        )
     expected = msg.removeprefix("Value error, ")
     expected = expected[0].lower() + expected[1:] if expected else expected
     expected = expected.removeprefix("input should be ")

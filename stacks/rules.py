@@ -74,7 +74,7 @@ def unique_identities(raw: Raw) -> list[Problem]:
         hostname = node.get("hostname")
         hostnames.add(hostname if isinstance(hostname, str) else None, key_path("nodes", i, "hostname"))
         ips.add(_normal(_IP, node.get("ip")), key_path("nodes", i, "ip"))
-        power = node.get("power") if isinstance(node.get("power"), dict) else {}
+        power: dict[str, Any] = node["power"] if isinstance(node.get("power"), dict) else {}
         ips.add(_normal(_IP, power.get("address")), key_path("nodes", i, "power", "address"))
         if power.get("type") == "virsh":
             domain = f"{power.get('hypervisor')}/{power.get('domain')}"
@@ -138,17 +138,22 @@ def roles_and_references(raw: Raw) -> list[Problem]:
     if nodes and not any(n.get("role") == "controller" for _, n in nodes):
         out.append(Problem(key_path("nodes"), "at least one node with role 'controller'", "none"))
     declared = {hv.get("name") for _, hv in _items(raw, "hypervisors")}
+    names = ", ".join(sorted(map(str, declared))) or "none declared"
     for i, node in nodes:
         power = node.get("power")
-        if isinstance(power, dict) and power.get("type") == "virsh" and "hypervisor" in power:
-            if power["hypervisor"] not in declared:
-                out.append(
-                    Problem(
-                        key_path("nodes", i, "power", "hypervisor"),
-                        f"the name of a hypervisor declared in akiba:hypervisors ({', '.join(sorted(map(str, declared))) or 'none declared'})",
-                        shown(power["hypervisor"]),
-                    )
+        if (
+            isinstance(power, dict)
+            and power.get("type") == "virsh"
+            and "hypervisor" in power
+            and power["hypervisor"] not in declared
+        ):
+            out.append(
+                Problem(
+                    key_path("nodes", i, "power", "hypervisor"),
+                    f"the name of a hypervisor declared in akiba:hypervisors ({names})",
+                    shown(power["hypervisor"]),
                 )
+            )
     return out
 
 
@@ -197,7 +202,9 @@ def burst_consistent(raw: Raw) -> list[Problem]:
                 out.append(Problem(key_path("burst", "zones", j), f"a zone of {region}, like {region}a", shown(zone)))
     for j, itype in enumerate(burst.get("instanceTypes") or []):
         if not (isinstance(itype, str) and re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", itype)):
-            out.append(Problem(key_path("burst", "instanceTypes", j), "an EC2 instance type like g4dn.xlarge", shown(itype)))
+            out.append(
+                Problem(key_path("burst", "instanceTypes", j), "an EC2 instance type like g4dn.xlarge", shown(itype))
+            )
     if burst.get("enabled") is True and burst.get("maxSize") == 0:
         out.append(Problem(key_path("burst", "maxSize"), "at least 1 when burst is enabled", "0"))
     return out

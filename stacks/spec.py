@@ -32,9 +32,7 @@ MAX_GPUS_PER_NODE = 8  # the most any board the device plugin supports well hold
 class Section(BaseModel):
     """Base of every spec section: frozen, camelCase in YAML, unknown keys rejected."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
 class ClusterSpec(Section):
@@ -76,9 +74,7 @@ class RegistrySpec(Section):
         pattern=r"^[a-z0-9.-]+(:\d{1,5})?$",
         description="host[:port] of the in-cluster registry every containerd uses as a mirror",
     )
-    upstreams: list[str] = Field(
-        min_length=1, description="Registries mirrored through it, e.g. docker.io, nvcr.io"
-    )
+    upstreams: list[str] = Field(min_length=1, description="Registries mirrored through it, e.g. docker.io, nvcr.io")
 
 
 class HypervisorSpec(Section):
@@ -141,9 +137,7 @@ class NodeSpec(Section):
     role: Literal["controller", "worker"]
     ip: IPv4 = Field(description="Static address on the office LAN (on the bond)")
     power: Power
-    nics: list[NicSpec] = Field(
-        min_length=1, max_length=4, description="Bond members; the first one PXE-boots"
-    )
+    nics: list[NicSpec] = Field(min_length=1, max_length=4, description="Bond members; the first one PXE-boots")
     gpus: list[GpuSpec] = Field(default_factory=list, max_length=MAX_GPUS_PER_NODE)
     disks: DisksSpec
 
@@ -215,11 +209,8 @@ class StackSpec(Section):
 # Config keys (under `akiba:`) whose values must be Pulumi secrets, and when they are needed.
 SECRET_KEYS: dict[str, str] = {
     "maasApiKey": "the MAAS API key (MAAS UI > Preferences > API keys)",
-    "powerPassword": "the BMC/AMT/virsh power password, needed when a node's power type is "
-    "ipmi, amt or virsh",
+    "powerPassword": "the BMC/AMT/virsh power password, needed when a node's power type is ipmi, amt or virsh",
 }
 
 # Top-level config keys that hold the spec's sections.
-SECTION_KEYS = tuple(
-    to_camel(name) for name in StackSpec.model_fields if name not in ("stack", "source")
-)
+SECTION_KEYS = tuple(to_camel(name) for name in StackSpec.model_fields if name not in ("stack", "source"))

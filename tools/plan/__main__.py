@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from stacks.problems import ConfigError
@@ -48,7 +49,7 @@ def plan_command(stack: str, out_root: Path, check: bool) -> int:
 def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
     allow_missing = os.environ.get("AKIBA_ALLOW_MISSING_CHECKERS") == "1" and os.environ.get("CI") != "true"
     findings: list[checkers.Finding] = []
-    jobs = [
+    jobs: list[tuple[str, Callable[[], list[checkers.Finding]]]] = [
         ("cloud-init schema", lambda: checkers.cloud_init(art.user_data)),
         ("netplan generate", lambda: checkers.netplan(art.netplan)),
         ("kubernetes-validate --strict", lambda: checkers.kubernetes(art.manifests, kubernetes_version)),
@@ -56,7 +57,7 @@ def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
     for label, job in jobs:
         try:
             found = job()
-        except checkers.CheckerMissing as err:
+        except checkers.MissingCheckerError as err:
             if allow_missing:
                 print(f"SKIPPED {label}: {err}")
                 continue

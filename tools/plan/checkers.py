@@ -26,7 +26,7 @@ class Finding:
         return f"{self.artifact}: {self.checker}: {self.message.strip()}"
 
 
-class CheckerMissing(Exception):
+class MissingCheckerError(Exception):
     def __init__(self, tool: str, install: str) -> None:
         super().__init__(f"{tool} is not installed ({install})")
         self.tool = tool
@@ -36,7 +36,7 @@ def _tool(name: str, install: str) -> str:
     # Look beside the running interpreter too (the venv's console scripts).
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if not found:
-        raise CheckerMissing(name, install)
+        raise MissingCheckerError(name, install)
     return found
 
 
@@ -51,7 +51,9 @@ def cloud_init(paths: list[Path]) -> list[Finding]:
     for start in range(0, len(paths), batch):  # a few processes at once, no threads
         chunk = paths[start : start + batch]
         procs = [
-            subprocess.Popen([exe, "schema", "--config-file", str(p)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            subprocess.Popen(
+                [exe, "schema", "--config-file", str(p)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             for p in chunk
         ]
         for path, proc in zip(chunk, procs, strict=True):

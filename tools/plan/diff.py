@@ -17,7 +17,10 @@ from tools.plan.runner import ROOT
 def _plan_json(tree: Path, stack: str, out: Path) -> dict[str, Any]:
     res = subprocess.run(
         [sys.executable, "-m", "tools.plan", "plan", "--stack", stack, "--out", str(out), "--no-check"],
-        cwd=tree, capture_output=True, text=True, check=False,
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if res.returncode != 0:
         raise RuntimeError(f"offline plan failed in {tree}:\n{res.stderr.strip() or res.stdout.strip()}")
@@ -50,7 +53,9 @@ def compare(base: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
             keys.append("(protect)")
         if keys:
             changed[urn] = keys
-    outputs = sorted(k for k in set(base["outputs"]) | set(head["outputs"]) if base["outputs"].get(k) != head["outputs"].get(k))
+    outputs = sorted(
+        k for k in set(base["outputs"]) | set(head["outputs"]) if base["outputs"].get(k) != head["outputs"].get(k)
+    )
     return {
         "added": sorted(new.keys() - old.keys()),
         "removed": sorted(old.keys() - new.keys()),
@@ -82,7 +87,10 @@ def diff_against(stack: str, base_rev: str) -> int:
         worktree = Path(tmp, "base")
         add = subprocess.run(
             ["git", "worktree", "add", "--detach", str(worktree), base_rev],
-            cwd=ROOT, capture_output=True, text=True, check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if add.returncode != 0:
             print(f"cannot check out {base_rev!r}: {add.stderr.strip()}", file=sys.stderr)

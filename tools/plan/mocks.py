@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.runtime import rpc
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, Mocks, MockResourceArgs
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 MASK = "[secret]"
 
@@ -130,7 +130,7 @@ class RecordingMonitor(MockMonitor):
         self.secret_values: set[str] = set()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = rpc.deserialize_properties(request.object)
@@ -165,7 +165,7 @@ class RecordingMonitor(MockMonitor):
                 self.outputs[name] = masked
                 if paths:
                     self.secret_outputs.add(name)
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
     def _remember(self, values: list[Any]) -> None:
         for value in values:
