@@ -134,7 +134,9 @@ def _from_pydantic(error: Any, values: dict[str, Any]) -> Problem:
     parts: list[str | int] = []
     node: Any = values
     model: Any = StackSpec
+    owner: Any = StackSpec  # the model that owns the last key
     for i, part in enumerate(loc):
+        owner = model
         if isinstance(node, dict) and part in node:
             node = node[part]
             model = _field_model(model, str(part))
@@ -151,11 +153,10 @@ def _from_pydantic(error: Any, values: dict[str, Any]) -> Problem:
     if kind == "missing":
         return Problem(path, "a value (this key is required)", "nothing")
     if kind == "extra_forbidden":
-        known = set(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else set()
-        aliases = {model.model_fields[f].alias or f for f in known} if known else set()
-        return Problem(
-            path, _one_of(aliases, str(parts[-1])) if aliases else "no such key", f"unknown key {parts[-1]!r}"
-        )
+        is_model = isinstance(owner, type) and issubclass(owner, BaseModel)
+        aliases = {f.alias or n for n, f in owner.model_fields.items()} if is_model else set()
+        expected = _one_of(aliases, str(parts[-1])) if aliases else "no such key"
+        return Problem(path, expected, f"unknown key {parts[-1]!r}")
     expected = msg.removeprefix("Value error, ")
     expected = expected[0].lower() + expected[1:] if expected else expected
     expected = expected.removeprefix("input should be ")

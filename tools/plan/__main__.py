@@ -25,9 +25,9 @@ def _kubernetes_version(config: dict[str, str]) -> str:
     return str(json.loads(config.get("akiba:cluster", "{}")).get("kubernetesVersion", "1.36.0"))
 
 
-def plan_command(stack: str, out_root: Path, check: bool) -> int:
+def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT) -> int:
     try:
-        stack_file = read_stack_file(ROOT, stack)
+        stack_file = read_stack_file(stack_dir, stack)
         plan = run(stack_file)
     except (ConfigError, StackFileError) as err:
         print(err, file=sys.stderr)
@@ -77,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stack", required=True)
     p.add_argument("--out", type=Path, default=ROOT / "build" / "plan")
     p.add_argument("--no-check", action="store_true", help="skip the real checkers")
+    p.add_argument("--stack-dir", type=Path, default=ROOT, help="where Pulumi.<stack>.yaml lives")
     d = sub.add_parser("diff", help="resources added, removed and changed against a git revision")
     d.add_argument("--stack", required=True)
     d.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
     args = parser.parse_args(argv)
     if args.command == "plan":
-        return plan_command(args.stack, args.out, not args.no_check)
+        return plan_command(args.stack, args.out, not args.no_check, args.stack_dir)
     return diff_against(args.stack, args.base)
 
 
