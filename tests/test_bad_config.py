@@ -52,34 +52,161 @@ CASES: list[tuple[str, str, Edit, str, str]] = [
     ("unknown-top-level-key", "prod", _set(["akiba:nodez"], "[]"), "akiba:nodez", "did you mean 'nodes'"),
     ("nested-typo", "prod", _set([N, 0, "gpuz"], []), "akiba:nodes[0].gpuz", "did you mean 'gpus'"),
     ("wrong-type", "prod", _set([N, 1, "ip"], 12), "akiba:nodes[1].ip", "found 12"),
-    ("unknown-gpu-model", "prod", _set([N, 3, "gpus", 0, "model"], "gtx-1090"), "akiba:nodes[3].gpus[0].model", "'gtx-1090'"),
-    ("duplicate-hostname", "prod", _copy([N, 1, "hostname"], [N, 2, "hostname"]), "akiba:nodes[2].hostname", "also at akiba:nodes[1].hostname"),
-    ("duplicate-mac", "prod", _copy([N, 0, "nics", 0, "mac"], [N, 1, "nics", 0, "mac"]), "akiba:nodes[1].nics[0].mac", "a MAC address not used elsewhere"),
-    ("duplicate-ip", "prod", _copy([N, 0, "ip"], [N, 2, "ip"]), "akiba:nodes[2].ip", "an IP address not used elsewhere"),
-    ("bad-mac", "dev", _set([N, 0, "nics", 1, "mac"], "52:54:00:zz:01:02"), "akiba:nodes[0].nics[1].mac", "a MAC address like"),
-    ("pod-cidr-overlaps-lan", "prod", _set(["akiba:cluster", "podCidr"], "192.168.0.0/16"), "akiba:cluster.podCidr", "does not overlap akiba:network.officeLan"),
-    ("vpc-overlaps-services", "prod", _set(["akiba:burst", "vpcCidr"], "10.96.0.0/16"), "akiba:burst.vpcCidr", "does not overlap akiba:cluster.serviceCidr"),
-    ("cidr-host-bits", "dev", _set(["akiba:network", "officeLan"], "192.168.20.7/24"), "akiba:network.officeLan", "no host bits"),
-    ("ip-outside-lan", "prod", _set([N, 1, "ip"], "10.1.2.3"), "akiba:nodes[1].ip", "inside the office LAN 192.168.10.0/24"),
-    ("plaintext-secret", "prod", _set(["akiba:maasApiKey"], "abc:def:ghi"), "akiba:maasApiKey", "found a plaintext value"),
-    ("plaintext-nested-secret", "prod", _set([N, 4, "power", "password"], "hunter2"), "akiba:nodes[4].power.password", "no secret inside a structured value"),
-    ("missing-secret", "prod", _delete("akiba:maasApiKey"), "akiba:maasApiKey", "pulumi config set --secret --stack prod akiba:maasApiKey"),
+    (
+        "unknown-gpu-model",
+        "prod",
+        _set([N, 3, "gpus", 0, "model"], "gtx-1090"),
+        "akiba:nodes[3].gpus[0].model",
+        "'gtx-1090'",
+    ),
+    (
+        "duplicate-hostname",
+        "prod",
+        _copy([N, 1, "hostname"], [N, 2, "hostname"]),
+        "akiba:nodes[2].hostname",
+        "also at akiba:nodes[1].hostname",
+    ),
+    (
+        "duplicate-mac",
+        "prod",
+        _copy([N, 0, "nics", 0, "mac"], [N, 1, "nics", 0, "mac"]),
+        "akiba:nodes[1].nics[0].mac",
+        "a MAC address not used elsewhere",
+    ),
+    (
+        "duplicate-ip",
+        "prod",
+        _copy([N, 0, "ip"], [N, 2, "ip"]),
+        "akiba:nodes[2].ip",
+        "an IP address not used elsewhere",
+    ),
+    (
+        "bad-mac",
+        "dev",
+        _set([N, 0, "nics", 1, "mac"], "52:54:00:zz:01:02"),
+        "akiba:nodes[0].nics[1].mac",
+        "a MAC address like",
+    ),
+    (
+        "pod-cidr-overlaps-lan",
+        "prod",
+        _set(["akiba:cluster", "podCidr"], "192.168.0.0/16"),
+        "akiba:cluster.podCidr",
+        "does not overlap akiba:network.officeLan",
+    ),
+    (
+        "vpc-overlaps-services",
+        "prod",
+        _set(["akiba:burst", "vpcCidr"], "10.96.0.0/16"),
+        "akiba:burst.vpcCidr",
+        "does not overlap akiba:cluster.serviceCidr",
+    ),
+    (
+        "cidr-host-bits",
+        "dev",
+        _set(["akiba:network", "officeLan"], "192.168.20.7/24"),
+        "akiba:network.officeLan",
+        "no host bits",
+    ),
+    (
+        "ip-outside-lan",
+        "prod",
+        _set([N, 1, "ip"], "10.1.2.3"),
+        "akiba:nodes[1].ip",
+        "inside the office LAN 192.168.10.0/24",
+    ),
+    (
+        "plaintext-secret",
+        "prod",
+        _set(["akiba:maasApiKey"], "abc:def:ghi"),
+        "akiba:maasApiKey",
+        "found a plaintext value",
+    ),
+    (
+        "plaintext-nested-secret",
+        "prod",
+        _set([N, 4, "power", "password"], "hunter2"),
+        "akiba:nodes[4].power.password",
+        "no secret inside a structured value",
+    ),
+    (
+        "missing-secret",
+        "prod",
+        _delete("akiba:maasApiKey"),
+        "akiba:maasApiKey",
+        "pulumi config set --secret --stack prod akiba:maasApiKey",
+    ),
     ("too-many-gpus", "prod", _set([N, 0, "gpus"], [{"model": "gtx-1080"}] * 9), "akiba:nodes[0].gpus", "at most 8"),
-    ("mixed-gpu-models", "prod", _set([N, 0, "gpus", 1, "model"], "gtx-970"), "akiba:nodes[0].gpus", "GPUs of one model per node"),
-    ("duplicate-gpu-pci", "prod", _copy([N, 0, "gpus", 0, "pci"], [N, 0, "gpus", 1, "pci"]), "akiba:nodes[0].gpus[1].pci", "PCI address"),
-    ("boot-disk-for-ceph", "prod", _copy([N, 0, "disks", "boot"], [N, 0, "disks", "ceph", 0]), "akiba:nodes[0].disks.ceph[0]", "other than the boot disk"),
-    ("unstable-disk-path", "prod", _set([N, 0, "disks", "ceph", 1], "/dev/sdb"), "akiba:nodes[0].disks.ceph[1]", "/dev/disk/by-id/"),
-    ("undeclared-hypervisor", "dev", _set([N, 0, "power", "hypervisor"], "desk02"), "akiba:nodes[0].power.hypervisor", "declared in akiba:hypervisors (desk01)"),
+    (
+        "mixed-gpu-models",
+        "prod",
+        _set([N, 0, "gpus", 1, "model"], "gtx-970"),
+        "akiba:nodes[0].gpus",
+        "GPUs of one model per node",
+    ),
+    (
+        "duplicate-gpu-pci",
+        "prod",
+        _copy([N, 0, "gpus", 0, "pci"], [N, 0, "gpus", 1, "pci"]),
+        "akiba:nodes[0].gpus[1].pci",
+        "PCI address",
+    ),
+    (
+        "boot-disk-for-ceph",
+        "prod",
+        _copy([N, 0, "disks", "boot"], [N, 0, "disks", "ceph", 0]),
+        "akiba:nodes[0].disks.ceph[0]",
+        "other than the boot disk",
+    ),
+    (
+        "unstable-disk-path",
+        "prod",
+        _set([N, 0, "disks", "ceph", 1], "/dev/sdb"),
+        "akiba:nodes[0].disks.ceph[1]",
+        "/dev/disk/by-id/",
+    ),
+    (
+        "undeclared-hypervisor",
+        "dev",
+        _set([N, 0, "power", "hypervisor"], "desk02"),
+        "akiba:nodes[0].power.hypervisor",
+        "declared in akiba:hypervisors (desk01)",
+    ),
     ("no-controller", "prod", _all_workers, "akiba:nodes", "at least one node with role 'controller'"),
-    ("amt-without-address", "prod", lambda c: c[N][4]["power"].pop("address"), "akiba:nodes[4].power.address", "required"),
+    (
+        "amt-without-address",
+        "prod",
+        lambda c: c[N][4]["power"].pop("address"),
+        "akiba:nodes[4].power.address",
+        "required",
+    ),
     ("missing-section", "dev", _delete("akiba:maas"), "akiba:maas", "required"),
-    ("zone-of-other-region", "prod", _set(["akiba:burst", "zones", 1], "us-east-1a"), "akiba:burst.zones[1]", "a zone of ap-northeast-1"),
-    ("duplicate-uid", "prod", _copy(["akiba:engineers", 0, "uid"], ["akiba:engineers", 1, "uid"]), "akiba:engineers[1].uid", "a uid not used elsewhere"),
+    (
+        "zone-of-other-region",
+        "prod",
+        _set(["akiba:burst", "zones", 1], "us-east-1a"),
+        "akiba:burst.zones[1]",
+        "a zone of ap-northeast-1",
+    ),
+    (
+        "duplicate-uid",
+        "prod",
+        _copy(["akiba:engineers", 0, "uid"], ["akiba:engineers", 1, "uid"]),
+        "akiba:engineers[1].uid",
+        "a uid not used elsewhere",
+    ),
 ]
 
 
 # Field errors and cross-field errors mixed: all must come out of one run.
-MIXED = {"unknown-gpu-model", "duplicate-mac", "pod-cidr-overlaps-lan", "plaintext-secret", "unstable-disk-path", "nested-typo"}
+MIXED = {
+    "unknown-gpu-model",
+    "duplicate-mac",
+    "pod-cidr-overlaps-lan",
+    "plaintext-secret",
+    "unstable-disk-path",
+    "nested-typo",
+}
 
 
 def _problems(stack: str, edit: Edit) -> ConfigError:
@@ -124,11 +251,29 @@ def test_cli_prints_problems_without_a_traceback(tmp_path: Any) -> None:
     cfg = config_values("prod")
     cfg["akiba:nodes"][3]["gpus"][0]["model"] = "gtx-1090"
     cfg["akiba:cluster"]["podCidr"] = "192.168.10.0/25"
-    doc = {"config": {k: ({"secure": "v1:x"} if k in ("akiba:maasApiKey", "akiba:powerPassword") else v) for k, v in cfg.items()}}
+    doc = {
+        "config": {
+            k: ({"secure": "v1:x"} if k in ("akiba:maasApiKey", "akiba:powerPassword") else v) for k, v in cfg.items()
+        }
+    }
     (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump(doc))
     res = subprocess.run(
-        [sys.executable, "-m", "tools.plan", "plan", "--stack", "broken", "--stack-dir", str(tmp_path), "--out", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tools.plan",
+            "plan",
+            "--stack",
+            "broken",
+            "--stack-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 2, res.stdout + res.stderr
     assert "Traceback" not in res.stderr

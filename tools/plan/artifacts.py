@@ -61,7 +61,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "dependencies": r.dependencies,
                 "protect": r.protect,
                 "retainOnDelete": r.retain_on_delete,
-                "secretInputs": r.secret_paths,
+                "secretInputs": r.secret_digests,
                 "inputs": r.inputs,
             }
             for r in plan.resources

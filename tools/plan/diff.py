@@ -43,12 +43,21 @@ def changed_keys(before: Any, after: Any, path: str = "") -> list[str]:
     return [path or "."] if before != after else []
 
 
+def _digests(resource: dict[str, Any]) -> dict[str, str]:
+    digests = resource.get("secretInputs")
+    return digests if isinstance(digests, dict) else {}  # plans from before digests existed
+
+
 def compare(base: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
     old = {r["urn"]: r for r in base["resources"]}
     new = {r["urn"]: r for r in head["resources"]}
     changed = {}
     for urn in sorted(old.keys() & new.keys()):
         keys = changed_keys(old[urn]["inputs"], new[urn]["inputs"])
+        old_secret, new_secret = _digests(old[urn]), _digests(new[urn])
+        keys += [
+            f"{p} (secret)" for p in sorted(set(old_secret) | set(new_secret)) if old_secret.get(p) != new_secret.get(p)
+        ]
         if old[urn]["protect"] != new[urn]["protect"]:
             keys.append("(protect)")
         if keys:

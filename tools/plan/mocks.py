@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,9 +74,12 @@ class Recorded:
     dependencies: list[str]
     protect: bool
     retain_on_delete: bool
-    provider: str
+    provider: str  # urn of the explicit provider, "" for the default one
     inputs: dict[str, Any]  # secrets masked
     secret_paths: list[str]
+    # So a plan diff can tell that a secret input changed. Offline plans only ever hold
+    # placeholders and mock-generated values, so a digest reveals nothing real.
+    secret_digests: dict[str, str]
     raw_inputs: dict[str, Any] = field(repr=False)  # unmasked: for validators only, never written
 
 
@@ -99,6 +103,11 @@ def mask(value: Any, path: str = "") -> tuple[Any, list[str], list[Any]]:
             secrets += s
         return items, paths, secrets
     return _int(value), [], []
+
+
+def digest(value: Any) -> str:
+    text = json.dumps(unwrap(value), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def unwrap(value: Any) -> Any:
@@ -134,7 +143,7 @@ class RecordingMonitor(MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = rpc.deserialize_properties(request.object)
-        masked, paths, _ = mask(inputs)
+        masked, paths, values = mask(inputs)
         state = self.resources[response.urn].state
         # Only scalar secret outputs are atomic (a key, a password); a secret map such as MAAS
         # powerParameters is secret because of one entry, which comes from config anyway.
@@ -149,9 +158,10 @@ class RecordingMonitor(MockMonitor):
                 dependencies=sorted(set(request.dependencies)),
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
-                provider=request.provider.split("::")[-2] if request.provider else "",
+                provider=request.provider.rsplit("::", 1)[0] if request.provider else "",  # "<urn>::<id>"
                 inputs=masked,
                 secret_paths=paths,
+                secret_digests={p: digest(v) for p, v in zip(paths, values, strict=True)},
                 raw_inputs=unwrap(inputs),
             )
         )
