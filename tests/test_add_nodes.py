@@ -1,0 +1,33 @@
+"""`juju add-unit -n48 akiba` becomes: 48 more entries in `akiba:nodes`, then `pulumi up`."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.conftest import edited
+from tools.plan import runner
+
+
+def _add_48(cfg: dict[str, Any]) -> None:
+    cfg["akiba:network"]["officeLan"] = "192.168.8.0/22"
+    template = cfg["akiba:nodes"][1]
+    for i in range(48):
+        node = copy.deepcopy(template)
+        node["hostname"] = f"akiba{i + 6:02d}"
+        node["ip"] = f"192.168.9.{i + 1}"
+        for j, nic in enumerate(node["nics"]):
+            nic["mac"] = f"d0:50:99:b0:{i:02x}:{j:02x}"
+        cfg["akiba:nodes"].append(node)
+
+
+def test_48_more_machines_is_only_a_config_change() -> None:
+    plan = runner.run(edited("prod", _add_48))
+    assert plan.resources
+    nodes = plan.by_type("akiba:node:BareMetalNode")
+    assert len(nodes) == 53
+    assert len(plan.by_type("maas:index/instance:Instance")) == 53
+    assert len(plan.outputs["nodes"]) == 53
+    assert plan.outputs["gpusByModel"]["gtx-1070"] == 2 + 48 * 2
+    # Per-node resources only: the shared ones (identity, providers) do not grow.
+    assert len(plan.by_type("tls:index/privateKey:PrivateKey")) == 5
