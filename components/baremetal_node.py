@@ -79,12 +79,12 @@ class BareMetalNode(pulumi.ComponentResource):
             self.user_data = pulumi.Output.all(args.join, args.identity.controller_pki.files).apply(
                 lambda v: render_user_data(bootstrap_for(args, v[0], v[1]))
             )
-        # Controllers carry CA keys and every node the join token: the user-data is secret.
-        self.user_data = pulumi.Output.secret(self.user_data)
+        # Secret without saying so: it is derived from the join token (and, on controllers, the
+        # CA keys), which are secrets; tests/test_secrets.py holds that.
         params = maas_backend.power_parameters(args.node, args.power_password, args.hypervisor_uris)
         self.machine = maas_backend.enlist(name, args.node, params, args.maas, parent=self)
         self.instance = maas_backend.deploy(
-            name, self.machine, self.user_data, args.maas, parent=self, after=args.after
+            name, args.node.hostname, self.machine, self.user_data, args.maas, parent=self, after=args.after
         )
         # userData stays an attribute: registering it again would copy ~12 KB per node.
         self.register_outputs({"hostname": args.node.hostname, "systemId": self.machine.id})

@@ -6,10 +6,16 @@ platform needs from MAAS goes through these few functions so it can be replaced 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_maas as maas
+
+# pulumi-maas 1.0.3 imports pkg_resources (setuptools is pinned below 81 for it); its
+# deprecation warning says nothing the user can act on.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    import pulumi_maas as maas
 
 from stacks.spec import AmtPower, IpmiPower, MaasSpec, NodeSpec, VirshPower
 
@@ -72,6 +78,7 @@ def enlist(
 
 def deploy(
     name: str,
+    hostname: str,
     machine: maas.Machine,
     user_data: pulumi.Output[str],
     settings: MaasSettings,
@@ -81,7 +88,8 @@ def deploy(
     """Allocate exactly that machine and deploy Ubuntu with the node's user-data."""
     return maas.Instance(
         name,
-        allocate_params=maas.InstanceAllocateParamsArgs(hostname=machine.hostname),
+        # The hostname the machine was enlisted with; depends_on orders the two.
+        allocate_params=maas.InstanceAllocateParamsArgs(hostname=hostname),
         deploy_params=maas.InstanceDeployParamsArgs(
             distro_series=settings.spec.distro_series,
             hwe_kernel=settings.spec.hwe_kernel,
