@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stacks.problems import ConfigError
-from tools.plan import artifacts, checkers, report
+from tools.plan import artifacts, checkers, policy_gate, report
 from tools.plan.diff import diff_against
 from tools.plan.runner import ROOT, run
 from tools.plan.stackfile import StackFileError, read_stack_file
@@ -41,9 +41,12 @@ def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT
         f"\nWrote {art.plan_json}, {len(art.user_data)} user-data, {len(art.netplan)} netplan, "
         f"{len(art.manifests)} manifest file(s) under {art.root}"
     )
-    if not check:
+    lines, passed = policy_gate.report(policy_gate.check(plan))
+    print("\n".join(lines))
+    if not check:  # plan-diff: report, but let the diff go on
         return 0
-    return check_artifacts(art, _kubernetes_version(stack_file.config))
+    checked = check_artifacts(art, _kubernetes_version(stack_file.config))
+    return checked if passed else 1
 
 
 def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plan", help="offline plan of one stack")
     p.add_argument("--stack", required=True)
     p.add_argument("--out", type=Path, default=ROOT / "build" / "plan")
-    p.add_argument("--no-check", action="store_true", help="skip the real checkers")
+    p.add_argument("--no-check", action="store_true", help="report only: the checkers and the policy gate do not fail")
     p.add_argument("--stack-dir", type=Path, default=ROOT, help="where Pulumi.<stack>.yaml lives")
     d = sub.add_parser("diff", help="resources added, removed and changed against a git revision")
     d.add_argument("--stack", required=True)

@@ -31,13 +31,30 @@ def _chars(seed: str, length: int, alphabet: str) -> str:
     return "".join(alphabet[b % len(alphabet)] for b in raw[:length])
 
 
+@dataclass(frozen=True)
+class StackOutputs:
+    """What a StackReference to another stack reads: its outputs and which are secret."""
+
+    outputs: dict[str, Any]
+    secret_names: tuple[str, ...]
+
+
 class AkibaMocks(Mocks):
     """Deterministic stand-ins for what the providers would compute."""
+
+    def __init__(self, stack_references: dict[str, StackOutputs] | None = None) -> None:
+        self.stack_references = stack_references or {}
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         name, typ = args.name, args.typ
-        if typ == "tls:index/privateKey:PrivateKey":
+        if typ == "pulumi:pulumi:StackReference":
+            ref = self.stack_references.get(str(state.get("name")))
+            if ref is None:
+                known = ", ".join(sorted(self.stack_references)) or "none"
+                raise KeyError(f"offline plan: no outputs for StackReference {state.get('name')!r} (known: {known})")
+            state |= {"outputs": ref.outputs, "secretOutputNames": list(ref.secret_names)}
+        elif typ == "tls:index/privateKey:PrivateKey":
             kind = "RSA PRIVATE KEY" if state.get("algorithm") == "RSA" else "EC PRIVATE KEY"
             state |= {
                 "privateKeyPem": _pem(kind, name),
@@ -133,6 +150,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.recorded: list[Recorded] = []
         self.outputs: dict[str, Any] = {}
+        self.raw_outputs: dict[str, Any] = {}  # unmasked: for StackReferences in tests, never written
         self.secret_outputs: set[str] = set()
         # The atomic secrets (generated keys, passwords): they must never appear in anything
         # the plan writes. Values derived from them (user-data) are secret as a whole.
@@ -173,6 +191,7 @@ class RecordingMonitor(MockMonitor):
             for name, value in outputs.items():
                 masked, paths, _ = mask(value)
                 self.outputs[name] = masked
+                self.raw_outputs[name] = unwrap(value)
                 if paths:
                     self.secret_outputs.add(name)
         return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]

@@ -17,7 +17,7 @@ from pulumi.runtime.mocks import set_mocks
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from tools.plan.mocks import AkibaMocks, Recorded, RecordingMonitor
+from tools.plan.mocks import AkibaMocks, Recorded, RecordingMonitor, StackOutputs
 from tools.plan.stackfile import StackFile
 
 PROJECT = "akiba"
@@ -33,6 +33,11 @@ class Plan:
     outputs: dict[str, Any]  # secrets masked
     secret_outputs: set[str]
     secret_values: set[str] = field(repr=False)
+    raw_outputs: dict[str, Any] = field(default_factory=dict, repr=False)  # unmasked; never written
+
+    def as_reference(self) -> StackOutputs:
+        """This plan's outputs as a StackReference to its stack would read them."""
+        return StackOutputs(self.raw_outputs, tuple(sorted(self.secret_outputs)))
 
     def by_type(self, typ: str) -> list[Recorded]:
         return [r for r in self.resources if r.type == typ]
@@ -61,16 +66,27 @@ def _batch_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def run(stack_file: StackFile, program: Callable[[], None] = akiba_program) -> Plan:
-    """Evaluate `program` for the stack; raises whatever the program raises (ConfigError...)."""
+def run(
+    stack_file: StackFile,
+    program: Callable[[], None] = akiba_program,
+    *,
+    project: str = PROJECT,
+    stack_references: dict[str, StackOutputs] | None = None,
+) -> Plan:
+    """Evaluate `program` for the stack; raises whatever the program raises (ConfigError...).
+
+    `stack_references` maps a StackReference name (org/project/stack) to the outputs it reads."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    settings.reset_options(project=PROJECT, stack=stack_file.stack, preview=False)
+    settings.reset_options(project=project, stack=stack_file.stack, preview=False)
     runtime_config.set_all_config(stack_file.config, stack_file.secret_keys)
-    monitor = RecordingMonitor(AkibaMocks())
-    set_mocks(AkibaMocks(), project=PROJECT, stack=stack_file.stack, preview=False, monitor=monitor)
+    mocks = AkibaMocks(stack_references)
+    monitor = RecordingMonitor(mocks)
+    set_mocks(mocks, project=project, stack=stack_file.stack, preview=False, monitor=monitor)
     settings.ROOT.set(None)  # set_mocks made and closed a root stack; run_in_stack makes ours
     with _batch_gc():
         _sync_await(run_in_stack(program))
     secrets = set(monitor.secret_values) | {stack_file.config[k] for k in stack_file.secret_keys}
-    return Plan(stack_file.stack, monitor.recorded, monitor.outputs, monitor.secret_outputs, secrets)
+    return Plan(
+        stack_file.stack, monitor.recorded, monitor.outputs, monitor.secret_outputs, secrets, monitor.raw_outputs
+    )

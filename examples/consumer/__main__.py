@@ -1,0 +1,5 @@
+"""Another team's program: deploy into the akiba cluster with what its outputs contract says."""
+
+from consumer import main
+
+main()

@@ -1,0 +1,44 @@
+"""Reads every output of akiba's contract v1 (see README "Outputs for other teams")."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+CONTRACT_MAJOR = "1"
+
+
+def _check_version(version: str) -> str:
+    if version != CONTRACT_MAJOR:
+        raise pulumi.RunError(f"akiba outputs contract {version}, this program reads {CONTRACT_MAJOR}")
+    return version
+
+
+def main() -> None:
+    stack = pulumi.Config().get("akibaStack") or "my-org/akiba/prod"
+    akiba = pulumi.StackReference(stack)
+    version = akiba.require_output("contractVersion").apply(_check_version)
+
+    # The kubeconfig stays a secret all the way into the provider.
+    provider = k8s.Provider("akiba", kubeconfig=akiba.require_output("kubeconfig"))
+    k8s.core.v1.ConfigMap(
+        "akiba-endpoints",
+        metadata={"name": "akiba-endpoints", "namespace": "default"},
+        data={
+            "apiEndpoint": akiba.require_output("apiEndpoint"),
+            "clusterName": akiba.require_output("clusterName"),
+            "registryMirror": akiba.require_output("registryMirror"),
+            "maasUrl": akiba.require_output("maasUrl"),
+            "podCidr": akiba.require_output("podCidr"),
+            "serviceCidr": akiba.require_output("serviceCidr"),
+            "caCertPem": akiba.require_output("caCertPem"),
+        },
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    gpus = akiba.require_output("gpusByModel")
+    nodes = akiba.require_output("nodes")
+    burst = akiba.require_output("burst")
+    pulumi.export("contractVersion", version)
+    pulumi.export("totalGpus", gpus.apply(lambda by_model: sum(by_model.values())))
+    pulumi.export("gpuNodes", nodes.apply(lambda ns: sorted(n["hostname"] for n in ns if n["gpuCount"])))
+    pulumi.export("burstTypes", burst.apply(lambda b: b["instanceTypes"] if b["enabled"] else []))

@@ -1,0 +1,45 @@
+"""The example consumer reads every contract output of prod's offline plan through a
+StackReference, under the mock engine, and keeps the kubeconfig secret."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from stacks import outputs
+from tests.conftest import ROOT
+from tools.plan import runner
+from tools.plan.runner import Plan
+from tools.plan.stackfile import StackFile
+
+REF = "my-org/akiba/prod"
+
+
+def _consumer_plan(prod: Plan) -> Plan:
+    sys.path.insert(0, str(ROOT / "examples" / "consumer"))
+    try:
+        consumer = importlib.import_module("consumer")
+        sf = StackFile("dev", ROOT / "examples/consumer/Pulumi.yaml", {"akiba-consumer:akibaStack": REF}, [])
+        return runner.run(sf, consumer.main, project="akiba-consumer", stack_references={REF: prod.as_reference()})
+    finally:
+        sys.path.remove(str(ROOT / "examples" / "consumer"))
+
+
+def test_consumer_reads_every_contract_output(plans: dict[str, Plan]) -> None:
+    plan = _consumer_plan(plans["prod"])
+    assert plan.resources
+    source = (ROOT / "examples/consumer/consumer.py").read_text()
+    read = {name for name in outputs.contract()["properties"] if f'require_output("{name}")' in source}
+    assert read == set(outputs.contract()["properties"])
+    assert plan.outputs["totalGpus"] == 10
+    assert plan.outputs["gpuNodes"] == [f"akiba0{i}" for i in range(1, 6)]
+    assert plan.outputs["burstTypes"] == ["g2.2xlarge", "g4dn.xlarge"]
+    assert plan.outputs["contractVersion"] == "1"
+
+
+def test_kubeconfig_stays_secret_in_the_consumer(plans: dict[str, Plan]) -> None:
+    plan = _consumer_plan(plans["prod"])
+    (provider,) = plan.by_type("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == "[secret]"
+    (config_map,) = plan.by_type("kubernetes:core/v1:ConfigMap")
+    assert config_map.raw_inputs["data"]["apiEndpoint"] == "https://192.168.10.11:6443"
