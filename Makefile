@@ -33,7 +33,7 @@ lint: setup
 bench: setup
 	$(PY) -m benchmarks.plan_bench
 
-lock: setup
+lock:  # after installing changed requirements into .venv
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Every package of the dev environment, pinned (pip freeze). Regenerate with `make lock`.' > constraints.txt
 
 clean:

@@ -23,6 +23,9 @@ CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect":
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
 PKI_DIR = "/etc/kubernetes/pki"
 BOOTSTRAP_SCRIPT = "/usr/local/sbin/akiba-bootstrap"
+# Placeholders the bootstrap script fills from IMDSv2 on burst nodes.
+IMDS_NODE_NAME, IMDS_NODE_IP = "__IMDS_NODE_NAME__", "__IMDS_NODE_IP__"
+IMDS_ZONE, IMDS_INSTANCE_ID = "__IMDS_ZONE__", "__IMDS_INSTANCE_ID__"
 PACKAGES = ["apt-transport-https", "ca-certificates", "curl", "gpg", "containerd"]
 
 
@@ -57,19 +60,27 @@ class ClusterJoin:
 class NodeBootstrap:
     """Everything that makes one node's user-data."""
 
-    hostname: str
-    ip: str
     role: Role
     kind: NodeKind
     cluster: ClusterJoin
     registry_mirror: str
     registry_upstreams: tuple[str, ...]
+    hostname: str = ""  # empty only with instance_metadata="aws"
+    ip: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[dict[str, str], ...] = ()
     gpu_driver_branch: str | None = None  # None: no GPU, no driver
     network: BondNetwork | None = None
-    provider_id: str | None = None  # aws:///zone/id on burst nodes; none on-prem
+    # "aws": one user-data serves every instance of a launch template, so the name, address
+    # and aws:///<zone>/<id> providerID are read from IMDSv2 at boot. On-prem nodes have none.
+    instance_metadata: Literal["none", "aws"] = "none"
     pki: dict[str, str] | None = None  # controllers only; secret
+
+    def __post_init__(self) -> None:
+        if self.instance_metadata == "none" and not (self.hostname and self.ip):
+            raise ValueError("a node without instance metadata needs its hostname and ip")
+        if self.instance_metadata == "aws" and self.role != "worker":
+            raise ValueError("only workers take their identity from instance metadata")
 
 
 def node_labels(gpu_model: str | None, gpu_count: int, kind: NodeKind) -> dict[str, str]:
@@ -105,7 +116,9 @@ def render_user_data(node: NodeBootstrap) -> str:
             {"path": f"{PKI_DIR}/{name}", "content": body, "permissions": "0600" if name.endswith(".key") else "0644"}
             for name, body in sorted(node.pki.items())
         ]
-    head = {"hostname": node.hostname, "manage_etc_hosts": True, "package_update": True, "packages": PACKAGES}
+    head: dict[str, object] = {"manage_etc_hosts": True, "package_update": True, "packages": PACKAGES}
+    if node.instance_metadata == "none":
+        head = {"hostname": node.hostname, **head}
     return (
         "#cloud-config\n"
         + yamltext.dump(head)
@@ -192,13 +205,15 @@ def render_netplan(doc: Mapping[str, object]) -> str:
 def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
     c = node.cluster
     endpoint = f"{c.api_host}:{c.api_port}"
-    args = [{"name": "node-ip", "value": node.ip}]
+    aws = node.instance_metadata == "aws"
+    args = [{"name": "node-ip", "value": IMDS_NODE_IP if aws else node.ip}]
     if node.labels:
         args.append({"name": "node-labels", "value": ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()))})
-    if node.provider_id:
-        args.append({"name": "provider-id", "value": node.provider_id})
+    if aws:
+        # The cluster-autoscaler maps nodes to ASG instances by this ID.
+        args.append({"name": "provider-id", "value": f"aws:///{IMDS_ZONE}/{IMDS_INSTANCE_ID}"})
     registration = {
-        "name": node.hostname,
+        "name": IMDS_NODE_NAME if aws else node.hostname,
         "criSocket": "unix:///run/containerd/containerd.sock",
         "kubeletExtraArgs": args,
         "taints": list(node.taints),
@@ -257,6 +272,15 @@ def _script(node: NodeBootstrap) -> str:
         "sysctl --system",
         "swapoff -a",
     ]
+    if node.instance_metadata == "aws":
+        imds = "http://169.254.169.254/latest"
+        lines += [
+            f"IMDS_TOKEN=$(curl -fsS -X PUT {imds}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
+            f'md() {{ curl -fsS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "{imds}/meta-data/$1"; }}',
+            f'sed -i -e "s|{IMDS_NODE_NAME}|$(md local-hostname)|g" -e "s|{IMDS_NODE_IP}|$(md local-ipv4)|g"'
+            f' -e "s|{IMDS_ZONE}|$(md placement/availability-zone)|g" -e "s|{IMDS_INSTANCE_ID}|$(md instance-id)|g"'
+            " /etc/kubernetes/kubeadm.yaml",
+        ]
     if node.network is not None:
         lines += ["rm -f /etc/netplan/50-cloud-init.yaml", "netplan apply"]
     lines += [

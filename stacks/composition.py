@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 from components import maas as maas_backend
 from components.baremetal_node import BareMetalNode, BareMetalNodeArgs
+from components.burst_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.burst_budget import BurstBudget, BurstBudgetArgs
+from components.burst_network import BurstNetwork, BurstNetworkArgs
+from components.burst_nodes import BurstNodes, BurstNodesArgs
 from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from components.context import PlatformContext
 from components.node_bootstrap import ClusterJoin, Role
+from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
 from components.platform_namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from stacks.config import StackSecrets
 from stacks.spec import StackSpec
@@ -78,6 +85,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ),
     )
 
+    burst = declare_burst(spec, ctx, join, identity) if spec.burst.enabled else None
+
     return {
         "contractVersion": "1",
         "clusterName": cluster.name,
@@ -105,5 +114,69 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             "region": spec.burst.region,
             "instanceTypes": list(spec.burst.instance_types),
             "maxSize": spec.burst.max_size,
+            "expectedHourlyCostUsdAtMax": round(spec.burst.max_hourly_cost_usd, 4) if burst else 0,
+            "groupName": burst.nodes.group_name if burst else "",
+            # Pulumi drops None from outputs: a disabled burst has no siteLink key at all.
+            **(
+                {
+                    "siteLink": {
+                        "gatewayPublicIp": burst.network.gateway_public_ip,
+                        "wireguardPublicKey": burst.network.wireguard_public_key,
+                        "listenPort": spec.burst.site_link.listen_port,
+                    }
+                }
+                if burst
+                else {}
+            ),
         },
     }
+
+
+@dataclass(frozen=True)
+class Burst:
+    network: BurstNetwork
+    nodes: BurstNodes
+
+
+def declare_burst(
+    spec: StackSpec, ctx: PlatformContext, join: pulumi.Output[ClusterJoin], identity: ClusterIdentity
+) -> Burst:
+    """AWS spot GPU capacity that joins the office cluster, and what scales and drains it."""
+    burst = spec.burst
+    aws_provider = aws.Provider("aws", region=burst.region, default_tags={"tags": ctx.tags})
+    network = BurstNetwork(
+        "burst-network",
+        BurstNetworkArgs(ctx=ctx, burst=burst, office_lan=spec.network.office_lan, provider=aws_provider),
+    )
+    nodes = BurstNodes(
+        "burst-nodes",
+        BurstNodesArgs(
+            ctx=ctx,
+            burst=burst,
+            registry=spec.registry,
+            join=join,
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.node_security_group_id,
+            provider=aws_provider,
+        ),
+    )
+    ClusterAutoscaler(
+        "cluster-autoscaler",
+        ClusterAutoscalerArgs(
+            ctx=ctx,
+            region=burst.region,
+            group_arn=nodes.group_arn,
+            aws_provider=aws_provider,
+            k8s_provider=identity.provider,
+        ),
+    )
+    NodeTerminationHandler(
+        "node-termination-handler", NodeTerminationHandlerArgs(ctx=ctx, k8s_provider=identity.provider)
+    )
+    BurstBudget(
+        "burst-budget",
+        BurstBudgetArgs(
+            ctx=ctx, monthly_usd=burst.monthly_budget_usd, notify_email=burst.notify_email, provider=aws_provider
+        ),
+    )
+    return Burst(network=network, nodes=nodes)

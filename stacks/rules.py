@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from stacks.burst_types import INSTANCE_TYPES
 from stacks.problems import Problem, key_path, shown
 from stacks.types import Cidr, IPv4, MacAddress, PciAddress
 
@@ -102,6 +103,7 @@ def networks_disjoint(raw: Raw) -> list[Problem]:
         (key_path("cluster", "podCidr"), _section(raw, "cluster").get("podCidr")),
         (key_path("cluster", "serviceCidr"), _section(raw, "cluster").get("serviceCidr")),
         (key_path("burst", "vpcCidr"), _section(raw, "burst").get("vpcCidr")),
+        (key_path("burst", "siteLink", "tunnelCidr"), _section(_section(raw, "burst"), "siteLink").get("tunnelCidr")),
     ]
     nets = [(p, ipaddress.IPv4Network(c)) for p, v in named if (c := _normal(_CIDR, v))]
     out = []
@@ -205,6 +207,23 @@ def burst_consistent(raw: Raw) -> list[Problem]:
             out.append(
                 Problem(key_path("burst", "instanceTypes", j), "an EC2 instance type like g4dn.xlarge", shown(itype))
             )
+    types = [t for t in burst.get("instanceTypes") or [] if isinstance(t, str)]
+    known = [t for t in types if t in INSTANCE_TYPES]
+    gpus = {INSTANCE_TYPES[t].gpus for t in known}
+    if len(gpus) > 1:
+        # The autoscaler models a scale-from-zero group by its first type: every type must
+        # bring the same number of GPUs, or pods are promised GPUs that never arrive.
+        counts = ", ".join(f"{t}: {INSTANCE_TYPES[t].gpus}" for t in known)
+        out.append(Problem(key_path("burst", "instanceTypes"), "types with the same GPU count", counts))
+    prices = burst.get("spotPriceUsd")
+    if isinstance(prices, dict):
+        for t in types:
+            if t not in prices:
+                out.append(
+                    Problem(
+                        key_path("burst", "spotPriceUsd", t), "an expected hourly price for each instance type", "none"
+                    )
+                )
     if burst.get("enabled") is True and burst.get("maxSize") == 0:
         out.append(Problem(key_path("burst", "maxSize"), "at least 1 when burst is enabled", "0"))
     return out

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from stacks.burst_types import INSTANCE_TYPES
 from stacks.gpus import GPU_MODELS, GpuModel
 from stacks.types import (
     Cidr,
@@ -24,6 +25,7 @@ from stacks.types import (
     PosixUser,
     SshPublicKey,
     StableDiskPath,
+    WireguardKey,
 )
 
 MAX_GPUS_PER_NODE = 8  # the most any board the device plugin supports well holds
@@ -166,17 +168,54 @@ class EngineerSpec(Section):
         return self.gid if self.gid is not None else self.uid
 
 
+def _known_instance_type(value: str) -> str:
+    if value not in INSTANCE_TYPES:
+        raise ValueError(f"a GPU instance type the platform knows ({', '.join(INSTANCE_TYPES)})")
+    return value
+
+
+BurstInstanceType = Annotated[str, AfterValidator(_known_instance_type)]
+
+
+class SiteLinkSpec(Section):
+    """WireGuard between an EC2 gateway and the office router (see README, "Burst")."""
+
+    type: Literal["wireguard"] = "wireguard"
+    office_public_ip: IPv4 = Field(description="The office's public address: the only peer allowed in")
+    office_public_key: WireguardKey = Field(description="The office router's WireGuard public key")
+    listen_port: int = Field(default=51820, ge=1024, le=65535)
+    tunnel_cidr: Cidr = Field(default="10.255.255.0/30", description="Point-to-point tunnel addresses")
+    gateway_instance_type: str = Field(default="t3.micro", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+class ExistingVpcSpec(Section):
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    internet_gateway_id: str = Field(pattern=r"^igw-[0-9a-f]{8,17}$", description="Attached to that VPC")
+
+
 class BurstSpec(Section):
     enabled: bool
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="e.g. ap-northeast-1")
     vpc_cidr: Cidr
     zones: list[str] = Field(min_length=1)
-    instance_types: list[str] = Field(
+    instance_types: list[BurstInstanceType] = Field(
         min_length=1, description="First is the one the autoscaler models; e.g. g2.2xlarge"
     )
     max_size: int = Field(ge=0, le=100)
     monthly_budget_usd: float = Field(gt=0)
     notify_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    existing_vpc: ExistingVpcSpec | None = Field(default=None, description="Use this VPC instead of making one")
+    site_link: SiteLinkSpec
+    spot_price_usd: dict[str, float] = Field(
+        description="Expected hourly spot price per instance type, for the cost output "
+        "(refresh with `python -m tools.spot_prices`)"
+    )
+    root_volume_gib: int = Field(default=100, ge=30, le=2000, description="Encrypted gp3 root volume")
+
+    @property
+    def max_hourly_cost_usd(self) -> float:
+        """Upper bound: every instance at the dearest configured type's price."""
+        return self.max_size * max(self.spot_price_usd[t] for t in self.instance_types)
 
 
 class StackSpec(Section):

@@ -85,6 +85,12 @@ def _ssh_key(value: str) -> str:
     return value.strip()
 
 
+def _wireguard_key(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=", value):
+        raise ValueError("a WireGuard public key (44 base64 characters, as `wg pubkey` prints)")
+    return value
+
+
 def _url(value: str) -> str:
     if not re.match(r"^https?://[^\s/]+(/\S*)?$", value):
         raise ValueError("an http(s) URL")
@@ -101,4 +107,5 @@ InterfaceName = Annotated[str, AfterValidator(_ifname)]
 PosixUser = Annotated[str, AfterValidator(_posix_user)]
 SshPublicKey = Annotated[str, AfterValidator(_ssh_key)]
 HttpUrl = Annotated[str, AfterValidator(_url)]
+WireguardKey = Annotated[str, AfterValidator(_wireguard_key)]
 KubernetesVersion = Annotated[str, Field(pattern=r"^1\.\d{2}\.\d{1,2}$")]

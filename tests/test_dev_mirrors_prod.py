@@ -7,11 +7,14 @@ from typing import Any
 from tests.conftest import config_values
 from tools.plan.runner import Plan
 
+# Maps whose keys are data (instance types), not field names.
+DATA_KEYED = {"spotPriceUsd"}
+
 
 def _shape(value: Any) -> Any:
     """The keys of a config value, recursively; lists by the union of their items' shapes."""
     if isinstance(value, dict):
-        return {k: _shape(v) for k, v in sorted(value.items())}
+        return {k: "map" if k in DATA_KEYED else _shape(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
         merged: dict[str, Any] = {}
         for item in value:

@@ -68,7 +68,9 @@ def test_joining_nodes_deploy_after_the_first_controller(plans: dict[str, Plan],
 def test_artifacts_are_written(written: dict[str, artifacts.Artifacts], plans: dict[str, Plan], stack: str) -> None:
     art = written[stack]
     nodes = len(plans[stack].by_type(INSTANCE))
-    assert len(art.user_data) == len(art.netplan) == nodes
+    templates = len(plans[stack].by_type("aws:ec2/launchTemplate:LaunchTemplate"))
+    assert len(art.netplan) == nodes and templates
+    assert len(art.user_data) == nodes + templates  # every MAAS node and every launch template
     assert art.manifests
     doc = yaml.safe_load(art.plan_json.read_text())
     assert len(doc["resources"]) == len(plans[stack].resources)

@@ -3,6 +3,7 @@ enforcement level. Mandatory rules stop a plan or a preview; advisory ones only 
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,9 @@ import yaml
 from .model import Level, PlannedResource, walk
 
 OPEN = {"0.0.0.0/0", "::/0"}
-SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|private_?key|kubeconfig)$", re.IGNORECASE)
+SECRET_WORDS = {"password", "passwd", "pass", "secret", "token", "kubeconfig"}
+NOT_THE_VALUE = {"algorithm", "type", "file", "path", "name", "ref", "id", "length", "size"}
+SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key")}
 WORKLOAD_POD_SPEC: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
     "Deployment": ("spec", "template", "spec"),
@@ -57,6 +60,17 @@ class Rule:
     level: Level
     description: str
     check: Check = field(repr=False)
+
+
+def secret_looking(key: str) -> bool:
+    """`adminPassword`, `api_key`, `secretAccessKey`, `caPrivateKeyPem` are; `envFromSecret`,
+    `tokenFile`, `secretName` are not (they name or point at a secret)."""
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", key)]
+    if not words or words[-1] in NOT_THE_VALUE:
+        return False
+    if words[-1] in SECRET_WORDS:
+        return len(words) < 2 or words[-2] not in ("from", "ref")  # envFromSecret names one
+    return any(pair in SECRET_PAIRS for pair in itertools.pairwise(words))
 
 
 def _get(value: Any, *path: str) -> Any:
@@ -107,6 +121,11 @@ def no_open_ingress(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
                 yield f"NetworkPolicy admits {value}"
 
 
+def _from_launch_template(res: PlannedResource, setting: str) -> bool:
+    """An instance that takes a setting from its launch template (checked there)."""
+    return res.props.get("launchTemplate") is not None and res.props.get(setting) is None
+
+
 def encrypted_volumes(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
     if res.type == "aws:ec2/launchTemplate:LaunchTemplate":
         for i, mapping in enumerate(res.props.get("blockDeviceMappings") or []):
@@ -115,12 +134,18 @@ def encrypted_volumes(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
                 yield f"blockDeviceMappings[{i}].ebs is not encrypted"
     elif res.type == "aws:ebs/volume:Volume" and not res.props.get("encrypted"):
         yield "EBS volume is not encrypted"
-    elif res.type == "aws:ec2/instance:Instance" and not _get(res.props, "rootBlockDevice", "encrypted"):
+    elif (
+        res.type == "aws:ec2/instance:Instance"
+        and not _from_launch_template(res, "rootBlockDevice")
+        and not _get(res.props, "rootBlockDevice", "encrypted")
+    ):
         yield "root block device is not encrypted"
 
 
 def imdsv2_required(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
-    instance_like = res.type in ("aws:ec2/launchTemplate:LaunchTemplate", "aws:ec2/instance:Instance")
+    instance_like = res.type == "aws:ec2/launchTemplate:LaunchTemplate" or (
+        res.type == "aws:ec2/instance:Instance" and not _from_launch_template(res, "metadataOptions")
+    )
     if instance_like and _get(res.props, "metadataOptions", "httpTokens") != "required":
         yield "metadataOptions.httpTokens must be 'required' (IMDSv2 only)"
 
@@ -145,7 +170,7 @@ def no_plaintext_secrets(res: PlannedResource, _: PolicyConfig) -> Iterator[str]
 
     for path, value in walk(res.props):
         key = re.split(r"[.\[]", path)[-1]
-        if isinstance(value, str) and value and SECRET_KEY.search(key) and not secret(path):
+        if isinstance(value, str) and value and secret_looking(key) and not secret(path):
             yield f"input {path} looks like a secret but is not a Pulumi secret"
     if k8s_kind(res) == "Secret":
         for key in ("data", "stringData"):

@@ -6,6 +6,7 @@ cloud-init user-data, each node's netplan file, and each Kubernetes manifest as 
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -71,6 +72,15 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
 
 
+def user_data_of(typ: str, raw_inputs: dict[str, Any]) -> str | None:
+    """The cloud-init text a resource carries: MAAS deployments and EC2 launch templates."""
+    if typ == "maas:index/instance:Instance":
+        return str(raw_inputs["deployParams"]["userData"])
+    if typ == "aws:ec2/launchTemplate:LaunchTemplate" and raw_inputs.get("userData"):
+        return base64.b64decode(raw_inputs["userData"]).decode()
+    return None
+
+
 def manifest_of(raw_inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw_inputs.items() if k not in _K8S_INTERNAL}
 
@@ -88,8 +98,8 @@ def write(plan: Plan, out: Path) -> Artifacts:
     art = Artifacts(root=out, plan_json=out / "plan.json")
     art.plan_json.write_text(json.dumps(scrub(plan_document(plan), secrets), indent=2, sort_keys=False) + "\n")
     for r in plan.resources:
-        if r.type == "maas:index/instance:Instance":
-            text = r.raw_inputs["deployParams"]["userData"]
+        text = user_data_of(r.type, r.raw_inputs)
+        if text is not None:
             doc = scrub(yaml.load(text.removeprefix(CLOUD_CONFIG), Loader=yaml.CSafeLoader), secrets)
             path = out / "user-data" / f"{r.name}.yaml"
             path.write_text(CLOUD_CONFIG + yamltext.dump(doc))

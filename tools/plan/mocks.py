@@ -12,6 +12,7 @@ from typing import Any
 
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.sync_await import _sync_await
 
 MASK = "[secret]"
 
@@ -69,6 +70,20 @@ class AkibaMocks(Mocks):
             alphabet = string.ascii_lowercase + (string.ascii_uppercase if state.get("upper", True) else "")
             alphabet += string.digits if state.get("numeric", True) else ""
             state["result"] = _chars(name, int(state["length"]), alphabet)
+        elif typ == "random:index/randomBytes:RandomBytes":
+            raw = (_digest("bytes", name) * (int(state["length"]) // 32 + 1))[: int(state["length"])]
+            state |= {"base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
+        elif typ == "aws:ec2/instance:Instance":
+            state |= {
+                "primaryNetworkInterfaceId": f"eni-{_chars(name, 17, '0123456789abcdef')}",
+                "privateIp": "10.0.0.10",
+            }
+        elif typ == "aws:ec2/eip:Eip":
+            state["publicIp"] = "198.18.0.10"  # benchmark range: never a real address
+        elif typ in ("aws:autoscaling/group:Group", "aws:iam/user:User"):
+            state["arn"] = f"arn:aws:mock:::{typ.rsplit(':', 1)[-1].lower()}/{state.get('name', name)}"
+        elif typ == "aws:iam/accessKey:AccessKey":
+            state["secret"] = _chars(f"aws-secret/{name}", 40, string.ascii_letters + string.digits)
         elif typ == "maas:index/machine:Machine":
             state.setdefault("hostname", name)
         elif typ == "maas:index/instance:Instance":
@@ -160,6 +175,14 @@ class RecordingMonitor(MockMonitor):
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
+        if request.additionalSecretOutputs:
+            # The engine returns these outputs as secrets (tls private keys, random passwords):
+            # do the same, or values derived from them would wrongly look public offline.
+            state = dict(self.resources[response.urn].state)
+            for name in request.additionalSecretOutputs:
+                if name in state and not rpc.is_rpc_secret(state[name]):
+                    state[name] = rpc.wrap_rpc_secret(state[name])
+            response.object.CopyFrom(_sync_await(rpc.serialize_properties(state, {})))
         inputs = rpc.deserialize_properties(request.object)
         masked, paths, values = mask(inputs)
         state = self.resources[response.urn].state

@@ -1,0 +1,198 @@
+"""The burst VPC and its WireGuard link to the office LAN.
+
+Private subnets (one per zone) for the spot nodes; one public subnet for the gateway. The
+gateway routes the office LAN through the tunnel and NATs the rest to the internet. Nothing
+is open to 0.0.0.0/0: the gateway accepts WireGuard from the office's public address only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.aws_launch import launch_template
+from components.context import PlatformContext
+from components.wireguard import GatewayConfig, public_key, render_gateway_user_data
+from stacks.spec import BurstSpec
+
+
+@dataclass(frozen=True)
+class BurstNetworkArgs:
+    ctx: PlatformContext
+    burst: BurstSpec
+    office_lan: str
+    provider: aws.Provider
+
+
+def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], str]:
+    """Private subnets (one per zone) and the public one, carved from the VPC in sixteenths."""
+    parts = list(ipaddress.IPv4Network(vpc_cidr).subnets(prefixlen_diff=4))
+    return [str(p) for p in parts[:zones]], str(parts[-1])
+
+
+def tunnel_addresses(tunnel_cidr: str) -> tuple[str, str]:
+    """(gateway address with prefix, office address /32) of the point-to-point tunnel."""
+    net = ipaddress.IPv4Network(tunnel_cidr)
+    hosts = list(net.hosts())
+    return f"{hosts[0]}/{net.prefixlen}", f"{hosts[1]}/32"
+
+
+class BurstNetwork(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    private_subnet_ids: list[pulumi.Output[str]]
+    node_security_group_id: pulumi.Output[str]
+    gateway_public_ip: pulumi.Output[str]
+    wireguard_public_key: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BurstNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:burst:BurstNetwork", name, None, opts)
+        burst, ctx, link = args.burst, args.ctx, args.burst.site_link
+        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        tags = {**ctx.tags, "Name": f"{ctx.cluster_name}-burst"}
+
+        vpc_id: pulumi.Input[str]
+        igw_id: pulumi.Input[str]
+        if burst.existing_vpc is not None:
+            # Its CIDR must be burst.vpcCidr: the subnets below are carved from it.
+            vpc_id, igw_id = burst.existing_vpc.vpc_id, burst.existing_vpc.internet_gateway_id
+        else:
+            vpc = aws.ec2.Vpc(
+                "burst",
+                cidr_block=burst.vpc_cidr,
+                enable_dns_hostnames=True,
+                enable_dns_support=True,
+                tags=tags,
+                opts=child,
+            )
+            vpc_id = vpc.id
+            igw_id = aws.ec2.InternetGateway("burst", vpc_id=vpc.id, tags=tags, opts=child).id
+        private_cidrs, public_cidr = subnet_cidrs(burst.vpc_cidr, len(burst.zones))
+        public = aws.ec2.Subnet(
+            "burst-public",
+            vpc_id=vpc_id,
+            cidr_block=public_cidr,
+            availability_zone=burst.zones[0],
+            tags=tags,
+            opts=child,
+        )
+        public_routes = aws.ec2.RouteTable(
+            "burst-public",
+            vpc_id=vpc_id,
+            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw_id}],
+            tags=tags,
+            opts=child,
+        )
+        aws.ec2.RouteTableAssociation("burst-public", subnet_id=public.id, route_table_id=public_routes.id, opts=child)
+
+        gateway_sg = aws.ec2.SecurityGroup(
+            "burst-gateway",
+            vpc_id=vpc_id,
+            description="WireGuard from the office; forwarding for the burst subnets",
+            ingress=[
+                {
+                    "protocol": "udp",
+                    "from_port": link.listen_port,
+                    "to_port": link.listen_port,
+                    "cidr_blocks": [f"{link.office_public_ip}/32"],
+                    "description": "WireGuard from the office",
+                },
+                {
+                    "protocol": "-1",
+                    "from_port": 0,
+                    "to_port": 0,
+                    "cidr_blocks": [burst.vpc_cidr],
+                    "description": "traffic from the burst nodes to route",
+                },
+            ],
+            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
+            tags=tags,
+            opts=child,
+        )
+        key = random.RandomBytes("wireguard-gateway-key", length=32, opts=pulumi.ResourceOptions(parent=self))
+        # The public half may be shown (the office router needs it); the private half stays secret.
+        self.wireguard_public_key = pulumi.Output.unsecret(key.base64.apply(public_key))
+        gateway_address, office_address = tunnel_addresses(link.tunnel_cidr)
+        user_data = key.base64.apply(
+            lambda private: render_gateway_user_data(
+                GatewayConfig(
+                    private_key=private,
+                    address=gateway_address,
+                    listen_port=link.listen_port,
+                    office_public_key=link.office_public_key,
+                    office_networks=(args.office_lan, office_address),
+                    vpc_cidr=burst.vpc_cidr,
+                )
+            )
+        )
+        template = launch_template(
+            "burst-gateway",
+            ctx=ctx,
+            ubuntu="noble",
+            user_data=user_data,
+            security_group_ids=[gateway_sg.id],
+            root_volume_gib=8,
+            instance_type=link.gateway_instance_type,
+            parent=self,
+            provider=args.provider,
+        )
+        gateway = aws.ec2.Instance(
+            "burst-gateway",
+            launch_template={"id": template.id, "version": "$Latest"},
+            subnet_id=public.id,
+            source_dest_check=False,  # it forwards traffic that is neither from nor to itself
+            tags={**ctx.tags, "Name": f"{ctx.cluster_name}-burst-gateway"},
+            opts=child,
+        )
+        eip = aws.ec2.Eip("burst-gateway", domain="vpc", instance=gateway.id, tags=tags, opts=child)
+
+        private_routes = aws.ec2.RouteTable(
+            "burst-private",
+            vpc_id=vpc_id,
+            routes=[
+                {"cidr_block": "0.0.0.0/0", "network_interface_id": gateway.primary_network_interface_id},
+                {"cidr_block": args.office_lan, "network_interface_id": gateway.primary_network_interface_id},
+            ],
+            tags=tags,
+            opts=child,
+        )
+        self.private_subnet_ids = []
+        for zone, cidr in zip(burst.zones, private_cidrs, strict=True):
+            subnet = aws.ec2.Subnet(
+                f"burst-{zone}", vpc_id=vpc_id, cidr_block=cidr, availability_zone=zone, tags=tags, opts=child
+            )
+            aws.ec2.RouteTableAssociation(
+                f"burst-{zone}", subnet_id=subnet.id, route_table_id=private_routes.id, opts=child
+            )
+            self.private_subnet_ids.append(subnet.id)
+
+        node_sg = aws.ec2.SecurityGroup(
+            "burst-nodes",
+            vpc_id=vpc_id,
+            description="Burst nodes: reachable from the office LAN and each other only",
+            ingress=[
+                {
+                    "protocol": "-1",
+                    "from_port": 0,
+                    "to_port": 0,
+                    "cidr_blocks": [args.office_lan, burst.vpc_cidr],
+                    "description": "kubelet, flannel VXLAN and pods from the office and the VPC",
+                },
+            ],
+            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
+            tags=tags,
+            opts=child,
+        )
+        self.vpc_id = pulumi.Output.from_input(vpc_id)
+        self.node_security_group_id = node_sg.id
+        self.gateway_public_ip = eip.public_ip
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "gatewayPublicIp": self.gateway_public_ip,
+                "wireguardPublicKey": self.wireguard_public_key,
+            }
+        )

@@ -1,0 +1,144 @@
+"""The spot GPU burst group: one launch template per GPU generation, one auto-scaling group
+from zero, tagged so the cluster-autoscaler finds it and can scale it up from nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws_launch import launch_template
+from components.context import PlatformContext
+from components.node_bootstrap import GPU_TAINT, ClusterJoin, NodeBootstrap, node_labels, node_taints, render_user_data
+from stacks.burst_types import INSTANCE_TYPES, InstanceType
+from stacks.spec import BurstSpec, RegistrySpec
+
+CA_PREFIX = "k8s.io/cluster-autoscaler"
+
+
+def burst_labels(itype: InstanceType) -> dict[str, str]:
+    return node_labels(itype.gpu_model, itype.gpus, "burst") | {
+        "k8s.amazonaws.com/accelerator": itype.accelerator,  # the autoscaler's GPU label on AWS
+        "node.kubernetes.io/lifecycle": "spot",  # where the termination handler runs
+    }
+
+
+def autoscaler_tags(cluster: str, first_type: str) -> dict[str, str]:
+    """Discovery and scale-from-zero node-template tags. The autoscaler models the group by
+    its first instance type only, so the spec requires every type to bring as many GPUs."""
+    itype = INSTANCE_TYPES[first_type]
+    tags = {
+        f"{CA_PREFIX}/enabled": "true",
+        f"{CA_PREFIX}/{cluster}": "owned",
+        f"{CA_PREFIX}/node-template/resources/nvidia.com/gpu": str(itype.gpus),
+        f"{CA_PREFIX}/node-template/taint/{GPU_TAINT['key']}": f"{GPU_TAINT['value']}:{GPU_TAINT['effect']}",
+    }
+    tags |= {f"{CA_PREFIX}/node-template/label/{k}": v for k, v in burst_labels(itype).items()}
+    return tags
+
+
+def generations(instance_types: list[str]) -> dict[str, list[str]]:
+    """Instance types grouped by GPU generation, in the order the config names them."""
+    out: dict[str, list[str]] = {}
+    for t in instance_types:
+        out.setdefault(INSTANCE_TYPES[t].generation, []).append(t)
+    return out
+
+
+def bootstrap_for(itype: InstanceType, join: ClusterJoin, registry: RegistrySpec) -> NodeBootstrap:
+    return NodeBootstrap(
+        role="worker",
+        kind="burst",
+        cluster=join,
+        registry_mirror=registry.mirror,
+        registry_upstreams=tuple(registry.upstreams),
+        labels=burst_labels(itype),
+        taints=node_taints("worker", True),
+        gpu_driver_branch=itype.driver_branch,
+        instance_metadata="aws",
+    )
+
+
+def _user_data(itype: InstanceType, registry: RegistrySpec, join: ClusterJoin) -> str:
+    return render_user_data(bootstrap_for(itype, join, registry))
+
+
+@dataclass(frozen=True)
+class BurstNodesArgs:
+    ctx: PlatformContext
+    burst: BurstSpec
+    registry: RegistrySpec
+    join: pulumi.Output[ClusterJoin]
+    subnet_ids: list[pulumi.Output[str]]
+    security_group_id: pulumi.Output[str]
+    provider: aws.Provider
+
+
+class BurstNodes(pulumi.ComponentResource):
+    group_name: pulumi.Output[str]
+    group_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BurstNodesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:burst:BurstNodes", name, None, opts)
+        burst, ctx = args.burst, args.ctx
+        templates: dict[str, aws.ec2.LaunchTemplate] = {}
+        for generation, types in generations(burst.instance_types).items():
+            itype = INSTANCE_TYPES[types[0]]  # same generation: same driver, GPU model and labels
+            templates[generation] = launch_template(
+                f"burst-{generation}",
+                ctx=ctx,
+                ubuntu=itype.ubuntu,
+                user_data=args.join.apply(partial(_user_data, itype, args.registry)),
+                security_group_ids=[args.security_group_id],
+                root_volume_gib=burst.root_volume_gib,
+                parent=self,
+                provider=args.provider,
+            )
+        first = templates[INSTANCE_TYPES[burst.instance_types[0]].generation]
+        tags = {
+            **ctx.tags,
+            "Name": f"{ctx.cluster_name}-burst",
+            **autoscaler_tags(ctx.cluster_name, burst.instance_types[0]),
+        }
+        group = aws.autoscaling.Group(
+            "burst",
+            name=f"{ctx.cluster_name}-burst",
+            min_size=0,
+            max_size=burst.max_size,
+            vpc_zone_identifiers=args.subnet_ids,
+            capacity_rebalance=True,  # replace a spot node when AWS warns, before it is taken
+            # A spot group that waits for capacity is orphaned by a failed update and keeps
+            # bidding (Typhoon sets the same).
+            wait_for_capacity_timeout="0",
+            mixed_instances_policy={
+                "instances_distribution": {
+                    "on_demand_base_capacity": 0,
+                    "on_demand_percentage_above_base_capacity": 0,
+                    "spot_allocation_strategy": "price-capacity-optimized",
+                },
+                "launch_template": {
+                    "launch_template_specification": {"launch_template_id": first.id, "version": "$Latest"},
+                    "overrides": [
+                        {
+                            "instance_type": t,
+                            "launch_template_specification": {
+                                "launch_template_id": templates[INSTANCE_TYPES[t].generation].id,
+                                "version": "$Latest",
+                            },
+                        }
+                        for t in burst.instance_types
+                    ],
+                },
+            },
+            tags=[
+                {"key": k, "value": v, "propagate_at_launch": k == "Name" or k.startswith("akiba:")}
+                for k, v in tags.items()
+            ],
+            # The cluster-autoscaler owns the desired size.
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, ignore_changes=["desiredCapacity"]),
+        )
+        self.group_name = group.name
+        self.group_arn = group.arn
+        self.register_outputs({"groupName": self.group_name, "groupArn": self.group_arn})

@@ -1,0 +1,189 @@
+"""AWS spot GPU burst: the plan-level invariants reviewers rely on, the IAM policy through
+parliament, and the WireGuard key through `wg`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import warnings
+from typing import Any
+
+import jsonschema
+import pytest
+
+from components.burst_autoscaler import autoscaler_policy
+from components.burst_nodes import autoscaler_tags
+from components.wireguard import public_key
+from stacks import outputs
+from tests.conftest import STACKS, edited, require_tool
+from tools.plan import runner
+from tools.plan.mocks import Recorded
+from tools.plan.runner import Plan
+
+ASG = "aws:autoscaling/group:Group"
+LT = "aws:ec2/launchTemplate:LaunchTemplate"
+SG = "aws:ec2/securityGroup:SecurityGroup"
+GROUP_ARN = "arn:aws:autoscaling:ap-northeast-1:123456789012:autoScalingGroup:1:autoScalingGroupName/akiba-burst"
+
+
+def _one(plan: Plan, typ: str) -> Recorded:
+    (found,) = plan.by_type(typ)
+    return found
+
+
+def _tags(group: Recorded) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in group.raw_inputs["tags"]}
+
+
+def test_group_tags_are_exact(plans: dict[str, Plan]) -> None:
+    tags = _tags(_one(plans["prod"], ASG))
+    expected = {
+        "Name": "akiba-burst",
+        "akiba:stack": "prod",
+        "akiba:cluster": "akiba",
+        "k8s.io/cluster-autoscaler/enabled": "true",
+        "k8s.io/cluster-autoscaler/akiba": "owned",
+        "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu": "1",
+        "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu": "present:NoSchedule",
+        "k8s.io/cluster-autoscaler/node-template/label/akiba.io/node-kind": "burst",
+        "k8s.io/cluster-autoscaler/node-template/label/akiba.io/gpu-model": "grid-k520",
+        "k8s.io/cluster-autoscaler/node-template/label/akiba.io/gpu-count": "1",
+        "k8s.io/cluster-autoscaler/node-template/label/nvidia.com/gpu.present": "true",
+        "k8s.io/cluster-autoscaler/node-template/label/k8s.amazonaws.com/accelerator": "nvidia-grid-k520",
+        "k8s.io/cluster-autoscaler/node-template/label/node.kubernetes.io/lifecycle": "spot",
+    }
+    assert tags == expected
+    assert autoscaler_tags("akiba", "g2.2xlarge").items() <= tags.items()
+
+
+@pytest.mark.parametrize(("stack", "max_size"), [("prod", 8), ("dev", 1)])
+def test_group_is_spot_only_from_zero(plans: dict[str, Plan], stack: str, max_size: int) -> None:
+    group = _one(plans[stack], ASG).raw_inputs
+    assert group["minSize"] == 0 and group["maxSize"] == max_size
+    assert group["capacityRebalance"] is True
+    assert group["waitForCapacityTimeout"] == "0"
+    dist = group["mixedInstancesPolicy"]["instancesDistribution"]
+    assert dist == {
+        "onDemandBaseCapacity": 0,
+        "onDemandPercentageAboveBaseCapacity": 0,
+        "spotAllocationStrategy": "price-capacity-optimized",
+    }
+
+
+def test_one_launch_template_per_gpu_generation(plans: dict[str, Plan]) -> None:
+    plan = plans["prod"]
+    templates = {r.name: r for r in plan.by_type(LT)}
+    assert set(templates) == {"burst-kepler", "burst-turing", "burst-gateway"}
+    overrides = _one(plan, ASG).raw_inputs["mixedInstancesPolicy"]["launchTemplate"]["overrides"]
+    by_type = {o["instanceType"]: o["launchTemplateSpecification"]["launchTemplateId"] for o in overrides}
+    assert by_type == {"g2.2xlarge": "burst-kepler-id", "g4dn.xlarge": "burst-turing-id"}
+    # Kepler needs the R470 driver on Ubuntu 22.04; Turing takes the current one on 24.04.
+    kepler = base64.b64decode(templates["burst-kepler"].raw_inputs["userData"]).decode()
+    turing = base64.b64decode(templates["burst-turing"].raw_inputs["userData"]).decode()
+    assert "nvidia-headless-470" in kepler and "/22.04/" in templates["burst-kepler"].raw_inputs["imageId"]
+    assert "nvidia-headless-580" in turing and "/24.04/" in templates["burst-turing"].raw_inputs["imageId"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_launch_templates_require_imdsv2_and_encrypt(plans: dict[str, Plan], stack: str) -> None:
+    for lt in plans[stack].by_type(LT):
+        inputs = lt.raw_inputs
+        assert inputs["metadataOptions"]["httpTokens"] == "required", lt.name
+        assert [m["ebs"]["encrypted"] for m in inputs["blockDeviceMappings"]] == ["true"], lt.name
+        assert lt.secret_paths == ["userData"], "user-data carries the join token or the WireGuard key"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_ingress_is_open_to_the_internet(plans: dict[str, Plan], stack: str) -> None:
+    groups = plans[stack].by_type(SG)
+    assert len(groups) == 2
+    for sg in groups:
+        for rule in sg.raw_inputs["ingress"]:
+            assert "0.0.0.0/0" not in rule["cidrBlocks"], (sg.name, rule)
+    gateway = next(sg for sg in groups if sg.name == "burst-gateway")
+    wireguard = next(r for r in gateway.raw_inputs["ingress"] if r["protocol"] == "udp")
+    assert wireguard["cidrBlocks"] == ["203.0.113.10/32" if stack == "prod" else "198.51.100.10/32"]
+
+
+def test_burst_nodes_join_with_their_aws_identity(plans: dict[str, Plan]) -> None:
+    text = base64.b64decode(
+        next(r for r in plans["prod"].by_type(LT) if r.name == "burst-turing").raw_inputs["userData"]
+    ).decode()
+    assert "value: aws:///__IMDS_ZONE__/__IMDS_INSTANCE_ID__" in text
+    assert "k8s.amazonaws.com/accelerator=nvidia-tesla-t4" in text
+    assert "X-aws-ec2-metadata-token" in text and "hostname:" not in text.split("write_files:")[0]
+
+
+def test_expected_cost_at_max_size_is_an_output(plans: dict[str, Plan]) -> None:
+    assert plans["prod"].outputs["burst"]["expectedHourlyCostUsdAtMax"] == 8 * 0.25
+    assert plans["dev"].outputs["burst"]["expectedHourlyCostUsdAtMax"] == 1 * 0.25
+    budget = _one(plans["prod"], "aws:budgets/budget:Budget").raw_inputs
+    assert budget["limitAmount"] == "300.00" and budget["timeUnit"] == "MONTHLY"
+    assert {n["notificationType"] for n in budget["notifications"]} == {"ACTUAL", "FORECASTED"}
+
+
+def test_autoscaler_and_termination_handler_are_pinned_and_placed(plans: dict[str, Plan]) -> None:
+    charts = {r.name: r.raw_inputs for r in plans["prod"].by_type("kubernetes:helm.sh/v4:Chart")}
+    ca, nth = charts["cluster-autoscaler"], charts["aws-node-termination-handler"]
+    assert ca["version"] == "9.59.0" and ca["values"]["autoDiscovery"] == {"clusterName": "akiba"}
+    assert ca["values"]["envFromSecret"] == "cluster-autoscaler-aws"
+    assert nth["version"] == "0.27.6" and nth["values"]["daemonsetNodeSelector"] == {
+        "node.kubernetes.io/lifecycle": "spot"
+    }
+    (secret,) = plans["prod"].by_type("kubernetes:core/v1:Secret")
+    assert secret.secret_paths == ["stringData"]
+
+
+def test_nothing_of_burst_when_disabled() -> None:
+    def disable(cfg: dict[str, Any]) -> None:
+        cfg["akiba:burst"]["enabled"] = False
+
+    plan = runner.run(edited("dev", disable))
+    assert plan.resources
+    types = {r.type for r in plan.resources}
+    assert not any(t.startswith(("aws:", "akiba:burst:", "pulumi:providers:aws")) for t in types)
+    assert "kubernetes:helm.sh/v4:Chart" not in types
+    assert plan.outputs["burst"]["groupName"] == "" and "siteLink" not in plan.outputs["burst"]
+    jsonschema.validate(plan.outputs, outputs.contract())
+
+
+def _parliament(policy: dict[str, Any]) -> list[tuple[str, str]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # parliament imports pkg_resources
+        from parliament import analyze_policy_string
+
+    return [(f.issue, f.severity) for f in analyze_policy_string(json.dumps(policy)).findings]
+
+
+def test_autoscaler_policy_passes_parliament() -> None:
+    findings = _parliament(autoscaler_policy("akiba", GROUP_ARN))
+    assert [f for f in findings if f[1] not in ("LOW", "INFO")] == []
+
+
+def test_parliament_does_flag_a_bad_policy() -> None:
+    bad = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:ec2:::instance/*"}],
+    }
+    assert _parliament(bad), "parliament must catch an action/resource mismatch"
+
+
+def test_autoscaler_can_only_change_this_clusters_group() -> None:
+    scale = autoscaler_policy("akiba", GROUP_ARN)["Statement"][1]
+    assert scale["Resource"] == GROUP_ARN
+    assert scale["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/akiba": "owned"}}
+
+
+def test_wireguard_public_key_matches_wg() -> None:
+    wg = require_tool("wg", "apt-get install wireguard-tools")
+    private = subprocess.run([wg, "genkey"], capture_output=True, text=True, check=True).stdout.strip()
+    expected = subprocess.run([wg, "pubkey"], input=private, capture_output=True, text=True, check=True).stdout.strip()
+    assert public_key(private) == expected
+
+
+def test_site_link_output_for_the_office_router(plans: dict[str, Plan]) -> None:
+    link = plans["prod"].outputs["burst"]["siteLink"]
+    assert link["listenPort"] == 51820 and link["gatewayPublicIp"]
+    key = next(r for r in plans["prod"].resources if r.type == "random:index/randomBytes:RandomBytes")
+    assert link["wireguardPublicKey"] != "[secret]" and key.name == "wireguard-gateway-key"
