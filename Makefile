@@ -6,11 +6,13 @@ PY := $(VENV)/bin/python
 STACK ?= prod
 BASE ?= origin/main
 
-.PHONY: plan plan-diff test lint bench setup lock clean
+RESULTS ?= $(wildcard benchmarks/results/*.jsonl)
+
+.PHONY: plan plan-diff test lint bench gpu-report setup lock clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet pip==26.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
@@ -32,6 +34,12 @@ lint: setup
 
 bench: setup
 	$(PY) -m benchmarks.plan_bench
+
+# The GPU benchmark's charts and table from JSON lines (the Jobs write them to the results
+# volume; measured runs are committed under benchmarks/results/).
+gpu-report: setup
+	@test -n "$(RESULTS)" || { echo "no results: pass RESULTS=path/to/*.jsonl (from the gpu-benchmark-results volume)"; exit 2; }
+	$(PY) -m benchmarks.gpu.report $(RESULTS) --out build/gpu-report
 
 lock:  # after installing changed requirements into .venv
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Every package of the dev environment, pinned (pip freeze). Regenerate with `make lock`.' > constraints.txt

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-
 Generation = Literal["kepler", "volta", "turing", "ampere", "ada"]
 Family = tuple[str, str, str, Generation]  # AWS GPU name, model label, accelerator label, generation
 

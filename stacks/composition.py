@@ -17,9 +17,11 @@ from components.burst_network import BurstNetwork, BurstNetworkArgs
 from components.burst_nodes import BurstNodes, BurstNodesArgs
 from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from components.context import PlatformContext
+from components.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
 from components.node_bootstrap import ClusterJoin, Role
 from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
 from components.platform_namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from stacks.burst_types import INSTANCE_TYPES
 from stacks.config import StackSecrets
 from stacks.spec import StackSpec
 
@@ -75,7 +77,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             init_node = bare
     assert init_node is not None  # the spec guarantees a controller
 
-    PlatformNamespaces(
+    namespaces = PlatformNamespaces(
         "namespaces",
         PlatformNamespacesArgs(
             ctx=ctx,
@@ -86,6 +88,21 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     )
 
     burst = declare_burst(spec, ctx, join, identity) if spec.burst.enabled else None
+
+    bench = spec.gpu_benchmark
+    GpuBenchmark(
+        "gpu-benchmark",
+        GpuBenchmarkArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            namespace=namespaces.names["akiba-workloads"],
+            image=bench.image,
+            gpu_models=benchmark_models(spec),
+            storage_class=bench.storage_class,
+            results_size=bench.results_size,
+            size=bench.size,
+        ),
+    )
 
     return {
         "contractVersion": "1",
@@ -130,6 +147,18 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ),
         },
     }
+
+
+def benchmark_models(spec: StackSpec) -> tuple[str, ...]:
+    """Every on-prem GPU model, and the burst group's modelled type: a Job pending on that
+    type's label makes the cluster-autoscaler start a spot node for it. Kepler (g2) is left
+    out: current PyTorch has no kernels for it, the Job could only fail."""
+    models: list[str] = sorted({g.model for n in spec.nodes for g in n.gpus})
+    if spec.burst.enabled:
+        first = INSTANCE_TYPES[spec.burst.instance_types[0]]
+        if first.generation != "kepler":
+            models.append(first.gpu_model)
+    return tuple(models)
 
 
 @dataclass(frozen=True)

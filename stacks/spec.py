@@ -218,6 +218,18 @@ class BurstSpec(Section):
         return self.max_size * max(self.spot_price_usd[t] for t in self.instance_types)
 
 
+class GpuBenchmarkSpec(Section):
+    """The GPU benchmark Jobs (benchmarks/gpu); results go to a CephFS volume."""
+
+    image: str = Field(
+        pattern=r"^[a-z0-9.-]+(:\d+)?/[a-z0-9./_-]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$",
+        description="Pinned image with benchmarks/gpu and its requirements (a CUDA 12.6 torch for Maxwell/Pascal)",
+    )
+    storage_class: str = Field(description="ReadWriteMany StorageClass for the results (CephFS)")
+    results_size: str = Field(default="5Gi", pattern=r"^\d+(Mi|Gi|Ti)$")
+    size: Literal["tiny", "standard"] = "standard"
+
+
 class StackSpec(Section):
     """The whole stack, validated. Built only by `stacks.config.load_spec`."""
 
@@ -231,6 +243,7 @@ class StackSpec(Section):
     nodes: list[NodeSpec] = Field(min_length=1)
     engineers: list[EngineerSpec] = Field(min_length=1)
     burst: BurstSpec
+    gpu_benchmark: GpuBenchmarkSpec
 
     @property
     def controllers(self) -> list[NodeSpec]:

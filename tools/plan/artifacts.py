@@ -82,7 +82,10 @@ def user_data_of(typ: str, raw_inputs: dict[str, Any]) -> str | None:
 
 
 def manifest_of(raw_inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in raw_inputs.items() if k not in _K8S_INTERNAL}
+    """The object as `kubectl apply` would take it, in the usual key order."""
+    manifest = {k: v for k, v in raw_inputs.items() if k not in _K8S_INTERNAL}
+    head = [k for k in ("apiVersion", "kind", "metadata") if k in manifest]
+    return {k: manifest[k] for k in head} | {k: v for k, v in manifest.items() if k not in head}
 
 
 def is_manifest(typ: str) -> bool:

@@ -1,0 +1,59 @@
+"""The GPU benchmark as Kubernetes Jobs: one per GPU model present (the article's charts:
+speed, energy and cost per model), results appended to a shared volume on Ceph, and
+`make gpu-report` turns them into the charts. The Job manifest itself is built by
+`benchmarks.gpu.job`, next to the payload it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from benchmarks.gpu.job import benchmark_job_manifest
+from benchmarks.gpu.names import Size
+from components.context import PlatformContext
+
+RESULTS_PVC = "gpu-benchmark-results"
+
+
+@dataclass(frozen=True)
+class GpuBenchmarkArgs:
+    ctx: PlatformContext
+    provider: k8s.Provider
+    namespace: pulumi.Input[str]
+    image: str  # pinned
+    gpu_models: tuple[str, ...]  # node label values: one Job each
+    storage_class: str  # ReadWriteMany (CephFS)
+    results_size: str
+    size: Size
+
+
+class GpuBenchmark(pulumi.ComponentResource):
+    def __init__(self, name: str, args: GpuBenchmarkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:benchmark:GpuBenchmark", name, None, opts)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        results = k8s.core.v1.PersistentVolumeClaim(
+            RESULTS_PVC,
+            metadata={"name": RESULTS_PVC, "namespace": args.namespace, "labels": args.ctx.labels},
+            spec={
+                "accessModes": ["ReadWriteMany"],  # every model's Job appends its own file
+                "storageClassName": args.storage_class,
+                "resources": {"requests": {"storage": args.results_size}},
+            },
+            # Measurements are data: protected in prod, kept if the program stops declaring them.
+            opts=args.ctx.stateful(self, provider=args.provider),
+        )
+        self.jobs: dict[str, k8s.batch.v1.Job] = {}
+        for model in args.gpu_models:
+            manifest = benchmark_job_manifest(
+                model, args.image, "__namespace__", RESULTS_PVC, args.ctx.labels, size=args.size
+            )
+            metadata = {**manifest["metadata"], "namespace": args.namespace}
+            self.jobs[model] = k8s.batch.v1.Job(
+                manifest["metadata"]["name"],
+                metadata=metadata,
+                spec=manifest["spec"],
+                opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[results])),
+            )
+        self.register_outputs({"resultsClaim": results.metadata.name})
