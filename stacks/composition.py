@@ -15,12 +15,16 @@ from components.burst_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.burst_budget import BurstBudget, BurstBudgetArgs
 from components.burst_network import BurstNetwork, BurstNetworkArgs
 from components.burst_nodes import BurstNodes, BurstNodesArgs
+from components.ceph_storage import CephStorage, CephStorageArgs
 from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from components.context import PlatformContext
 from components.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
 from components.node_bootstrap import ClusterJoin, Role
 from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
+from components.personal_databases import PersonalDatabases, PersonalDatabasesArgs
 from components.platform_namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from components.rook_ceph import RookCeph, RookCephArgs
+from components.shared_homes import NFS_PSEUDO_PATH, SharedHomes, SharedHomesArgs
 from stacks.burst_types import INSTANCE_TYPES
 from stacks.config import StackSecrets
 from stacks.spec import StackSpec
@@ -87,6 +91,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ),
     )
 
+    storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.instance,))
     burst = declare_burst(spec, ctx, join, identity) if spec.burst.enabled else None
 
     bench = spec.gpu_benchmark
@@ -125,6 +130,23 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ],
         "gpusByModel": dict(Counter(g.model for n in spec.nodes for g in n.gpus)),
         "maasUrl": spec.maas.url,
+        "ceph": {
+            "vmPool": spec.storage.vm_pool,
+            "libvirtUser": "client.libvirt",
+            "libvirtKeySecret": f"rook-ceph/{storage.ceph.client_secret_names['libvirt']}",
+            # Host-networked monitors run on some of these; Ceph clients find the rest from any one.
+            "monitorCandidates": [n.ip for n in spec.nodes if n.disks.ceph],
+        },
+        "nfs": {
+            "servers": [n.ip for n in spec.nodes],  # any node: a NodePort, stable across failover
+            "port": storage.homes.nfs_port,
+            "export": NFS_PSEUDO_PATH,
+        },
+        "personalDatabases": {
+            name: {"host": e.host, "port": e.port, "user": e.user, "database": e.database, "secretName": e.secret_name}
+            for name, e in storage.databases.endpoints.items()
+        },
+        "personalDatabasePasswords": storage.databases.passwords,
         "registryMirror": spec.registry.mirror,
         "burst": {
             "enabled": spec.burst.enabled,
@@ -147,6 +169,49 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ),
         },
     }
+
+
+@dataclass(frozen=True)
+class Storage:
+    ceph: CephStorage
+    homes: SharedHomes
+    databases: PersonalDatabases
+
+
+def declare_storage(
+    spec: StackSpec,
+    ctx: PlatformContext,
+    identity: ClusterIdentity,
+    secrets: StackSecrets,
+    after: tuple[pulumi.Resource, ...],
+) -> Storage:
+    """Rook Ceph on the nodes' SSDs, and what lives on it: homes, golden and personal databases."""
+    rook = RookCeph(
+        "rook-ceph",
+        RookCephArgs(ctx=ctx, provider=identity.provider, nodes=spec.nodes, storage=spec.storage),
+        opts=pulumi.ResourceOptions(depends_on=list(after)),
+    )
+    ceph = CephStorage(
+        "ceph-storage", CephStorageArgs(ctx=ctx, provider=identity.provider, storage=spec.storage, cluster=rook.cluster)
+    )
+    homes = SharedHomes(
+        "shared-homes",
+        SharedHomesArgs(
+            ctx=ctx, provider=identity.provider, storage=spec.storage, engineers=spec.engineers, after=(ceph,)
+        ),
+    )
+    databases = PersonalDatabases(
+        "personal-databases",
+        PersonalDatabasesArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            databases=spec.databases,
+            engineers=spec.engineers,
+            source_url=secrets.golden_db_source_url,
+            after=(ceph,),
+        ),
+    )
+    return Storage(ceph=ceph, homes=homes, databases=databases)
 
 
 def benchmark_models(spec: StackSpec) -> tuple[str, ...]:

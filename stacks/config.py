@@ -34,6 +34,7 @@ class RawConfig:
 class StackSecrets:
     """The secrets the program needs, as Pulumi secret outputs (never plain strings)."""
 
+    golden_db_source_url: pulumi.Output[str]
     maas_api_key: pulumi.Output[str]
     power_password: pulumi.Output[str] | None
 
@@ -99,7 +100,7 @@ def _key_problems(raw: RawConfig) -> list[Problem]:
                     "a plaintext value",
                 )
             )
-    needed = ["maasApiKey"]
+    needed = ["maasApiKey", "goldenDbSourceUrl"]
     if _needs_power_password(raw.values):
         needed.append("powerPassword")
     for key in needed:
@@ -198,6 +199,7 @@ def read_secrets(spec: StackSpec) -> StackSecrets:
     config = pulumi.Config(PROJECT)
     needs_power = any(n.power.type in ("ipmi", "amt", "virsh") for n in spec.nodes)
     return StackSecrets(
+        golden_db_source_url=config.require_secret("goldenDbSourceUrl"),
         maas_api_key=config.require_secret("maasApiKey"),
         power_password=config.require_secret("powerPassword") if needs_power else None,
     )

@@ -194,6 +194,20 @@ def disks_make_sense(raw: Raw) -> list[Problem]:
     return out
 
 
+def storage_fits(raw: Raw) -> list[Problem]:
+    """With failure domain `host`, every copy needs its own node with OSDs, every mon its node."""
+    storage = _section(raw, "storage")
+    hosts = sum(1 for _, n in _items(raw, "nodes") if isinstance(n.get("disks"), dict) and n["disks"].get("ceph"))
+    nodes = len(list(_items(raw, "nodes")))
+    out = []
+    replicas, mons = storage.get("replicas"), storage.get("mons")
+    if isinstance(replicas, int) and replicas > hosts:
+        out.append(Problem(key_path("storage", "replicas"), f"at most {hosts} (nodes with Ceph disks)", str(replicas)))
+    if isinstance(mons, int) and mons > nodes:
+        out.append(Problem(key_path("storage", "mons"), f"at most {nodes} (one per node)", str(mons)))
+    return out
+
+
 def burst_consistent(raw: Raw) -> list[Problem]:
     burst = _section(raw, "burst")
     region = burst.get("region")
@@ -264,6 +278,7 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     gpus_make_sense,
     disks_make_sense,
     burst_consistent,
+    storage_fits,
     plaintext_secrets,
 )
 

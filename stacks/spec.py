@@ -162,6 +162,8 @@ class EngineerSpec(Section):
     uid: int = Field(ge=1000, le=60000, description="Stable uid on every node and container")
     gid: int | None = Field(default=None, ge=1000, le=60000, description="Defaults to uid")
     ssh_keys: list[SshPublicKey] = Field(min_length=1)
+    home_size: str = Field(default="100Gi", pattern=r"^\d+(Gi|Ti)$", description="CephFS home quota")
+    personal_database: bool = Field(default=False, description="A private clone of the golden database")
 
     @property
     def group_id(self) -> int:
@@ -218,6 +220,28 @@ class BurstSpec(Section):
         return self.max_size * max(self.spot_price_usd[t] for t in self.instance_types)
 
 
+class StorageSpec(Section):
+    """Rook Ceph on the nodes' SSDs (`nodes[].disks.ceph`)."""
+
+    replicas: int = Field(ge=1, le=5, description="Copies of every object; 3 in prod (one per host)")
+    mons: Literal[1, 3, 5] = Field(description="Ceph monitors; 3 in prod")
+    block_pool: str = Field(default="kube-rbd", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    vm_pool: str = Field(default="vm-disks", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    filesystem: str = Field(default="homes", pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    nfs_node_port: int = Field(default=32049, ge=30000, le=32767, description="NFS for clients outside Kubernetes")
+
+
+class DatabasesSpec(Section):
+    """The golden database and the personal clones (the article: half a day -> 3 seconds)."""
+
+    engine: Literal["postgres"] = "postgres"
+    version: str = Field(pattern=r"^\d+\.\d+$", description="PostgreSQL image tag, e.g. 17.6")
+    golden_size: str = Field(pattern=r"^\d+(Gi|Ti)$")
+    refresh_schedule: str = Field(description="cron: reload the golden copy from production")
+    snapshot_schedule: str = Field(description="cron: snapshot the golden volume")
+    keep_snapshots: int = Field(default=7, ge=1, le=30)
+
+
 class GpuBenchmarkSpec(Section):
     """The GPU benchmark Jobs (benchmarks/gpu); results go to a CephFS volume."""
 
@@ -244,6 +268,8 @@ class StackSpec(Section):
     engineers: list[EngineerSpec] = Field(min_length=1)
     burst: BurstSpec
     gpu_benchmark: GpuBenchmarkSpec
+    storage: StorageSpec
+    databases: DatabasesSpec
 
     @property
     def controllers(self) -> list[NodeSpec]:
@@ -260,6 +286,8 @@ class StackSpec(Section):
 
 # Config keys (under `akiba:`) whose values must be Pulumi secrets, and when they are needed.
 SECRET_KEYS: dict[str, str] = {
+    "goldenDbSourceUrl": "the read-only connection URL of the production database the golden copy is "
+    "refreshed from (postgresql://user:password@host/db)",
     "maasApiKey": "the MAAS API key (MAAS UI > Preferences > API keys)",
     "powerPassword": "the BMC/AMT/virsh power password, needed when a node's power type is ipmi, amt or virsh",
 }

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from stacks.problems import ConfigError
+from stacks.spec import SECRET_KEYS
 from tests.conftest import ROOT, config_values, edited, parse
 
 Edit = Callable[[dict[str, Any]], None]
@@ -252,9 +253,7 @@ def test_cli_prints_problems_without_a_traceback(tmp_path: Any) -> None:
     cfg["akiba:nodes"][3]["gpus"][0]["model"] = "gtx-1090"
     cfg["akiba:cluster"]["podCidr"] = "192.168.10.0/25"
     doc = {
-        "config": {
-            k: ({"secure": "v1:x"} if k in ("akiba:maasApiKey", "akiba:powerPassword") else v) for k, v in cfg.items()
-        }
+        "config": {k: ({"secure": "v1:x"} if k in {f"akiba:{s}" for s in SECRET_KEYS} else v) for k, v in cfg.items()}
     }
     (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump(doc))
     res = subprocess.run(

@@ -42,8 +42,11 @@ def test_adding_a_node_adds_its_machine_and_deployment(base: dict[str, Any]) -> 
         "akiba06 maas:index/machine:Machine",
         "akiba06 maas:index/instance:Instance",
     }
-    assert result["removed"] == [] and result["changed"] == {}
-    assert result["outputs"] == ["gpusByModel", "nodes"]
+    assert result["removed"] == []
+    # Its SSDs become OSDs; it is an NFS server and a Ceph monitor candidate.
+    assert [u.split("::")[-1] for u in result["changed"]] == ["rook-ceph"]
+    assert result["changed"][next(iter(result["changed"]))] == ["spec.storage.nodes"]
+    assert result["outputs"] == ["ceph", "gpusByModel", "nfs", "nodes"]
 
 
 def test_changing_an_address_names_the_changed_inputs(base: dict[str, Any]) -> None:

@@ -46,6 +46,6 @@ def test_secret_inputs_are_masked_in_the_recorded_plan(plans: dict[str, Plan], s
 @pytest.mark.parametrize("stack", STACKS)
 def test_committed_stack_files_hold_no_plaintext_secret(stack: str) -> None:
     sf = stack_file(stack)
-    assert set(sf.secret_keys) == {"akiba:maasApiKey", "akiba:powerPassword"}
+    assert set(sf.secret_keys) == {"akiba:maasApiKey", "akiba:powerPassword", "akiba:goldenDbSourceUrl"}
     text = sf.path.read_text()
     assert "secure: v1:placeholder:" in text

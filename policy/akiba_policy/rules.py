@@ -82,7 +82,7 @@ def _get(value: Any, *path: str) -> Any:
 
 
 def k8s_kind(res: PlannedResource) -> str | None:
-    if not res.type.startswith("kubernetes:") or res.type.startswith("kubernetes:helm"):
+    if not res.type.startswith("kubernetes:") or res.type.startswith(("kubernetes:helm", "kubernetes:yaml")):
         return None
     return res.type.rsplit(":", 1)[-1]
 

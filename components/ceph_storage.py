@@ -1,0 +1,170 @@
+"""What Kubernetes and the hypervisors consume from Ceph: a block pool for volumes (the
+default StorageClass), a block pool for VM disks, a CephFS for homes (ReadWriteMany), the
+snapshot machinery, and cephx clients with least privilege."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.context import PlatformContext
+from components.k8s_object import KubernetesObject
+from components.rook_ceph import CLUSTER_NAME, NAMESPACE
+from stacks.spec import StorageSpec
+
+RBD_CLASS = "akiba-rbd"
+CEPHFS_CLASS = "akiba-cephfs"
+RBD_SNAPSHOT_CLASS = "akiba-rbd"
+SNAPSHOTTER = "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/v8.6.0"
+SNAPSHOTTER_FILES = [
+    f"{SNAPSHOTTER}/client/config/crd/snapshot.storage.k8s.io_volumesnapshotclasses.yaml",
+    f"{SNAPSHOTTER}/client/config/crd/snapshot.storage.k8s.io_volumesnapshotcontents.yaml",
+    f"{SNAPSHOTTER}/client/config/crd/snapshot.storage.k8s.io_volumesnapshots.yaml",
+    f"{SNAPSHOTTER}/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml",
+    f"{SNAPSHOTTER}/deploy/kubernetes/snapshot-controller/setup-snapshot-controller.yaml",
+]
+
+
+def pool_spec(replicas: int) -> dict[str, Any]:
+    return {
+        "failureDomain": "host",
+        "replicated": {"size": replicas, "requireSafeReplicaSize": replicas > 1},
+    }
+
+
+def csi_secrets(driver: str) -> dict[str, str]:
+    """The secrets Rook creates for its CSI drivers, as StorageClass parameters."""
+    kind = "rbd" if driver == "rbd" else "cephfs"
+    return {
+        "csi.storage.k8s.io/provisioner-secret-name": f"rook-csi-{kind}-provisioner",
+        "csi.storage.k8s.io/provisioner-secret-namespace": NAMESPACE,
+        "csi.storage.k8s.io/controller-expand-secret-name": f"rook-csi-{kind}-provisioner",
+        "csi.storage.k8s.io/controller-expand-secret-namespace": NAMESPACE,
+        "csi.storage.k8s.io/node-stage-secret-name": f"rook-csi-{kind}-node",
+        "csi.storage.k8s.io/node-stage-secret-namespace": NAMESPACE,
+    }
+
+
+def client_caps(storage: StorageSpec) -> dict[str, dict[str, str]]:
+    """cephx clients outside Rook's own CSI users, each limited to what it uses."""
+    return {
+        # libvirt on the hypervisors: RBD images in the VM pool only.
+        "libvirt": {"mon": "profile rbd", "osd": f"profile rbd pool={storage.vm_pool}"},
+        # Backups of the homes from outside Kubernetes: read-only CephFS.
+        "homes-backup": {
+            "mon": "allow r",
+            "mds": "allow r",
+            "osd": f"allow r pool={storage.filesystem}-data0",
+        },
+    }
+
+
+@dataclass(frozen=True)
+class CephStorageArgs:
+    ctx: PlatformContext
+    provider: k8s.Provider
+    storage: StorageSpec
+    cluster: pulumi.Resource  # the CephCluster
+
+
+class CephStorage(pulumi.ComponentResource):
+    client_secret_names: dict[str, str]
+
+    def __init__(self, name: str, args: CephStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:storage:CephStorage", name, None, opts)
+        ctx, storage = args.ctx, args.storage
+        retain = "Retain" if ctx.protect_stateful else "Delete"  # prod: deleting a claim keeps the image
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.cluster])
+
+        def cr(
+            kind: str, cr_name: str, spec: dict[str, Any], stateful: bool = False
+        ) -> k8s.apiextensions.CustomResource:
+            opts = ctx.stateful(self, provider=args.provider, depends_on=[args.cluster]) if stateful else on_cluster
+            return k8s.apiextensions.CustomResource(
+                f"{kind.lower()}-{cr_name}",
+                api_version="ceph.rook.io/v1",
+                kind=kind,
+                metadata={"name": cr_name, "namespace": NAMESPACE, "labels": ctx.labels},
+                spec=spec,
+                opts=opts,
+            )
+
+        cr("CephBlockPool", storage.block_pool, pool_spec(storage.replicas), stateful=True)
+        cr("CephBlockPool", storage.vm_pool, pool_spec(storage.replicas), stateful=True)
+        cr(
+            "CephFilesystem",
+            storage.filesystem,
+            {
+                "metadataPool": pool_spec(storage.replicas),
+                "dataPools": [{"name": "data0", **pool_spec(storage.replicas)}],
+                "preserveFilesystemOnDelete": True,
+                "metadataServer": {"activeCount": 1, "activeStandby": True},
+            },
+            stateful=True,
+        )
+        self.client_secret_names = {}
+        for client, caps in client_caps(storage).items():
+            cr("CephClient", client, {"caps": caps})
+            self.client_secret_names[client] = f"rook-ceph-client-{client}"  # Rook writes the key there
+
+        k8s.storage.v1.StorageClass(
+            RBD_CLASS,
+            metadata={
+                "name": RBD_CLASS,
+                "labels": ctx.labels,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+            },
+            provisioner=f"{NAMESPACE}.rbd.csi.ceph.com",
+            parameters={
+                "clusterID": NAMESPACE,
+                "pool": storage.block_pool,
+                "imageFormat": "2",
+                "imageFeatures": "layering",
+                "csi.storage.k8s.io/fstype": "ext4",
+                **csi_secrets("rbd"),
+            },
+            reclaim_policy=retain,
+            allow_volume_expansion=True,
+            volume_binding_mode="Immediate",
+            opts=on_cluster,
+        )
+        k8s.storage.v1.StorageClass(
+            CEPHFS_CLASS,
+            metadata={"name": CEPHFS_CLASS, "labels": ctx.labels},
+            provisioner=f"{NAMESPACE}.cephfs.csi.ceph.com",
+            parameters={
+                "clusterID": NAMESPACE,
+                "fsName": storage.filesystem,
+                "pool": f"{storage.filesystem}-data0",
+                **csi_secrets("cephfs"),
+            },
+            reclaim_policy=retain,
+            allow_volume_expansion=True,
+            opts=on_cluster,
+        )
+        snapshotter = k8s.yaml.v2.ConfigGroup(
+            "external-snapshotter",
+            files=SNAPSHOTTER_FILES,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )
+        KubernetesObject(
+            "volumesnapshotclass-rbd",
+            {
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshotClass",
+                "metadata": {"name": RBD_SNAPSHOT_CLASS, "labels": ctx.labels},
+                "driver": f"{NAMESPACE}.rbd.csi.ceph.com",
+                # Retain: deleting a VolumeSnapshot object in prod leaves the RBD snapshot in Ceph.
+                "deletionPolicy": retain,
+                "parameters": {
+                    "clusterID": NAMESPACE,
+                    "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",
+                    "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[snapshotter, args.cluster]),
+        )
+        self.register_outputs({"clientSecrets": self.client_secret_names, "cluster": CLUSTER_NAME})

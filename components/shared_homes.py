@@ -1,0 +1,217 @@
+"""Shared homes: one CephFS volume per engineer, owned by the engineer's uid/gid, mounted at
+/home/<name> in every home container on every node; and an NFS export of the same tree for
+clients outside Kubernetes (the dev desktop, VMs).
+
+This replaces the article's corosync/pacemaker NFS pair. Rook's CephNFS is active/passive
+through Kubernetes: when the node running the NFS server dies, the pod is rescheduled. The
+server tolerates an unreachable node for 30 s only (default 300 s), so a client stalls for
+roughly node detection (~40 s) + 30 s + pod start (~20 s) + the NFSv4 grace period (90 s):
+about three minutes, then carries on (hard mounts retry; nothing is lost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.ceph_storage import CEPHFS_CLASS
+from components.context import PlatformContext
+from components.rook_ceph import CEPH_IMAGE, TOLERATIONS
+from components.rook_ceph import NAMESPACE as ROOK_NAMESPACE
+from stacks.spec import EngineerSpec, StorageSpec
+
+NAMESPACE = "akiba-homes"
+NFS_NAME = "homes"
+NFS_PSEUDO_PATH = "/homes"
+BUSYBOX = "docker.io/library/busybox:1.37.0"
+FAST_FAILOVER = [
+    {"key": f"node.kubernetes.io/{cond}", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}
+    for cond in ("not-ready", "unreachable")
+]
+
+
+def home_claim(engineer: EngineerSpec) -> str:
+    return f"home-{engineer.name}"
+
+
+def chown_job(engineer: EngineerSpec, labels: dict[str, str]) -> dict[str, Any]:
+    """A one-shot Job that gives the new volume to its owner (CephFS volumes start root:root)."""
+    owner = f"{engineer.uid}:{engineer.group_id}"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"home-owner-{engineer.name}", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "backoffLimit": 3,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "chown",
+                            "image": BUSYBOX,
+                            # Only the top directory: files inside keep whatever owner they have.
+                            "command": [
+                                "sh",
+                                "-c",
+                                f"chown {owner} /home/{engineer.name} && chmod 0750 /home/{engineer.name}",
+                            ],
+                            "securityContext": {
+                                "runAsUser": 0,
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
+                            },
+                            "resources": {"limits": {"cpu": "100m", "memory": "32Mi"}},
+                            "volumeMounts": [{"name": "home", "mountPath": f"/home/{engineer.name}"}],
+                        }
+                    ],
+                    "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": home_claim(engineer)}}],
+                },
+            },
+        },
+    }
+
+
+def export_script(storage: StorageSpec) -> str:
+    """Create the NFS export of the CSI subvolumes (idempotent), with Rook's admin credentials."""
+    return "\n".join(
+        [
+            "set -eu",
+            'mon_host=$(sed "s/[a-z0-9]*=//g" /etc/rook/mon-endpoints)',
+            'printf "[global]\\nmon_host = %s\\n" "$mon_host" > /etc/ceph/ceph.conf',
+            'printf "[%s]\\nkey = %s\\n" "$ROOK_CEPH_USERNAME" "$ROOK_CEPH_SECRET" > /etc/ceph/keyring',
+            f"ceph nfs export info {NFS_NAME} {NFS_PSEUDO_PATH} >/dev/null 2>&1 ||"
+            f" ceph nfs export create cephfs --cluster-id {NFS_NAME} --pseudo-path {NFS_PSEUDO_PATH}"
+            f" --fsname {storage.filesystem} --path /volumes/csi",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class SharedHomesArgs:
+    ctx: PlatformContext
+    provider: k8s.Provider
+    storage: StorageSpec
+    engineers: list[EngineerSpec]
+    after: tuple[pulumi.Resource, ...]  # the filesystem and its StorageClass
+
+
+class SharedHomes(pulumi.ComponentResource):
+    claims: dict[str, str]  # engineer -> claim name (in NAMESPACE)
+    nfs_port: int
+
+    def __init__(self, name: str, args: SharedHomesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:storage:SharedHomes", name, None, opts)
+        ctx = args.ctx
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
+        ns = k8s.core.v1.Namespace(
+            NAMESPACE,
+            metadata={"name": NAMESPACE, "labels": {**ctx.labels, "pod-security.kubernetes.io/enforce": "baseline"}},
+            opts=on_cluster,
+        )
+        self.claims = {}
+        for eng in args.engineers:
+            labels = {**ctx.labels, "akiba.io/engineer": eng.name}
+            claim = k8s.core.v1.PersistentVolumeClaim(
+                home_claim(eng),
+                metadata={"name": home_claim(eng), "namespace": NAMESPACE, "labels": labels},
+                spec={
+                    "accessModes": ["ReadWriteMany"],  # the same home in every container on every node
+                    "storageClassName": CEPHFS_CLASS,
+                    "resources": {"requests": {"storage": eng.home_size}},
+                },
+                opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, *args.after]),
+            )
+            job = chown_job(eng, labels)
+            k8s.batch.v1.Job(
+                job["metadata"]["name"],
+                metadata=job["metadata"],
+                spec=job["spec"],
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[claim]),
+            )
+            self.claims[eng.name] = home_claim(eng)
+
+        nfs = k8s.apiextensions.CustomResource(
+            "cephnfs-homes",
+            api_version="ceph.rook.io/v1",
+            kind="CephNFS",
+            metadata={"name": NFS_NAME, "namespace": ROOK_NAMESPACE, "labels": ctx.labels},
+            spec={
+                "server": {
+                    "active": 1,
+                    "placement": {"tolerations": [*TOLERATIONS, *FAST_FAILOVER]},
+                    "resources": {"limits": {"memory": "2Gi"}},
+                }
+            },
+            # Its grace and export records live in RADOS: protect it like the rest of Ceph.
+            opts=ctx.stateful(self, provider=args.provider, depends_on=list(args.after)),
+        )
+        k8s.batch.v1.Job(
+            "homes-nfs-export",
+            metadata={"name": "homes-nfs-export", "namespace": ROOK_NAMESPACE, "labels": ctx.labels},
+            spec={
+                "backoffLimit": 10,  # the NFS server may take a while to come up
+                "template": {
+                    "metadata": {"labels": ctx.labels},
+                    "spec": {
+                        "restartPolicy": "OnFailure",
+                        "tolerations": TOLERATIONS,
+                        "containers": [
+                            {
+                                "name": "export",
+                                "image": CEPH_IMAGE,
+                                "command": ["bash", "-c", export_script(args.storage)],
+                                "env": [
+                                    {
+                                        "name": "ROOK_CEPH_USERNAME",
+                                        "valueFrom": {
+                                            "secretKeyRef": {"name": "rook-ceph-mon", "key": "ceph-username"}
+                                        },
+                                    },
+                                    {
+                                        "name": "ROOK_CEPH_SECRET",
+                                        "valueFrom": {"secretKeyRef": {"name": "rook-ceph-mon", "key": "ceph-secret"}},
+                                    },
+                                ],
+                                "securityContext": {"allowPrivilegeEscalation": False},
+                                "resources": {"limits": {"cpu": "200m", "memory": "128Mi"}},
+                                "volumeMounts": [
+                                    {"name": "mon-endpoints", "mountPath": "/etc/rook"},
+                                    {"name": "ceph-config", "mountPath": "/etc/ceph"},
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {
+                                "name": "mon-endpoints",
+                                "configMap": {
+                                    "name": "rook-ceph-mon-endpoints",
+                                    "items": [{"key": "data", "path": "mon-endpoints"}],
+                                },
+                            },
+                            {"name": "ceph-config", "emptyDir": {}},
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[nfs]),
+        )
+        # NFS for clients outside Kubernetes, on every node's address: failover moves the pod,
+        # not the endpoint.
+        self.nfs_port = args.storage.nfs_node_port
+        k8s.core.v1.Service(
+            "homes-nfs",
+            metadata={"name": "homes-nfs", "namespace": ROOK_NAMESPACE, "labels": ctx.labels},
+            spec={
+                "type": "NodePort",
+                "selector": {"app": "rook-ceph-nfs", "ceph_nfs": NFS_NAME},
+                "ports": [{"name": "nfs", "port": 2049, "targetPort": 2049, "nodePort": self.nfs_port}],
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[nfs]),
+        )
+        self.register_outputs({"claims": self.claims})
