@@ -96,7 +96,7 @@ def postgres_pod(
                 "command": [
                     "bash",
                     "-c",
-                    'echo "ALTER ROLE postgres PASSWORD \'$POSTGRES_PASSWORD\';"'
+                    "echo \"ALTER ROLE postgres PASSWORD '$POSTGRES_PASSWORD';\""
                     ' | postgres --single -D "$PGDATA" postgres',
                 ],
                 "readinessProbe": None,

@@ -16,9 +16,12 @@ from components.burst_budget import BurstBudget, BurstBudgetArgs
 from components.burst_network import BurstNetwork, BurstNetworkArgs
 from components.burst_nodes import BurstNodes, BurstNodesArgs
 from components.ceph_storage import CephStorage, CephStorageArgs
+from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from components.context import PlatformContext
 from components.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
+from components.ml_app import MlApp, MlAppArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.node_bootstrap import ClusterJoin, Role
 from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
 from components.personal_databases import PersonalDatabases, PersonalDatabasesArgs
@@ -91,7 +94,49 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ),
     )
 
+    apps = spec.apps
+    addons = ClusterAddons(
+        "cluster-addons",
+        ClusterAddonsArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            pod_cidr=cluster.pod_cidr,
+            mtu=spec.network.bond.mtu,
+            ingress_http_port=apps.ingress_http_port,
+            ingress_https_port=apps.ingress_https_port,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[init_node.instance]),
+    )
     storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.instance,))
+    burst_node_price = max(spec.burst.spot_price_usd.values()) if spec.burst.enabled else 0.0
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            grafana_host=f"grafana.{apps.domain}",
+            ingress_class=addons.ingress_class,
+            burst_hourly_usd=burst_node_price,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[storage.ceph]),
+    )
+    app_urls = {
+        app.name: MlApp(
+            app.name,
+            MlAppArgs(
+                ctx=ctx,
+                provider=identity.provider,
+                namespace=namespaces.names["akiba-workloads"],
+                image=app.image,
+                host=f"{app.name}.{apps.domain}",
+                ingress_class=addons.ingress_class,
+                gpus=app.gpus,
+                replicas=app.replicas,
+            ),
+        ).url
+        + f":{apps.ingress_http_port}"
+        for app in apps.apps
+    }
     burst = declare_burst(spec, ctx, join, identity) if spec.burst.enabled else None
 
     bench = spec.gpu_benchmark
@@ -130,6 +175,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ],
         "gpusByModel": dict(Counter(g.model for n in spec.nodes for g in n.gpus)),
         "maasUrl": spec.maas.url,
+        "dashboardUrl": f"http://grafana.{apps.domain}:{apps.ingress_http_port}{monitoring.dashboard_path}",
+        "apps": app_urls,
         "ceph": {
             "vmPool": spec.storage.vm_pool,
             "libvirtUser": "client.libvirt",

@@ -254,6 +254,30 @@ class GpuBenchmarkSpec(Section):
     size: Literal["tiny", "standard"] = "standard"
 
 
+PinnedImage = Annotated[
+    str, Field(pattern=r"^[a-z0-9.-]+(:\d+)?/[a-z0-9./_-]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$")
+]
+
+
+class AppSpec(Section):
+    """An ML web app for non-engineers (the article: ICACHAN, MICANCNN, TACOCNN)."""
+
+    name: Hostname
+    purpose: str = Field(min_length=1, description="What it does, for the people who use it")
+    image: PinnedImage
+    gpus: int = Field(default=0, ge=0, le=MAX_GPUS_PER_NODE)
+    replicas: int = Field(default=1, ge=1, le=20)
+
+
+class AppsSpec(Section):
+    domain: str = Field(
+        pattern=r"^[a-z0-9.-]+$", description="Apps live at <name>.<domain>, Grafana at grafana.<domain>"
+    )
+    ingress_http_port: int = Field(default=30080, ge=30000, le=32767)
+    ingress_https_port: int = Field(default=30443, ge=30000, le=32767)
+    apps: list[AppSpec] = Field(default_factory=list)
+
+
 class StackSpec(Section):
     """The whole stack, validated. Built only by `stacks.config.load_spec`."""
 
@@ -270,6 +294,7 @@ class StackSpec(Section):
     gpu_benchmark: GpuBenchmarkSpec
     storage: StorageSpec
     databases: DatabasesSpec
+    apps: AppsSpec
 
     @property
     def controllers(self) -> list[NodeSpec]:

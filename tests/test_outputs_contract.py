@@ -30,6 +30,9 @@ CONTRACT_V1 = {
     "nfs": False,
     "personalDatabases": False,
     "personalDatabasePasswords": True,
+    # Added in v1: engineer services.
+    "dashboardUrl": False,
+    "apps": False,
 }
 
 

@@ -42,6 +42,8 @@ def main() -> None:
     ceph = akiba.require_output("ceph")
     databases = akiba.require_output("personalDatabases")
     passwords = akiba.require_output("personalDatabasePasswords")  # stays secret
+    pulumi.export("dashboard", akiba.require_output("dashboardUrl"))
+    pulumi.export("appUrls", akiba.require_output("apps"))
     pulumi.export("homesMount", nfs.apply(lambda n: f"{n['servers'][0]}:{n['export']} (port {n['port']})"))
     pulumi.export("vmPool", ceph.apply(lambda c: c["vmPool"]))
     pulumi.export("databaseHosts", databases.apply(lambda d: {k: v["host"] for k, v in d.items()}))

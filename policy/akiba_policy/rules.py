@@ -64,12 +64,12 @@ class Rule:
 
 def secret_looking(key: str) -> bool:
     """`adminPassword`, `api_key`, `secretAccessKey`, `caPrivateKeyPem` are; `envFromSecret`,
-    `tokenFile`, `secretName` are not (they name or point at a secret)."""
+    `tokenFile`, `secretName`, `existingSecret` are not (they name or point at a secret)."""
     words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", key)]
     if not words or words[-1] in NOT_THE_VALUE:
         return False
     if words[-1] in SECRET_WORDS:
-        return len(words) < 2 or words[-2] not in ("from", "ref")  # envFromSecret names one
+        return len(words) < 2 or words[-2] not in ("from", "ref", "existing")  # envFromSecret names one
     return any(pair in SECRET_PAIRS for pair in itertools.pairwise(words))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stacks.problems import ConfigError
-from tools.plan import artifacts, checkers, policy_gate, report
+from tools.plan import artifacts, checkers, crds, policy_gate, report
 from tools.plan.diff import diff_against
 from tools.plan.runner import ROOT, run
 from tools.plan.stackfile import StackFileError, read_stack_file
@@ -56,6 +56,7 @@ def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
         ("cloud-init schema", lambda: checkers.cloud_init(art.user_data)),
         ("netplan generate", lambda: checkers.netplan(art.netplan)),
         ("kubernetes-validate --strict", lambda: checkers.kubernetes(art.manifests, kubernetes_version)),
+        ("CRD schemas", lambda: checkers.custom_resources(art.manifests, crds.default_dir())),
     ]
     for label, job in jobs:
         try:

@@ -1,0 +1,94 @@
+"""The cluster's plumbing, each a pinned Helm chart: flannel (VXLAN pod network), the NVIDIA
+device plugin with GPU feature discovery, and Traefik as the ingress for the ML web apps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.context import PlatformContext
+from components.node_bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
+
+FLANNEL_VERSION = "v0.28.9"
+DEVICE_PLUGIN_VERSION = "0.20.0"
+TRAEFIK_VERSION = "41.3.0"  # Traefik v3.7.11
+VXLAN_OVERHEAD = 50  # bytes VXLAN adds to every packet
+ALL_NODES = [
+    {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]},
+    {"key": CONTROL_PLANE_TAINT["key"], "operator": "Exists", "effect": CONTROL_PLANE_TAINT["effect"]},
+]
+
+
+@dataclass(frozen=True)
+class ClusterAddonsArgs:
+    ctx: PlatformContext
+    provider: k8s.Provider
+    pod_cidr: str
+    mtu: int  # of the node network (the bond)
+    ingress_http_port: int
+    ingress_https_port: int
+
+
+class ClusterAddons(pulumi.ComponentResource):
+    ingress_class: str
+
+    def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:k8s:ClusterAddons", name, None, opts)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+
+        def namespace(ns: str, level: str) -> k8s.core.v1.Namespace:
+            return k8s.core.v1.Namespace(
+                ns,
+                metadata={"name": ns, "labels": {**args.ctx.labels, "pod-security.kubernetes.io/enforce": level}},
+                opts=on_cluster,
+            )
+
+        k8s.helm.v4.Chart(
+            "flannel",
+            chart="flannel",
+            version=FLANNEL_VERSION,
+            repository_opts={"repo": "https://flannel-io.github.io/flannel/"},
+            namespace=namespace("kube-flannel", "privileged").metadata.name,
+            values={
+                "podCidr": args.pod_cidr,
+                "flannel": {"backend": "vxlan", "mtu": args.mtu - VXLAN_OVERHEAD},
+            },
+            opts=on_cluster,
+        )
+        k8s.helm.v4.Chart(
+            "nvidia-device-plugin",
+            chart="nvidia-device-plugin",
+            version=DEVICE_PLUGIN_VERSION,
+            repository_opts={"repo": "https://nvidia.github.io/k8s-device-plugin"},
+            namespace=namespace("nvidia-device-plugin", "privileged").metadata.name,
+            values={
+                # GPU feature discovery labels nodes with nvidia.com/gpu.product, memory, compute capability.
+                "gfd": {"enabled": True},
+                "nodeSelector": {"nvidia.com/gpu.present": "true"},
+                "tolerations": ALL_NODES,
+                "resources": {"limits": {"cpu": "100m", "memory": "128Mi"}},
+            },
+            opts=on_cluster,
+        )
+        # No load balancer on-prem: Traefik listens on fixed node ports of every node.
+        self.ingress_class = "traefik"
+        k8s.helm.v4.Chart(
+            "traefik",
+            chart="traefik",
+            version=TRAEFIK_VERSION,
+            repository_opts={"repo": "https://traefik.github.io/charts"},
+            namespace=namespace("traefik", "baseline").metadata.name,
+            values={
+                "service": {"type": "NodePort"},
+                "ports": {
+                    "web": {"nodePort": args.ingress_http_port},
+                    "websecure": {"nodePort": args.ingress_https_port},
+                },
+                "ingressClass": {"enabled": True, "isDefaultClass": True, "name": self.ingress_class},
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+            },
+            opts=on_cluster,
+        )
+        self.register_outputs({"ingressClass": self.ingress_class})

@@ -1,0 +1,75 @@
+"""GPU plumbing, the mission-control dashboard and the ML web apps, as planned."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from components.gpu_dashboard import DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
+from tests.conftest import STACKS, config_values
+from tools.plan.runner import Plan
+
+METRIC = re.compile(r"\b(DCGM_FI_[A-Z_]+|kube_[a-z_]+)\b")
+
+
+def _chart(plan: Plan, name: str) -> dict[str, Any]:
+    return next(r.raw_inputs for r in plan.by_type("kubernetes:helm.sh/v4:Chart") if r.name == name)
+
+
+def test_every_panel_queries_an_exported_metric() -> None:
+    exported = {c[0] for c in DCGM_COUNTERS} | set(KSM_METRICS)
+    dashboard = json.loads(json.dumps(gpu_dashboard(0.25)))
+    titles = {p["title"] for p in dashboard["panels"]}
+    assert {"GPU utilisation", "GPU memory used", "Power draw", "Temperature", "Free GPUs", "Burst nodes running",
+            "Burst cost per hour"} <= titles
+    for panel in dashboard["panels"]:
+        names = {m for t in panel["targets"] for m in METRIC.findall(t["expr"])}
+        assert names, panel["title"]
+        assert names <= exported, (panel["title"], names - exported)
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_dashboard_and_exporter_are_provisioned(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    maps = {r.name: r.raw_inputs for r in plan.by_type("kubernetes:core/v1:ConfigMap")}
+    dashboard = json.loads(maps["dashboard-gpus"]["data"]["akiba-gpus.json"])
+    assert maps["dashboard-gpus"]["metadata"]["labels"]["grafana_dashboard"] == "1"
+    cost = next(p for p in dashboard["panels"] if p["title"] == "Burst cost per hour")
+    assert cost["targets"][0]["expr"].endswith("* 0.25")
+    dcgm = _chart(plan, "dcgm-exporter")
+    assert dcgm["version"] == "4.8.2" and dcgm["values"]["arguments"] == ["-f", "/etc/dcgm-exporter/akiba-counters.csv"]
+    csv = maps["dcgm-counters"]["data"]["counters.csv"]
+    assert {line.split(",")[0] for line in csv.splitlines()} == {c[0] for c in DCGM_COUNTERS}
+    ksm = _chart(plan, "kube-prometheus-stack")["values"]["kube-state-metrics"]
+    assert ksm["metricLabelsAllowlist"] == ["nodes=[akiba.io/node-kind,akiba.io/gpu-model]"]
+    assert plan.outputs["dashboardUrl"].endswith(":30080/d/akiba-gpus")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pod_network_and_gpu_plugin(plans: dict[str, Plan], stack: str) -> None:
+    flannel = _chart(plans[stack], "flannel")
+    assert flannel["values"]["podCidr"] == config_values(stack)["akiba:cluster"]["podCidr"]
+    assert flannel["values"]["flannel"] == {"backend": "vxlan", "mtu": 1450}
+    plugin = _chart(plans[stack], "nvidia-device-plugin")
+    assert plugin["version"] == "0.20.0" and plugin["values"]["gfd"] == {"enabled": True}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ml_apps(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    domain = config_values(stack)["akiba:apps"]["domain"]
+    assert plan.outputs["apps"] == {n: f"http://{n}.{domain}:30080" for n in ("icachan", "micancnn", "tacocnn")}
+    deployments = {r.name: r.raw_inputs for r in plan.by_type("kubernetes:apps/v1:Deployment")}
+    for name, gpus in (("icachan", 1), ("micancnn", 1), ("tacocnn", 0)):
+        pod = deployments[name]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["resources"]["limits"].get("nvidia.com/gpu") == (str(gpus) if gpus else None)
+        assert ("tolerations" in pod) is bool(gpus)
+        assert {"readinessProbe", "livenessProbe", "startupProbe"} <= set(container)
+    ingresses = {r.name: r.raw_inputs for r in plan.by_type("kubernetes:networking.k8s.io/v1:Ingress")}
+    assert ingresses["icachan"]["spec"]["rules"][0]["host"] == f"icachan.{domain}"
+    assert ingresses["icachan"]["spec"]["ingressClassName"] == "traefik"
