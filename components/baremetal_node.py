@@ -47,11 +47,11 @@ def bootstrap_for(args: BareMetalNodeArgs, join: ClusterJoin, pki: dict[str, str
         hostname=node.hostname,
         ip=node.ip,
         role=args.role,
-        kind="baremetal",
+        kind="vm" if node.power.type == "virsh" else "baremetal",
         cluster=join,
         registry_mirror=args.registry.mirror,
         registry_upstreams=tuple(args.registry.upstreams),
-        labels=node_labels(node.gpu_model, len(node.gpus), "baremetal"),
+        labels=node_labels(node.gpu_model, len(node.gpus), "vm" if node.power.type == "virsh" else "baremetal"),
         taints=node_taints(args.role, bool(node.gpus)),
         gpu_driver_branch=node.driver_branch,
         network=BondNetwork(

@@ -4,6 +4,7 @@ snapshot machinery, and cephx clients with least privilege."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,9 +107,19 @@ class CephStorage(pulumi.ComponentResource):
             stateful=True,
         )
         self.client_secret_names = {}
+        clients = {}
         for client, caps in client_caps(storage).items():
-            cr("CephClient", client, {"caps": caps})
+            clients[client] = cr("CephClient", client, {"caps": caps})
             self.client_secret_names[client] = f"rook-ceph-client-{client}"  # Rook writes the key there
+        # The libvirt key, read back from the Secret Rook wrote, for the hypervisors (a secret).
+        libvirt_secret = k8s.core.v1.Secret.get(
+            "rook-ceph-client-libvirt",
+            f"{NAMESPACE}/{self.client_secret_names['libvirt']}",
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[clients["libvirt"]]),
+        )
+        self.libvirt_key = pulumi.Output.secret(
+            libvirt_secret.data.apply(lambda data: base64.b64decode(data["libvirt"]).decode())
+        )
 
         k8s.storage.v1.StorageClass(
             RBD_CLASS,

@@ -26,8 +26,8 @@ How the GPUs are shared between interactive use and scheduled jobs:
   first, as on the 2016 platform.
 - That sharing is by convention: the article's consumer cards (Maxwell/Pascal) have no MIG and
   their MPS has no memory isolation, so an interactive process and a Job on the same GPU share
-  its memory. Long runs belong in Jobs; interactive use is for short experiments. Draining a node
-  (`kubectl cordon`) keeps Jobs away from a GPU that someone needs for a demo.
+  its memory. Long runs belong in Jobs; interactive use is for short experiments. Cordoning a
+  node (`kubectl cordon`) keeps new Jobs away from a GPU that someone needs for a demo.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ _NAME = re.compile(r"^[a-z][-a-z0-9_]{0,31}$")
 _RESERVED = frozenset({"root", "daemon", "bin", "sys", "sync", "nobody", "sshd", "messagebus", "docker"})
 
 # Key types OpenSSH 9.x accepts, by the name at the start of a public key.
-# ssh-dss is gone (disabled in 7.0, removed in 9.8); "ssh-rsa" keys still sign with rsa-sha2-*.
+# ssh-dss is out (off by default since 7.0, gone in 10.0); "ssh-rsa" keys still sign with rsa-sha2-*.
 KEY_TYPES = frozenset(
     {
         "ssh-ed25519",
@@ -64,8 +64,8 @@ KEY_TYPES = frozenset(
 
 # Algorithms both OpenSSH 9.2 (Debian 12) and 9.6 (Ubuntu 24.04, the image) accept. The
 # post-quantum mlkem768x25519-sha256 arrived in 9.9: adding it here would make sshd refuse
-# to start on these versions. Only AEAD ciphers and encrypt-then-MAC MACs; both ends also
-# need "strict kex" against Terrapin (CVE-2023-48795), which both versions ship.
+# to start on these versions. AEAD or CTR ciphers, encrypt-then-MAC MACs only; Terrapin
+# (CVE-2023-48795) is closed by "strict kex", native in 9.6 and backported to Debian 12's 9.2.
 KEX_ALGORITHMS = (
     "sntrup761x25519-sha512@openssh.com",
     "curve25519-sha256",

@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_libvirt as libvirt
 
 from components import maas as maas_backend
 from components.baremetal_node import BareMetalNode, BareMetalNodeArgs
@@ -20,6 +21,8 @@ from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from components.context import PlatformContext
 from components.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
+from components.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
+from components.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
 from components.ml_app import MlApp, MlAppArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.node_bootstrap import ClusterJoin, Role
@@ -30,9 +33,10 @@ from components.rook_ceph import RookCeph, RookCephArgs
 from components.shared_homes import NFS_PSEUDO_PATH, SharedHomes, SharedHomesArgs
 from stacks.burst_types import INSTANCE_TYPES
 from stacks.config import StackSecrets
-from stacks.spec import StackSpec
+from stacks.spec import NodeSpec, StackSpec, VirshPower
 
 API_PORT = 6443
+CEPH_MON_PORT = 6789  # msgr v1: what qemu's librbd and the hypervisors' rbd CLI both speak
 
 
 def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
@@ -60,29 +64,16 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     maas = maas_backend.MaasSettings(
         provider=maas_backend.make_provider("maas", spec.maas, secrets.maas_api_key, parent=None), spec=spec.maas
     )
-    hypervisor_uris = spec.hypervisor_uris
-    init_node: BareMetalNode | None = None
+    nodes = NodeDeployer(spec, identity, join, maas, secrets)
+    # VMs on another stack's Ceph (dev on prod's) come first: even the controller may be one.
+    # VMs on this stack's Ceph wait for it, and so do their MAAS deployments.
+    external_ceph = spec.libvirt.ceph_stack is not None
+    vms = declare_vms(spec, ctx, external_ceph_access(spec)) if external_ceph else {}
     for node in spec.nodes:
-        role: Role = "worker" if node.role == "worker" else "controller-join" if init_node else "controller-init"
-        bare = BareMetalNode(
-            node.hostname,
-            BareMetalNodeArgs(
-                node=node,
-                role=role,
-                join=join,
-                identity=identity,
-                network=spec.network,
-                registry=spec.registry,
-                maas=maas,
-                power_password=secrets.power_password,
-                hypervisor_uris=hypervisor_uris,
-                # Joining nodes need a running API server: deploy them after the first controller.
-                after=(init_node.instance,) if init_node else (),
-            ),
-        )
-        if role == "controller-init":
-            init_node = bare
-    assert init_node is not None  # the spec guarantees a controller
+        if external_ceph or node.power.type != "virsh":
+            nodes.deploy(node, vms.get(node.hostname))
+    init_node = nodes.init_node
+    assert init_node is not None  # the spec guarantees a controller, and never a VM on own Ceph
 
     namespaces = PlatformNamespaces(
         "namespaces",
@@ -108,6 +99,11 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         opts=pulumi.ResourceOptions(depends_on=[init_node.instance]),
     )
     storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.instance,))
+    if not external_ceph:
+        vms = declare_vms(spec, ctx, own_ceph_access(spec, storage.ceph))
+        for node in spec.nodes:
+            if node.power.type == "virsh":
+                nodes.deploy(node, vms[node.hostname])
     burst_node_price = max(spec.burst.spot_price_usd.values()) if spec.burst.enabled else 0.0
     monitoring = Monitoring(
         "monitoring",
@@ -167,7 +163,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
                 "hostname": n.hostname,
                 "role": n.role,
                 "ip": n.ip,
-                "kind": "baremetal",
+                "kind": "vm" if n.power.type == "virsh" else "baremetal",
                 "gpuModel": n.gpu_model,
                 "gpuCount": len(n.gpus),
             }
@@ -194,6 +190,15 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             for name, e in storage.databases.endpoints.items()
         },
         "personalDatabasePasswords": storage.databases.passwords,
+        "cephLibvirtKey": storage.ceph.libvirt_key,
+        "vms": {
+            vm.domain_name: {
+                "hypervisor": vm.hypervisor,
+                "disks": vm.disks,
+                "gpus": vm.gpus,
+            }
+            for vm in vms.values()
+        },
         "registryMirror": spec.registry.mirror,
         "burst": {
             "enabled": spec.burst.enabled,
@@ -216,6 +221,100 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ),
         },
     }
+
+
+class NodeDeployer:
+    """Deploys nodes through MAAS one by one; the first controller inits the cluster and every
+    other node joins after it."""
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        identity: ClusterIdentity,
+        join: pulumi.Output[ClusterJoin],
+        maas: maas_backend.MaasSettings,
+        secrets: StackSecrets,
+    ) -> None:
+        self.spec, self.identity, self.join, self.maas, self.secrets = spec, identity, join, maas, secrets
+        self.init_node: BareMetalNode | None = None
+
+    def deploy(self, node: NodeSpec, vm: LibvirtVm | None) -> BareMetalNode:
+        init = self.init_node
+        role: Role = "worker" if node.role == "worker" else "controller-join" if init else "controller-init"
+        after: list[pulumi.Resource] = [init.instance] if init else []
+        if vm is not None:
+            after.append(vm.domain)  # MAAS powers the VM on through virsh: it must exist
+        bare = BareMetalNode(
+            node.hostname,
+            BareMetalNodeArgs(
+                node=node,
+                role=role,
+                join=self.join,
+                identity=self.identity,
+                network=self.spec.network,
+                registry=self.spec.registry,
+                maas=self.maas,
+                power_password=self.secrets.power_password,
+                hypervisor_uris=self.spec.hypervisor_uris,
+                after=tuple(after),
+            ),
+        )
+        if role == "controller-init":
+            self.init_node = bare
+        return bare
+
+
+def external_ceph_access(spec: StackSpec) -> VmCephAccess:
+    """Another stack's Ceph (dev keeps its VM disks on prod's), through its outputs contract."""
+    assert spec.libvirt.ceph_stack is not None
+    ref = pulumi.StackReference(spec.libvirt.ceph_stack)
+    ceph = ref.require_output("ceph")
+    return VmCephAccess(
+        monitors=ceph.apply(lambda c: [f"{ip}:{CEPH_MON_PORT}" for ip in c["monitorCandidates"]]),
+        pool=ceph.apply(lambda c: str(c["vmPool"])),
+        user=ceph.apply(lambda c: str(c["libvirtUser"]).removeprefix("client.")),
+        key=pulumi.Output.secret(ref.require_output("cephLibvirtKey")),
+    )
+
+
+def own_ceph_access(spec: StackSpec, ceph: CephStorage) -> VmCephAccess:
+    mons = [f"{n.ip}:{CEPH_MON_PORT}" for n in spec.nodes if n.disks.ceph]
+    return VmCephAccess(
+        monitors=pulumi.Output.from_input(mons), pool=spec.storage.vm_pool, user="libvirt", key=ceph.libvirt_key
+    )
+
+
+def declare_vms(spec: StackSpec, ctx: PlatformContext, ceph: VmCephAccess) -> dict[str, LibvirtVm]:
+    """A VM for every node MAAS powers with virsh, and each hypervisor's libvirt ceph secret."""
+    hypervisors: dict[str, tuple[libvirt.Provider, LibvirtCephSecret, str]] = {}
+    vms: dict[str, LibvirtVm] = {}
+    for node in spec.nodes:
+        power = node.power
+        if not isinstance(power, VirshPower):
+            continue
+        if power.hypervisor not in hypervisors:
+            uri = spec.hypervisor_uris[power.hypervisor]
+            uuid = secret_uuid(ctx.cluster_name, power.hypervisor)
+            provider = libvirt.Provider(f"libvirt-{power.hypervisor}", uri=uri)
+            secret = LibvirtCephSecret(
+                f"ceph-secret-{power.hypervisor}",
+                LibvirtCephSecretArgs(uri=uri, uuid=uuid, user=ceph.user, key=ceph.key),
+            )
+            hypervisors[power.hypervisor] = (provider, secret, uuid)
+        provider, secret, uuid = hypervisors[power.hypervisor]
+        vms[node.hostname] = LibvirtVm(
+            power.domain,
+            LibvirtVmArgs(
+                node=node,
+                pool=ceph.pool,
+                ceph=ceph,
+                secret_uuid=uuid,
+                provider=provider,
+                protect=ctx.protect_stateful,
+                after=(secret,),
+            ),
+        )
+    return vms
 
 
 @dataclass(frozen=True)

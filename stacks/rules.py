@@ -194,6 +194,49 @@ def disks_make_sense(raw: Raw) -> list[Problem]:
     return out
 
 
+def vm_disks_named(raw: Raw) -> list[Problem]:
+    """A VM's disks are RBD images whose serial makes the path: /dev/disk/by-id/virtio-<serial>."""
+    out = []
+    for i, node in _items(raw, "nodes"):
+        power, disks = node.get("power"), node.get("disks")
+        if not (isinstance(power, dict) and power.get("type") == "virsh" and isinstance(disks, dict)):
+            continue
+        paths = [("boot", disks.get("boot"))] + [(f"ceph[{j}]", d) for j, d in enumerate(disks.get("ceph") or [])]
+        for where, path in paths:
+            if isinstance(path, str) and not re.fullmatch(r"/dev/disk/by-id/virtio-[a-z0-9][a-z0-9-]{0,19}", path):
+                out.append(
+                    Problem(
+                        f"{key_path('nodes', i, 'disks')}.{where}",
+                        "/dev/disk/by-id/virtio-<serial> (a VM's disk; the serial, at most 20 characters, names it)",
+                        shown(path),
+                    )
+                )
+    return out
+
+
+def vms_fit_their_ceph(raw: Raw) -> list[Problem]:
+    """On this stack's own Ceph, a VM cannot be the controller or hold OSDs: Ceph runs on the
+    nodes the controller brings up, and an OSD on an RBD image of its own cluster is a loop."""
+    if _section(raw, "libvirt").get("cephStack"):
+        return []
+    out = []
+    for i, node in _items(raw, "nodes"):
+        power, disks = node.get("power"), node.get("disks")
+        if not (isinstance(power, dict) and power.get("type") == "virsh"):
+            continue
+        if node.get("role") == "controller":
+            out.append(
+                Problem(key_path("nodes", i, "role"), "'worker' for a VM on this stack's own Ceph", "'controller'")
+            )
+        if isinstance(disks, dict) and disks.get("ceph"):
+            out.append(
+                Problem(
+                    key_path("nodes", i, "disks", "ceph"), "no Ceph disks on a VM of this stack's own Ceph", "a list"
+                )
+            )
+    return out
+
+
 def storage_fits(raw: Raw) -> list[Problem]:
     """With failure domain `host`, every copy needs its own node with OSDs, every mon its node."""
     storage = _section(raw, "storage")
@@ -279,6 +322,8 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     disks_make_sense,
     burst_consistent,
     storage_fits,
+    vm_disks_named,
+    vms_fit_their_ceph,
     plaintext_secrets,
 )
 

@@ -107,11 +107,17 @@ class AmtPower(Section):
 
 
 class VirshPower(Section):
-    """A libvirt VM as a MAAS machine (dev): power address is the hypervisor's URI."""
+    """A libvirt VM as a MAAS machine: the program declares the VM (disks on Ceph RBD, the
+    node's NICs and GPUs), it PXE-boots, MAAS powers it through the hypervisor's URI."""
 
     type: Literal["virsh"]
     hypervisor: Hostname = Field(description="Name of a declared hypervisor")
-    domain: str = Field(min_length=1, description="libvirt domain name")
+    domain: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="libvirt domain name")
+    vcpus: int = Field(ge=1, le=64)
+    memory_mib: int = Field(ge=1024, le=1048576)
+    bridge: str = Field(pattern=r"^[a-zA-Z0-9_.-]{1,15}$", description="Host bridge every NIC joins")
+    boot_disk_gib: int = Field(default=40, ge=10, le=2048)
+    osd_disk_gib: int = Field(default=50, ge=10, le=4096)
 
 
 Power = Annotated[ManualPower | IpmiPower | AmtPower | VirshPower, Field(discriminator="type")]
@@ -220,6 +226,16 @@ class BurstSpec(Section):
         return self.max_size * max(self.spot_price_usd[t] for t in self.instance_types)
 
 
+class LibvirtSpec(Section):
+    """Where VM disks live: this stack's Ceph, or (dev) prod's, read through a StackReference."""
+
+    ceph_stack: str | None = Field(
+        default=None,
+        pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$",
+        description="org/project/stack whose Ceph holds the VM disks; unset: this stack's own",
+    )
+
+
 class StorageSpec(Section):
     """Rook Ceph on the nodes' SSDs (`nodes[].disks.ceph`)."""
 
@@ -295,6 +311,7 @@ class StackSpec(Section):
     storage: StorageSpec
     databases: DatabasesSpec
     apps: AppsSpec
+    libvirt: LibvirtSpec
 
     @property
     def controllers(self) -> list[NodeSpec]:

@@ -18,7 +18,7 @@ from pulumi.runtime import settings
 
 from stacks import config as stack_config
 from stacks.spec import StackSpec
-from tools.plan import runner
+from tools.plan import references
 from tools.plan.runner import Plan
 from tools.plan.stackfile import StackFile, read_stack_file
 
@@ -72,6 +72,6 @@ _PLANS: dict[str, Plan] = {}
 def plans() -> dict[str, Plan]:
     for stack in STACKS:
         if stack not in _PLANS:
-            _PLANS[stack] = runner.run(stack_file(stack))
+            _PLANS[stack] = references.plan(stack_file(stack), ROOT)
             assert _PLANS[stack].resources, f"{stack}: the recorded plan is empty"
     return _PLANS

@@ -25,9 +25,9 @@ def test_48_more_machines_is_only_a_config_change() -> None:
     plan = runner.run(edited("prod", _add_48))
     assert plan.resources
     nodes = plan.by_type("akiba:node:BareMetalNode")
-    assert len(nodes) == 53
-    assert len(plan.by_type("maas:index/instance:Instance")) == 53
-    assert len(plan.outputs["nodes"]) == 53
+    assert len(nodes) == 54  # the five PCs, the platform VM, and 48 more
+    assert len(plan.by_type("maas:index/instance:Instance")) == 54
+    assert len(plan.outputs["nodes"]) == 54
     assert plan.outputs["gpusByModel"]["gtx-1070"] == 2 + 48 * 2
     # Per-node resources only: the shared ones (identity, providers) do not grow.
     assert len(plan.by_type("tls:index/privateKey:PrivateKey")) == 5

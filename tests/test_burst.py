@@ -16,8 +16,8 @@ from components.burst_autoscaler import autoscaler_policy
 from components.burst_nodes import autoscaler_tags
 from components.wireguard import public_key
 from stacks import outputs
-from tests.conftest import STACKS, edited, require_tool
-from tools.plan import runner
+from tests.conftest import ROOT, STACKS, edited, require_tool
+from tools.plan import references
 from tools.plan.mocks import Recorded
 from tools.plan.runner import Plan
 
@@ -139,7 +139,7 @@ def test_nothing_of_burst_when_disabled() -> None:
     def disable(cfg: dict[str, Any]) -> None:
         cfg["akiba:burst"]["enabled"] = False
 
-    plan = runner.run(edited("dev", disable))
+    plan = references.plan(edited("dev", disable), ROOT)
     assert plan.resources
     types = {r.type for r in plan.resources}
     assert not any(t.startswith(("aws:", "akiba:burst:", "pulumi:providers:aws")) for t in types)

@@ -20,7 +20,8 @@ def _shape(value: Any) -> Any:
         for item in value:
             shape = _shape(item)
             if isinstance(shape, dict):
-                merged |= shape
+                # An empty list (a node without GPUs) says nothing about the items' shape.
+                merged |= {k: v for k, v in shape.items() if v != [] or k not in merged}
         return [merged] if merged else []
     return "scalar"
 

@@ -33,6 +33,9 @@ CONTRACT_V1 = {
     # Added in v1: engineer services.
     "dashboardUrl": False,
     "apps": False,
+    # Added in v1: VMs on RBD.
+    "cephLibvirtKey": True,
+    "vms": False,
 }
 
 
@@ -58,7 +61,7 @@ def test_inventory_counts_gpus_by_model(plans: dict[str, Plan], stack: str) -> N
     out = plans[stack].outputs
     counted: dict[str, int] = {}
     for node in out["nodes"]:
-        if node["gpuModel"]:
+        if node.get("gpuModel"):
             counted[node["gpuModel"]] = counted.get(node["gpuModel"], 0) + node["gpuCount"]
     assert counted == out["gpusByModel"]
     assert sum(counted.values()) == (10 if stack == "prod" else 2)

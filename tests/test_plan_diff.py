@@ -43,9 +43,14 @@ def test_adding_a_node_adds_its_machine_and_deployment(base: dict[str, Any]) -> 
         "akiba06 maas:index/instance:Instance",
     }
     assert result["removed"] == []
-    # Its SSDs become OSDs; it is an NFS server and a Ceph monitor candidate.
-    assert [u.split("::")[-1] for u in result["changed"]] == ["rook-ceph"]
-    assert result["changed"][next(iter(result["changed"]))] == ["spec.storage.nodes"]
+    # Its SSDs become OSDs; it is an NFS server and a Ceph monitor candidate, which the VM's
+    # disk (its monitor list) and domain XML (its <host> list) follow.
+    changed = {u.split("::")[-1]: keys for u, keys in result["changed"].items()}
+    assert changed == {
+        "rook-ceph": ["spec.storage.nodes"],
+        "akiba-vm01": ["xml.xslt"],
+        "akiba-vm01-akiba-vm01-boot": ["monHost"],
+    }
     assert result["outputs"] == ["ceph", "gpusByModel", "nfs", "nodes"]
 
 

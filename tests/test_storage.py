@@ -27,7 +27,7 @@ def _named(plan: Plan, kind: str, name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_osds_are_exactly_the_declared_ssds(plans: dict[str, Plan], stack: str) -> None:
     spec = _named(plans[stack], "CephCluster", "rook-ceph")["spec"]
-    declared = {n["hostname"]: [d for d in n["disks"]["ceph"]] for n in config_values(stack)["akiba:nodes"]}
+    declared = {n["hostname"]: n["disks"]["ceph"] for n in config_values(stack)["akiba:nodes"] if n["disks"]["ceph"]}
     osds = {n["name"]: [d["name"] for d in n["devices"]] for n in spec["storage"]["nodes"]}
     assert osds == declared
     boots = {n["disks"]["boot"] for n in config_values(stack)["akiba:nodes"]}

@@ -43,6 +43,8 @@ def main() -> None:
     databases = akiba.require_output("personalDatabases")
     passwords = akiba.require_output("personalDatabasePasswords")  # stays secret
     pulumi.export("dashboard", akiba.require_output("dashboardUrl"))
+    pulumi.export("vmNames", akiba.require_output("vms").apply(sorted))
+    pulumi.export("libvirtKeyKnown", pulumi.Output.secret(akiba.require_output("cephLibvirtKey").apply(bool)))
     pulumi.export("appUrls", akiba.require_output("apps"))
     pulumi.export("homesMount", nfs.apply(lambda n: f"{n['servers'][0]}:{n['export']} (port {n['port']})"))
     pulumi.export("vmPool", ceph.apply(lambda c: c["vmPool"]))

@@ -17,7 +17,8 @@ from pathlib import Path
 from stacks.problems import ConfigError
 from tools.plan import artifacts, checkers, crds, policy_gate, report
 from tools.plan.diff import diff_against
-from tools.plan.runner import ROOT, run
+from tools.plan.references import plan as plan_stack
+from tools.plan.runner import ROOT
 from tools.plan.stackfile import StackFileError, read_stack_file
 
 
@@ -28,7 +29,7 @@ def _kubernetes_version(config: dict[str, str]) -> str:
 def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT) -> int:
     try:
         stack_file = read_stack_file(stack_dir, stack)
-        plan = run(stack_file)
+        plan = plan_stack(stack_file, stack_dir)
     except (ConfigError, StackFileError) as err:
         print(err, file=sys.stderr)
         return 2
@@ -57,6 +58,7 @@ def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
         ("netplan generate", lambda: checkers.netplan(art.netplan)),
         ("kubernetes-validate --strict", lambda: checkers.kubernetes(art.manifests, kubernetes_version)),
         ("CRD schemas", lambda: checkers.custom_resources(art.manifests, crds.default_dir())),
+        ("libvirt domains (xsltproc + virt-xml-validate)", lambda: checkers.libvirt_domains(art.domains)),
     ]
     for label, job in jobs:
         try:

@@ -150,3 +150,25 @@ def netplan(paths: list[Path]) -> list[Finding]:
             if res.returncode != 0 or "Error" in res.stderr:
                 findings.append(Finding(path, "netplan generate", res.stderr + res.stdout))
     return findings
+
+
+def libvirt_domains(domains: list[tuple[Path, Path, Path]]) -> list[Finding]:
+    """The provider's XML through the VM's XSLT (as the provider does, with xsltproc), written
+    next to it, then checked with libvirt's own schema (virt-xml-validate)."""
+    if not domains:
+        return []
+    from components.vm_domain_xml import XsltError, apply_xslt
+
+    xsltproc = _tool("xsltproc", "apt-get install xsltproc")
+    validate = _tool("virt-xml-validate", "apt-get install libvirt-clients")
+    findings = []
+    for provider, xslt, final in domains:
+        try:
+            final.write_text(apply_xslt(provider.read_text(), xslt.read_text(), xsltproc=xsltproc))
+        except XsltError as err:
+            findings.append(Finding(xslt, "xsltproc", str(err)))
+            continue
+        res = _run([validate, str(final), "domain"])
+        if res.returncode != 0:
+            findings.append(Finding(final, "virt-xml-validate", res.stdout + res.stderr))
+    return findings

@@ -49,7 +49,12 @@ class AkibaMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         name, typ = args.name, args.typ
-        if typ == "pulumi:pulumi:StackReference":
+        if typ == "kubernetes:core/v1:Secret" and args.resource_id:
+            # A Secret the program reads (Rook's cephx keys): what Rook would have written.
+            key = base64.b64encode(b"\x01\x00" + _digest("cephx", args.resource_id)[:26]).decode()
+            client = str(args.resource_id).rsplit("/", 1)[-1].removeprefix("rook-ceph-client-")
+            state["data"] = {client: base64.b64encode(key.encode()).decode()}
+        elif typ == "pulumi:pulumi:StackReference":
             ref = self.stack_references.get(str(state.get("name")))
             if ref is None:
                 known = ", ".join(sorted(self.stack_references)) or "none"

