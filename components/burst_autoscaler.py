@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.burst_nodes import CA_PREFIX
 from components.context import PlatformContext
+from components.helm import pinned_chart
 
 CHART = "cluster-autoscaler"
 CHART_VERSION = "9.59.0"  # appVersion 1.35.0
@@ -111,11 +112,11 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             ),
             opts=in_cluster,
         )
-        k8s.helm.v4.Chart(
+        pinned_chart(
             "cluster-autoscaler",
             chart=CHART,
             version=CHART_VERSION,
-            repository_opts={"repo": CHART_REPO},
+            repo=CHART_REPO,
             namespace=NAMESPACE,
             values=chart_values(cluster, args.region),
             opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[secret]),

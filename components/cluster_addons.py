@@ -9,7 +9,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.context import PlatformContext
+from components.helm import pinned_chart
 from components.node_bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
+from components.platform_namespaces import PodSecurity, declare_namespace
 
 FLANNEL_VERSION = "v0.28.9"
 DEVICE_PLUGIN_VERSION = "0.20.0"
@@ -38,18 +40,14 @@ class ClusterAddons(pulumi.ComponentResource):
         super().__init__("akiba:k8s:ClusterAddons", name, None, opts)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
 
-        def namespace(ns: str, level: str) -> k8s.core.v1.Namespace:
-            return k8s.core.v1.Namespace(
-                ns,
-                metadata={"name": ns, "labels": {**args.ctx.labels, "pod-security.kubernetes.io/enforce": level}},
-                opts=on_cluster,
-            )
+        def namespace(ns: str, level: PodSecurity) -> k8s.core.v1.Namespace:
+            return declare_namespace(ns, level, args.ctx, on_cluster)
 
-        k8s.helm.v4.Chart(
+        pinned_chart(
             "flannel",
             chart="flannel",
             version=FLANNEL_VERSION,
-            repository_opts={"repo": "https://flannel-io.github.io/flannel/"},
+            repo="https://flannel-io.github.io/flannel/",
             namespace=namespace("kube-flannel", "privileged").metadata.name,
             values={
                 "podCidr": args.pod_cidr,
@@ -57,11 +55,11 @@ class ClusterAddons(pulumi.ComponentResource):
             },
             opts=on_cluster,
         )
-        k8s.helm.v4.Chart(
+        pinned_chart(
             "nvidia-device-plugin",
             chart="nvidia-device-plugin",
             version=DEVICE_PLUGIN_VERSION,
-            repository_opts={"repo": "https://nvidia.github.io/k8s-device-plugin"},
+            repo="https://nvidia.github.io/k8s-device-plugin",
             namespace=namespace("nvidia-device-plugin", "privileged").metadata.name,
             values={
                 # GPU feature discovery labels nodes with nvidia.com/gpu.product, memory, compute capability.
@@ -74,11 +72,11 @@ class ClusterAddons(pulumi.ComponentResource):
         )
         # No load balancer on-prem: Traefik listens on fixed node ports of every node.
         self.ingress_class = "traefik"
-        k8s.helm.v4.Chart(
+        pinned_chart(
             "traefik",
             chart="traefik",
             version=TRAEFIK_VERSION,
-            repository_opts={"repo": "https://traefik.github.io/charts"},
+            repo="https://traefik.github.io/charts",
             namespace=namespace("traefik", "baseline").metadata.name,
             values={
                 "service": {"type": "NodePort"},

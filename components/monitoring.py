@@ -13,6 +13,8 @@ from components.ceph_storage import RBD_CLASS
 from components.cluster_addons import ALL_NODES
 from components.context import PlatformContext
 from components.gpu_dashboard import KSM_NODE_LABELS, counters_csv, dashboard_json
+from components.helm import pinned_chart
+from components.platform_namespaces import declare_namespace
 
 NAMESPACE = "monitoring"
 PROMETHEUS_STACK_VERSION = "88.5.3"  # prometheus-operator v0.93.x (CRDs in ../shared/crds)
@@ -39,12 +41,8 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("akiba:monitoring:Monitoring", name, None, opts)
         ctx = args.ctx
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        ns = k8s.core.v1.Namespace(
-            NAMESPACE,
-            # node-exporter and the DCGM exporter read the host.
-            metadata={"name": NAMESPACE, "labels": {**ctx.labels, "pod-security.kubernetes.io/enforce": "privileged"}},
-            opts=on_cluster,
-        )
+        # node-exporter and the DCGM exporter read the host.
+        ns = declare_namespace(NAMESPACE, "privileged", ctx, on_cluster)
         in_ns = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[ns]))
         admin = random.RandomPassword(
             "grafana-admin", length=24, special=False, opts=pulumi.ResourceOptions(parent=self)
@@ -55,11 +53,11 @@ class Monitoring(pulumi.ComponentResource):
             string_data=admin.result.apply(lambda pw: {"admin-user": "admin", "admin-password": pw}),
             opts=in_ns,
         )
-        stack = k8s.helm.v4.Chart(
+        stack = pinned_chart(
             "kube-prometheus-stack",
             chart="kube-prometheus-stack",
             version=PROMETHEUS_STACK_VERSION,
-            repository_opts={"repo": "https://prometheus-community.github.io/helm-charts"},
+            repo="https://prometheus-community.github.io/helm-charts",
             namespace=NAMESPACE,
             values={
                 "grafana": {
@@ -98,11 +96,11 @@ class Monitoring(pulumi.ComponentResource):
             data={"counters.csv": counters_csv()},
             opts=in_ns,
         )
-        k8s.helm.v4.Chart(
+        pinned_chart(
             "dcgm-exporter",
             chart="dcgm-exporter",
             version=DCGM_EXPORTER_VERSION,
-            repository_opts={"repo": "https://nvidia.github.io/dcgm-exporter/helm-charts"},
+            repo="https://nvidia.github.io/dcgm-exporter/helm-charts",
             namespace=NAMESPACE,
             values={
                 "image": {"tag": DCGM_EXPORTER_IMAGE_TAG},

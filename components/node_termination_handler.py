@@ -11,6 +11,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.context import PlatformContext
+from components.helm import pinned_chart
 
 CHART = "oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler"
 CHART_VERSION = "0.27.6"  # appVersion 1.25.6
@@ -39,7 +40,7 @@ class NodeTerminationHandlerArgs:
 class NodeTerminationHandler(pulumi.ComponentResource):
     def __init__(self, name: str, args: NodeTerminationHandlerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:burst:NodeTerminationHandler", name, None, opts)
-        k8s.helm.v4.Chart(
+        pinned_chart(
             "aws-node-termination-handler",
             chart=CHART,
             version=CHART_VERSION,

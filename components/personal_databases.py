@@ -19,6 +19,7 @@ import pulumi_random as random
 from components.ceph_storage import RBD_CLASS, RBD_SNAPSHOT_CLASS
 from components.context import PlatformContext
 from components.k8s_object import KubernetesObject
+from components.platform_namespaces import declare_namespace
 from stacks.spec import DatabasesSpec, EngineerSpec
 
 NAMESPACE = "akiba-db"
@@ -150,11 +151,7 @@ class PersonalDatabases(pulumi.ComponentResource):
         self._labels = ctx.labels
         image = postgres_image(db)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
-        ns = k8s.core.v1.Namespace(
-            NAMESPACE,
-            metadata={"name": NAMESPACE, "labels": {**ctx.labels, "pod-security.kubernetes.io/enforce": "baseline"}},
-            opts=k8s_opts,
-        )
+        ns = declare_namespace(NAMESPACE, "baseline", ctx, k8s_opts)
         in_ns = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[ns]))
 
         # The golden copy.

@@ -21,6 +21,24 @@ class PlatformNamespacesArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the first controller's deployment
 
 
+def declare_namespace(
+    name: str, level: PodSecurity, ctx: PlatformContext, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.Namespace:
+    """A namespace with the platform labels and an enforced Pod Security level."""
+    return k8s.core.v1.Namespace(
+        name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=name,
+            labels={
+                **ctx.labels,
+                "pod-security.kubernetes.io/enforce": level,
+                "pod-security.kubernetes.io/warn": level,
+            },
+        ),
+        opts=opts,
+    )
+
+
 class PlatformNamespaces(pulumi.ComponentResource):
     """Namespaces other components deploy into (`self.names[...]`)."""
 
@@ -28,17 +46,11 @@ class PlatformNamespaces(pulumi.ComponentResource):
         super().__init__("akiba:k8s:PlatformNamespaces", name, None, opts)
         self.namespaces: dict[str, k8s.core.v1.Namespace] = {}
         for ns, level in args.namespaces.items():
-            self.namespaces[ns] = k8s.core.v1.Namespace(
+            self.namespaces[ns] = declare_namespace(
                 ns,
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=ns,
-                    labels={
-                        **args.ctx.labels,
-                        "pod-security.kubernetes.io/enforce": level,
-                        "pod-security.kubernetes.io/warn": level,
-                    },
-                ),
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
+                level,
+                args.ctx,
+                pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on)),
             )
         self.names = {ns: r.metadata.name for ns, r in self.namespaces.items()}
         self.register_outputs({"names": self.names})

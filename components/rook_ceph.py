@@ -11,7 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.context import PlatformContext
+from components.helm import pinned_chart
 from components.node_bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
+from components.platform_namespaces import declare_namespace
 from stacks.spec import NodeSpec, StorageSpec
 
 NAMESPACE = "rook-ceph"
@@ -65,20 +67,12 @@ class RookCeph(pulumi.ComponentResource):
     def __init__(self, name: str, args: RookCephArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:storage:RookCeph", name, None, opts)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
-        ns = k8s.core.v1.Namespace(
-            NAMESPACE,
-            metadata={
-                "name": NAMESPACE,
-                # OSDs need raw devices and host networking.
-                "labels": {**args.ctx.labels, "pod-security.kubernetes.io/enforce": "privileged"},
-            },
-            opts=on_cluster,
-        )
-        operator = k8s.helm.v4.Chart(
+        ns = declare_namespace(NAMESPACE, "privileged", args.ctx, on_cluster)  # OSDs: raw devices, host network
+        operator = pinned_chart(
             "rook-ceph",
             chart="rook-ceph",
             version=ROOK_CHART_VERSION,
-            repository_opts={"repo": ROOK_REPO},
+            repo=ROOK_REPO,
             namespace=ns.metadata.name,
             values={
                 "crds": {"enabled": True},

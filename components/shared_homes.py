@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.ceph_storage import CEPHFS_CLASS
 from components.context import PlatformContext
+from components.platform_namespaces import declare_namespace
 from components.rook_ceph import CEPH_IMAGE, TOLERATIONS
 from components.rook_ceph import NAMESPACE as ROOK_NAMESPACE
 from stacks.spec import EngineerSpec, StorageSpec
@@ -109,11 +110,7 @@ class SharedHomes(pulumi.ComponentResource):
         super().__init__("akiba:storage:SharedHomes", name, None, opts)
         ctx = args.ctx
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
-        ns = k8s.core.v1.Namespace(
-            NAMESPACE,
-            metadata={"name": NAMESPACE, "labels": {**ctx.labels, "pod-security.kubernetes.io/enforce": "baseline"}},
-            opts=on_cluster,
-        )
+        ns = declare_namespace(NAMESPACE, "baseline", ctx, on_cluster)
         self.claims = {}
         for eng in args.engineers:
             labels = {**ctx.labels, "akiba.io/engineer": eng.name}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from stacks.gpus import GPU_MODELS
+
 # torch.cuda.get_device_name() -> slug. Drivers before R470 named the cards without "NVIDIA ",
 # so names are matched with that prefix removed and case folded.
 DEVICE_SLUGS: dict[str, str] = {
@@ -37,15 +39,7 @@ CPU_SLUG = "cpu"
 # The article's charts list the cards by model number (750 Ti ... 1080); newer cards, the cloud
 # machines and the CPU follow. Models not named here come last, alphabetically.
 MODEL_ORDER: tuple[str, ...] = (
-    "gtx-750-ti",
-    "gtx-970",
-    "gtx-980-ti",
-    "gtx-1050-ti",
-    "gtx-1060",
-    "gtx-1070",
-    "gtx-1080",
-    "rtx-3090",
-    "rtx-4090",
+    *GPU_MODELS,  # the platform's catalogue is already in that order
     "g2.2xlarge",
     "g4dn.xlarge",
     "h100",
