@@ -31,6 +31,7 @@ class ClusterAddonsArgs:
     mtu: int  # of the node network (the bond)
     ingress_http_port: int
     ingress_https_port: int
+    ca_cert_pem: pulumi.Output[str]  # Traefik trusts in-cluster HTTPS backends (the registry) by it
 
 
 class ClusterAddons(pulumi.ComponentResource):
@@ -72,12 +73,19 @@ class ClusterAddons(pulumi.ComponentResource):
         )
         # No load balancer on-prem: Traefik listens on fixed node ports of every node.
         self.ingress_class = "traefik"
+        traefik_ns = namespace("traefik", "baseline")
+        ca = k8s.core.v1.Secret(
+            "traefik-akiba-ca",
+            metadata={"name": "akiba-ca", "namespace": "traefik", "labels": args.ctx.labels},
+            string_data=args.ca_cert_pem.apply(lambda pem: {"ca.crt": pem}),
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[traefik_ns])),
+        )
         pinned_chart(
             "traefik",
             chart="traefik",
             version=TRAEFIK_VERSION,
             repo="https://traefik.github.io/charts",
-            namespace=namespace("traefik", "baseline").metadata.name,
+            namespace=traefik_ns.metadata.name,
             values={
                 "service": {"type": "NodePort"},
                 "ports": {
@@ -85,8 +93,10 @@ class ClusterAddons(pulumi.ComponentResource):
                     "websecure": {"nodePort": args.ingress_https_port},
                 },
                 "ingressClass": {"enabled": True, "isDefaultClass": True, "name": self.ingress_class},
+                "additionalArguments": ["--serverstransport.rootcas=/etc/akiba-ca/ca.crt"],
+                "volumes": [{"name": "akiba-ca", "mountPath": "/etc/akiba-ca", "type": "secret"}],
                 "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
             },
-            opts=on_cluster,
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[ca])),
         )
         self.register_outputs({"ingressClass": self.ingress_class})

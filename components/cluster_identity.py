@@ -39,6 +39,7 @@ class ClusterIdentity(pulumi.ComponentResource):
     """CAs, keys and bootstrap token of one Kubernetes cluster."""
 
     ca_cert_pem: pulumi.Output[str]
+    ca_key_pem: pulumi.Output[str]
     ca_cert_hash: pulumi.Output[str]
     bootstrap_token: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
@@ -79,6 +80,7 @@ class ClusterIdentity(pulumi.ComponentResource):
         )
 
         self.ca_cert_pem = ca.cert_pem
+        self.ca_key_pem = ca_key.private_key_pem  # secret: signs the in-cluster TLS certificates
         self.ca_cert_hash = ca_key.public_key_pem.apply(ca_cert_hash)
         self.bootstrap_token = pulumi.Output.secret(pulumi.Output.concat(token_id.result, ".", token_secret.result))
         self.kubeconfig = pulumi.Output.secret(

@@ -143,15 +143,17 @@ def _file_items(items: tuple[tuple[str, str, str], ...]) -> str:
 
 
 def _containerd_files(mirror: str, upstreams: tuple[str, ...]) -> list[dict[str, str]]:
-    """Every upstream registry resolves through the in-cluster mirror first, then upstream."""
+    """Every upstream registry resolves through its in-cluster pull-through cache first (served
+    under /<upstream>/, containerd adds /v2), then upstream. The cache's certificate comes from
+    the cluster CA, which kubeadm puts on every node."""
     files = []
     for upstream in upstreams:
         server = "https://registry-1.docker.io" if upstream == "docker.io" else f"https://{upstream}"
         hosts = (
             f'server = "{server}"\n\n'
-            f'[host."https://{mirror}/v2/{upstream}"]\n'
+            f'[host."https://{mirror}/{upstream}"]\n'
             '  capabilities = ["pull", "resolve"]\n'
-            "  override_path = true\n"
+            f'  ca = "{PKI_DIR}/ca.crt"\n'
         )
         files.append({"path": f"/etc/containerd/certs.d/{upstream}/hosts.toml", "content": hosts})
     return files

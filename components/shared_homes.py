@@ -110,7 +110,8 @@ class SharedHomes(pulumi.ComponentResource):
         super().__init__("akiba:storage:SharedHomes", name, None, opts)
         ctx = args.ctx
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
-        ns = declare_namespace(NAMESPACE, "baseline", ctx, on_cluster)
+        # privileged: the home containers' dind sidecar (the policy pack allows only that one).
+        ns = declare_namespace(NAMESPACE, "privileged", ctx, on_cluster)
         self.claims = {}
         for eng in args.engineers:
             labels = {**ctx.labels, "akiba.io/engineer": eng.name}

@@ -10,6 +10,10 @@ offline plan), the Domain arguments that produce it (`domain_args`) and the styl
 (`render_xslt`). terraform-provider-libvirt 0.9.x models RBD disks and hostdevs natively; moving
 to it replaces this one file.
 
+Known limit of that detour (see `provider_read_disks`): 0.8.1's Read rebuilds a network disk as
+a URL, protocol://host:port + name, which for an RBD `pool/image` does not parse, so the Read
+ending the provider's create fails after it has defined and started the domain.
+
 Pure functions, no Pulumi: the component, the offline plan and the tests share them.
 """
 
@@ -161,7 +165,8 @@ class VmSpec:
     machine: str = "q35"
     # host-passthrough lets CUDA see the real CPU; None keeps libvirt's default (TCG needs that).
     cpu_mode: str | None = None
-    # A cloud-init ISO (a libvirt volume path) for VMs that boot a cloned image.
+    # The id of a libvirt CloudInitDisk ("<volume key>;<uuid>"; the key is the ISO's path in a
+    # dir pool), for VMs that boot a cloned image rather than PXE.
     cloudinit: str | None = None
     arch: str = "x86_64"
     _monitor_hosts: tuple[tuple[str, int], ...] = field(default=(), init=False, repr=False, compare=False)
@@ -393,9 +398,13 @@ def provider_domain_xml(args: ProviderDomainArgs, *, canonical_machine: str | No
             raise ValueError(f"disk {i}: the platform passes a file or url placeholder")
         el.add("target", ("dev", f"vd{disk_letters(i)}"), ("bus", "virtio"))
     if args.cloudinit:
+        # setCloudinit -> newDiskForCloudInit: the volume found by the id's key, by its path.
+        key, sep, _ = args.cloudinit.partition(";")
+        if not sep:
+            raise ValueError(f"cloudinit {args.cloudinit!r}: a CloudInitDisk id, '<volume key>;<uuid>'")
         cd = devices.add("disk", ("type", "file"), ("device", "cdrom"))
         cd.add("driver", ("name", "qemu"), ("type", "raw"))
-        cd.add("source", ("file", args.cloudinit))
+        cd.add("source", ("file", key))
         cd.add("target", ("dev", "hdd"), ("bus", "ide"))
         cd.add("serial", text="cloudinit")
     for nic in args.network_interfaces:
@@ -568,7 +577,11 @@ def provider_read_disks(domain_xml: str) -> list[dict[str, str]]:
     makes of a defined domain; the provider compares it with the arguments, and `disk` forces a
     replacement. A network disk comes back as url = protocol://host0:port0 + name: for RBD the
     name is `pool/image` (libvirt 9.0 refuses a leading '/': "can't split path"), the URL does not
-    parse, and the Read fails (upstream issue #894, seen there with iSCSI)."""
+    parse, and the Read fails (upstream issue #894, seen there with iSCSI).
+
+    In resourceLibvirtDomainCreate that Read (line 618 of v0.8.1) comes after DomainCreate (600)
+    and before the `running = false` destroy (657): a create defines and starts the VM, then
+    returns the error with the VM left running; every later refresh fails the same way."""
     root = ElementTree.fromstring(domain_xml)  # noqa: S314 - our own or libvirt's XML, not untrusted input
     disks: list[dict[str, str]] = []
     for disk in root.findall("./devices/disk"):

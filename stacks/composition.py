@@ -21,15 +21,19 @@ from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from components.context import PlatformContext
 from components.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
+from components.home_containers import HomeContainers, HomeContainersArgs
 from components.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
 from components.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
 from components.ml_app import MlApp, MlAppArgs
+from components.ml_runtime_image import MlRuntimeImage, MlRuntimeImageArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.node_bootstrap import ClusterJoin, Role
 from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
 from components.personal_databases import PersonalDatabases, PersonalDatabasesArgs
 from components.platform_namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from components.registry import PUSH_USER, Registry, RegistryArgs
 from components.rook_ceph import RookCeph, RookCephArgs
+from components.shared_homes import NAMESPACE as HOMES_NAMESPACE
 from components.shared_homes import NFS_PSEUDO_PATH, SharedHomes, SharedHomesArgs
 from stacks.burst_types import INSTANCE_TYPES
 from stacks.config import StackSecrets
@@ -95,6 +99,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             mtu=spec.network.bond.mtu,
             ingress_http_port=apps.ingress_http_port,
             ingress_https_port=apps.ingress_https_port,
+            ca_cert_pem=identity.ca_cert_pem,
         ),
         opts=pulumi.ResourceOptions(depends_on=[init_node.instance]),
     )
@@ -104,6 +109,40 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         for node in spec.nodes:
             if node.power.type == "virsh":
                 nodes.deploy(node, vms[node.hostname])
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            host=spec.registry.host,
+            upstreams=tuple(spec.registry.upstreams),
+            ca_cert_pem=identity.ca_cert_pem,
+            ca_key_pem=identity.ca_key_pem,
+            ingress_class=addons.ingress_class,
+        ),
+        opts=pulumi.ResourceOptions(depends_on=[storage.ceph, addons]),
+    )
+    ml_image = MlRuntimeImage(
+        "ml-runtime-image",
+        MlRuntimeImageArgs(
+            registry=spec.registry.mirror,
+            tag=spec.registry.ml_runtime_tag,
+            push_password=registry.push_password,
+            after=(registry,),
+        ),
+    )
+    HomeContainers(
+        "home-containers",
+        HomeContainersArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            namespace=HOMES_NAMESPACE,
+            image=ml_image.ref,
+            engineers=spec.engineers,
+            claims=storage.homes.claims,
+            after=(storage.homes,),
+        ),
+    )
     burst_node_price = max(spec.burst.spot_price_usd.values()) if spec.burst.enabled else 0.0
     monitoring = Monitoring(
         "monitoring",
@@ -171,6 +210,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ],
         "gpusByModel": dict(Counter(g.model for n in spec.nodes for g in n.gpus)),
         "maasUrl": spec.maas.url,
+        "registry": {"host": spec.registry.mirror, "pushUser": PUSH_USER, "mlRuntimeImage": ml_image.ref},
+        "registryPushPassword": registry.push_password,
         "dashboardUrl": f"http://grafana.{apps.domain}:{apps.ingress_http_port}{monitoring.dashboard_path}",
         "apps": app_urls,
         "ceph": {

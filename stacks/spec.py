@@ -77,6 +77,13 @@ class RegistrySpec(Section):
         description="host[:port] of the in-cluster registry every containerd uses as a mirror",
     )
     upstreams: list[str] = Field(min_length=1, description="Registries mirrored through it, e.g. docker.io, nvcr.io")
+    ml_runtime_tag: str = Field(
+        pattern=r"^[\w][\w.-]{0,127}$", description="Tag of the ML runtime image built from images/ml-runtime"
+    )
+
+    @property
+    def host(self) -> str:
+        return self.mirror.split(":")[0]
 
 
 class HypervisorSpec(Section):

@@ -16,34 +16,48 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.real_libvirt import INSTALL_HINT, Libvirt, can_be_root, missing_tools, start_libvirtd
+from tests.real_libvirt import INSTALL_HINT, Libvirt, can_be_root, kvm_mismatch, missing_tools, start_libvirtd
 
 IN_CI = os.environ.get("CI") == "true"
 START_TIMEOUT = 120.0  # ~10 s measured; CI machines can be slower and busier
 
 
+# pytest makes one fixture definition per module that imports `libvirt`, so "session" scope alone
+# would start one daemon per test module; the first one started serves them all.
+_shared: list[Libvirt] = []
+
+
 @pytest.fixture(scope="session")
 def libvirt() -> Iterator[Libvirt]:
+    if _shared:
+        yield _shared[0]
+        return
     missing = missing_tools()
     why = f"libvirt is not installed (missing {', '.join(missing)}; {INSTALL_HINT})" if missing else can_be_root()
     if why:
         if IN_CI:
             pytest.fail(f"{why}: CI must provide it (.ci/run)")
         pytest.skip(why)
+    if mismatch := kvm_mismatch():
+        warnings.warn(mismatch, stacklevel=1)
     # A short path under the system temp dir: unix socket paths are limited to 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="akiba-libvirt-"))
     try:
         started = time.monotonic()
         daemon, stop = start_libvirtd(root, timeout=START_TIMEOUT)
         print(f"\nlibvirtd: answering {time.monotonic() - started:.1f} s after start ({daemon.uri})")
+        _shared.append(daemon)
         try:
             yield daemon
         finally:
+            # Set up first, so torn down last: every module's use of it has finished.
+            _shared.clear()
             stop()
     finally:
         if os.environ.get("AKIBA_KEEP_LIBVIRT") != "1":

@@ -25,6 +25,7 @@ The daemon answers ~10 s after start: the qemu driver first probes the emulator'
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -41,7 +42,7 @@ from xml.etree import ElementTree
 LIBVIRT_TOOLS = ("libvirtd", "virsh", "qemu-system-x86_64", "unshare", "mount")
 INSTALL_HINT = (
     "apt-get install -y --no-install-recommends libvirt-daemon libvirt-daemon-driver-qemu "
-    "libvirt-daemon-driver-storage-rbd libvirt-clients qemu-system-x86 qemu-block-extra xsltproc"
+    "libvirt-daemon-driver-storage-rbd libvirt-clients qemu-system-x86 qemu-block-extra xsltproc libxml2-utils"
 )
 QEMU_USER = "libvirt-qemu"
 # host path inside the namespace -> directory under root
@@ -59,7 +60,7 @@ def _sudo() -> list[str]:
 
 
 def can_be_root() -> str:
-    """"" when this process can act as root (is root, or has passwordless sudo), else why not."""
+    """Why this process cannot act as root (is not root, has no passwordless sudo); empty if it can."""
     if os.geteuid() == 0:
         return ""
     if shutil.which("sudo") is None:
@@ -95,6 +96,23 @@ def ensure_qemu_user() -> bool:
     cmd += ["--home-dir", "/var/lib/libvirt", "--shell", "/usr/sbin/nologin", QEMU_USER]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return True
+
+
+def kvm_mismatch(device: str = "/dev/kvm") -> str:
+    """Why libvirt would re-probe qemu on every define (see ensure_qemu_user); empty if it won't:
+    /dev/kvm exists, libvirt-qemu cannot open it by its permissions, yet qemu opens it as root."""
+    try:
+        st = os.stat(device)
+        user = pwd.getpwnam(QEMU_USER)
+    except (FileNotFoundError, KeyError):
+        return ""
+    groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if QEMU_USER in g.gr_mem}
+    if st.st_mode & 0o006 == 0o006 or (st.st_gid in groups and st.st_mode & 0o060 == 0o060):
+        return ""
+    return (
+        f"{QEMU_USER} cannot open {device} (group {st.st_gid}, mode {st.st_mode & 0o777:o}): libvirt will "
+        f"re-probe qemu on every define (~30 s each); add it to that group (usermod -aG kvm {QEMU_USER})"
+    )
 
 
 @dataclass(frozen=True)
@@ -168,30 +186,45 @@ exec libvirtd -f /etc/libvirt/libvirtd.conf -p "$root/libvirtd.pid"
 
 
 def _alive(pid: int) -> bool:
+    """Running, not a zombie: qemu daemonizes, so once it exits it waits as a zombie until PID 1
+    reaps it, which some container inits do slowly."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True  # a root-owned process seen from a non-root test: it exists
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _is_qemu(pid: int) -> bool:
+    """Still the qemu our libvirtd started (a pid file may outlive its process, and pids are reused)."""
+    try:
+        return b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
     if os.geteuid() == 0:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
     else:
         subprocess.run([*_sudo(), "kill", f"-{sig.name.removeprefix('SIG')}", str(pid)], check=False)
 
 
-def _end(pid: int, grace: float) -> None:
+def _end(pid: int, grace: float, child: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM, then SIGKILL after `grace`. A child of ours is waited for (an exited child stays a
+    zombie, which kill(pid, 0) still finds, until it is reaped)."""
     _signal(pid, signal.SIGTERM)
+    if child is not None and child.pid == pid:
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal(pid, signal.SIGKILL)
+            child.wait()
+        return
     deadline = time.monotonic() + grace
     while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        time.sleep(0.05)
     if _alive(pid):
         _signal(pid, signal.SIGKILL)
 
@@ -232,17 +265,12 @@ def start_libvirtd(root: Path, timeout: float = 90) -> tuple[Libvirt, Callable[[
         # qemu outlives libvirtd by design (a daemon restart must not kill guests): end ours first.
         for pidfile in sorted((root / "run" / "qemu").glob("*.pid")):
             pid = _pid(pidfile)
-            if pidfile.name != "driver.pid" and pid is not None:
+            if pidfile.name != "driver.pid" and pid is not None and _is_qemu(pid):
                 _end(pid, grace)
         daemon = _pid(lv.pidfile) or proc.pid
-        _end(daemon, grace)
-        if proc.poll() is None:
-            _end(proc.pid, grace)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _end(daemon, grace, proc)
+        if proc.poll() is None:  # under sudo, proc is sudo, which ends with its child
+            _end(proc.pid, grace, proc)
 
     deadline = time.monotonic() + timeout
     why = "no answer yet"

@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.conftest import edited
 from tools.plan import runner
+from tools.plan.runner import Plan
 
 
 def _add_48(cfg: dict[str, Any]) -> None:
@@ -21,7 +22,7 @@ def _add_48(cfg: dict[str, Any]) -> None:
         cfg["akiba:nodes"].append(node)
 
 
-def test_48_more_machines_is_only_a_config_change() -> None:
+def test_48_more_machines_is_only_a_config_change(plans: dict[str, Plan]) -> None:
     plan = runner.run(edited("prod", _add_48))
     assert plan.resources
     nodes = plan.by_type("akiba:node:BareMetalNode")
@@ -29,5 +30,8 @@ def test_48_more_machines_is_only_a_config_change() -> None:
     assert len(plan.by_type("maas:index/instance:Instance")) == 54
     assert len(plan.outputs["nodes"]) == 54
     assert plan.outputs["gpusByModel"]["gtx-1070"] == 2 + 48 * 2
-    # Per-node resources only: the shared ones (identity, providers) do not grow.
-    assert len(plan.by_type("tls:index/privateKey:PrivateKey")) == 5
+    # Per-node resources only: the shared ones (identity, providers, services) do not grow.
+    base = plans["prod"]
+    for shared in ("tls:index/privateKey:PrivateKey", "kubernetes:helm.sh/v4:Chart", "pulumi:providers:kubernetes"):
+        assert len(plan.by_type(shared)) == len(base.by_type(shared)), shared
+    assert len(plan.resources) - len(base.resources) == 48 * 3  # a component, a machine, a deployment

@@ -116,7 +116,8 @@ def test_first_controller_inits_with_the_programs_pki() -> None:
 def test_containerd_pulls_through_the_mirror_and_flannel_kernel_settings() -> None:
     files = _files(render_user_data(_node()))
     hosts = files["/etc/containerd/certs.d/nvcr.io/hosts.toml"]
-    assert 'server = "https://nvcr.io"' in hosts and 'host."https://registry.akiba.lan:5000/v2/nvcr.io"' in hosts
+    assert 'server = "https://nvcr.io"' in hosts and 'host."https://registry.akiba.lan:5000/nvcr.io"' in hosts
+    assert 'ca = "/etc/kubernetes/pki/ca.crt"' in hosts and "override_path" not in hosts
     assert "registry-1.docker.io" in files["/etc/containerd/certs.d/docker.io/hosts.toml"]
     assert "net.bridge.bridge-nf-call-iptables = 1" in files["/etc/sysctl.d/90-akiba-k8s.conf"]
     assert "vxlan" in files["/etc/modules-load.d/akiba-k8s.conf"]

@@ -23,8 +23,15 @@ def test_every_panel_queries_an_exported_metric() -> None:
     exported = {c[0] for c in DCGM_COUNTERS} | set(KSM_METRICS)
     dashboard = json.loads(json.dumps(gpu_dashboard(0.25)))
     titles = {p["title"] for p in dashboard["panels"]}
-    assert {"GPU utilisation", "GPU memory used", "Power draw", "Temperature", "Free GPUs", "Burst nodes running",
-            "Burst cost per hour"} <= titles
+    assert {
+        "GPU utilisation",
+        "GPU memory used",
+        "Power draw",
+        "Temperature",
+        "Free GPUs",
+        "Burst nodes running",
+        "Burst cost per hour",
+    } <= titles
     for panel in dashboard["panels"]:
         names = {m for t in panel["targets"] for m in METRIC.findall(t["expr"])}
         assert names, panel["title"]
@@ -73,3 +80,43 @@ def test_ml_apps(plans: dict[str, Plan], stack: str) -> None:
     ingresses = {r.name: r.raw_inputs for r in plan.by_type("kubernetes:networking.k8s.io/v1:Ingress")}
     assert ingresses["icachan"]["spec"]["rules"][0]["host"] == f"icachan.{domain}"
     assert ingresses["icachan"]["spec"]["ingressClassName"] == "traefik"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_home_container_on_every_gpu_node(plans: dict[str, Plan], stack: str) -> None:
+    (ds,) = [r.raw_inputs for r in plans[stack].by_type("kubernetes:apps/v1:DaemonSet") if r.name == "home"]
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    home, dind = pod["containers"]
+    assert home["ports"] == [{"name": "ssh", "containerPort": 2222, "hostPort": 2222}]
+    assert "nvidia.com/gpu" not in home["resources"]["limits"], "interactive use must not reserve GPUs"
+    privileged = [c["name"] for c in pod["containers"] if c.get("securityContext", {}).get("privileged")]
+    assert privileged == ["dind"] and dind["name"] == "dind"
+    engineers = [e["name"] for e in config_values(stack)["akiba:engineers"]]
+    mounts = {m["mountPath"] for m in home["volumeMounts"]}
+    assert {f"/home/{e}" for e in engineers} <= mounts
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    assert claims == {f"home-{e}" for e in engineers}
+    assert home["image"].startswith(config_values(stack)["akiba:registry"]["mirror"] + "/akiba/ml-runtime:")
+    accounts = next(
+        r.raw_inputs for r in plans[stack].by_type("kubernetes:core/v1:ConfigMap") if r.name == "home-accounts"
+    )
+    sshd = accounts["data"]["sshd_config"]
+    assert "PasswordAuthentication no" in sshd and "PermitRootLogin no" in sshd and "Port 2222" in sshd
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_registry_serves_private_images_and_one_cache_per_upstream(plans: dict[str, Plan], stack: str) -> None:
+    registry = config_values(stack)["akiba:registry"]
+    ingress = next(
+        r.raw_inputs for r in plans[stack].by_type("kubernetes:networking.k8s.io/v1:Ingress") if r.name == "registry"
+    )
+    paths = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert paths == {"/v2": "registry", **{f"/{u}/": "cache-" + u.replace(".", "-") for u in registry["upstreams"]}}
+    assert ingress["spec"]["tls"][0]["secretName"] == "registry-tls"
+    claims = {
+        r.name for r in plans[stack].by_type("kubernetes:core/v1:PersistentVolumeClaim") if r.name.endswith("-data")
+    }
+    assert claims == {f"{name}-data" for name in paths.values()}
+    out = plans[stack].outputs
+    assert out["registry"]["host"] == registry["mirror"] and out["registryPushPassword"] == "[secret]"

@@ -127,14 +127,14 @@ def test_sshd_config_refuses_what_would_open_it_up() -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def privsep_dir() -> Iterator[None]:
-    """sshd refuses to start, even for -t, without /run/sshd; made for this module if missing."""
-    made = os.geteuid() == 0 and not PRIVSEP.exists()
-    if made:
-        PRIVSEP.mkdir(mode=0o755)
-    yield
-    if made:
-        shutil.rmtree(PRIVSEP, ignore_errors=True)
+def privsep_dir() -> None:
+    """sshd refuses to start, even for -t, without /run/sshd (the package's init makes it).
+
+    Made if missing and left in place, as the init script leaves it: removing it at the end would
+    break a concurrent run of these tests that found it already there.
+    """
+    if os.geteuid() == 0:
+        PRIVSEP.mkdir(mode=0o755, exist_ok=True)
 
 
 @pytest.fixture
@@ -221,13 +221,44 @@ def _root_owned_tmp() -> Path:
     pytest.fail("no root-owned writable directory for sshd's state (/run, /var/lib)")
 
 
-def _free_ids() -> int:
+def _free_id() -> int:
+    """An id free as uid and gid, from a random start so concurrent runs rarely pick the same."""
     taken = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
-    return next(i for i in range(59000, 60000) if i not in taken)
+    start = secrets.randbelow(1000)
+    return next(i for i in (59000 + (start + k) % 1000 for k in range(1000)) if i not in taken)
+
+
+def _create_account(name: str, key: str, homes: Path) -> Engineer:
+    """groupadd/useradd from the rendered passwd line (so the tests check what it means);
+    another id when a concurrent run took the one picked (exit status 4: id not unique)."""
+    for _ in range(20):
+        ids = _free_id()
+        engineer = Engineer(name, ids, ids, (key,), "Akiba Test")
+        _, _, uid, gid, gecos, home, shell = render_passwd_entries([engineer], home_root=str(homes)).strip().split(":")
+        if _account_tool("groupadd", "-g", gid, name, ok=(0, 4)).returncode == 4:
+            continue
+        useradd = ("useradd", "-u", uid, "-g", gid, "-c", gecos, "-d", home, "-s", shell, "-M", name)
+        if _account_tool(*useradd, ok=(0, 4)).returncode == 4:
+            _sh("groupdel", name)
+            continue
+        return engineer
+    pytest.fail("no free uid/gid in 59000..59999")
+
+
+def _account_tool(*args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+    """Run useradd & co.; exit status 10 ("cannot lock /etc/passwd|group") means another run
+    holds the lock for a moment, so try again."""
+    for _ in range(50):
+        result = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
+        if result.returncode != 10:
+            break
+        time.sleep(0.1)
+    assert result.returncode in ok, f"{args}: {result.stderr}"
+    return result
 
 
 def _sh(*args: str) -> None:
-    subprocess.run(list(args), check=True, capture_output=True, timeout=30)
+    _account_tool(*args)
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -271,25 +302,22 @@ def home() -> Iterator[Home]:
 
     state = _root_owned_tmp()
     name = f"akt{secrets.token_hex(4)}"  # unique, so a leftover from a killed run never collides
-    ids = _free_ids()
     procs: list[subprocess.Popen[bytes]] = []
     created = False
     try:
         client = state / "client"
         client.mkdir(mode=0o700)
-        engineer = Engineer(name, ids, ids, (_keygen(client / "id_ed25519"),), "Akiba Test")
+        key = _keygen(client / "id_ed25519")
         _keygen(state / "ssh_host_ed25519_key")
 
-        # Create the account from the rendered lines (homes in the state dir, not /home), so
-        # the login test below also checks that they mean what useradd means.
-        fields = render_passwd_entries([engineer], home_root=str(state / "homes")).strip().split(":")
         created = True  # from here on, teardown removes whatever of the account exists
-        _sh("groupadd", "-g", fields[3], name)
-        _sh("useradd", "-u", fields[2], "-g", fields[3], "-c", fields[4], "-d", fields[5], "-s", fields[6], "-M", name)
+        # Homes in the state dir, not under /home.
+        engineer = _create_account(name, key, state / "homes")
         _set_shadow(name, render_shadow_entries([engineer]).split(":")[1])
-        state.joinpath("homes").mkdir(mode=0o755)
-        Path(fields[5]).mkdir(mode=0o700)
-        os.chown(fields[5], ids, ids)
+        home_dir = state / "homes" / name
+        home_dir.parent.mkdir(mode=0o755)
+        home_dir.mkdir(mode=0o700)
+        os.chown(home_dir, engineer.uid, engineer.gid)
 
         keys = state / "authorized_keys"
         keys.mkdir(mode=0o755)
@@ -318,8 +346,9 @@ def home() -> Iterator[Home]:
         for proc in procs:
             _stop(proc)
         if created:
-            subprocess.run(["userdel", name], capture_output=True, timeout=30)
-            subprocess.run(["groupdel", name], capture_output=True, timeout=30)  # if userdel left it
+            # 6: no such user/group (userdel removes the user's own group; a failed useradd leaves it).
+            _account_tool("userdel", name, ok=(0, 6))
+            _account_tool("groupdel", name, ok=(0, 6))
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -381,7 +410,10 @@ def test_password_login_is_refused_though_the_password_is_right(home: Home) -> N
     openssl = require_tool("openssl", "apt-get install openssl")
     e = home.engineer
     password = secrets.token_urlsafe(12)
-    hashed = subprocess.run([openssl, "passwd", "-6", password], capture_output=True, text=True, check=True)
+    # On stdin: token_urlsafe may start with "-", which openssl would take for an option.
+    hashed = subprocess.run(
+        [openssl, "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True, timeout=30
+    )
     _set_shadow(e.name, hashed.stdout.strip())
     password_only = ["-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "PubkeyAuthentication=no"]
     try:

@@ -37,7 +37,7 @@ def test_a_bad_key_fails_before_virsh(bad: str, monkeypatch: pytest.MonkeyPatch)
     def no_virsh(*_: Any, **__: Any) -> None:
         raise AssertionError("virsh must not run with a bad key")
 
-    monkeypatch.setattr(ops.subprocess, "run", no_virsh)
+    monkeypatch.setattr("subprocess.run", no_virsh)
     with pytest.raises(ValueError, match="cephx key"):
         ops.ensure_ceph_secret("qemu:///system", ops.secret_uuid("c", "h"), "client.libvirt secret", bad)
 
@@ -52,11 +52,11 @@ def argv_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
         seen.append(list(cmd))
         return real(cmd, *args, **kwargs)
 
-    monkeypatch.setattr(ops.subprocess, "run", recording)
+    monkeypatch.setattr("subprocess.run", recording)
     yield seen
 
 
-def test_define_set_read_rerun_delete(libvirt: Libvirt, argv_log: list[list[str]]) -> None:  # noqa: F811
+def test_define_set_read_rerun_delete(libvirt: Libvirt, argv_log: list[list[str]]) -> None:
     uuid_ = ops.secret_uuid("test-cluster", "test-hypervisor-1")
     usage = "client.libvirt secret (test-cluster)"
     assert ops.read_ceph_secret(libvirt.uri, uuid_) is None
@@ -83,7 +83,7 @@ def test_define_set_read_rerun_delete(libvirt: Libvirt, argv_log: list[list[str]
     assert argv_log and not any(KEY in arg for cmd in argv_log for arg in cmd)
 
 
-def test_changed_usage_is_redefined_under_the_same_uuid(libvirt: Libvirt) -> None:  # noqa: F811
+def test_changed_usage_is_redefined_under_the_same_uuid(libvirt: Libvirt) -> None:
     uuid_ = ops.secret_uuid("test-cluster", "test-hypervisor-2")
     try:
         ops.ensure_ceph_secret(libvirt.uri, uuid_, "client.old secret", KEY)
@@ -93,11 +93,11 @@ def test_changed_usage_is_redefined_under_the_same_uuid(libvirt: Libvirt) -> Non
         ops.delete_ceph_secret(libvirt.uri, uuid_)
 
 
-def test_a_usage_held_by_another_uuid_is_a_clear_error(libvirt: Libvirt) -> None:  # noqa: F811
+def test_a_usage_held_by_another_uuid_is_a_clear_error(libvirt: Libvirt) -> None:
     first, second = ops.secret_uuid("c", "held-1"), ops.secret_uuid("c", "held-2")
     try:
         ops.ensure_ceph_secret(libvirt.uri, first, "client.shared secret", KEY)
-        with pytest.raises(ops.SecretError, match="defining ceph secret .* on qemu"):
+        with pytest.raises(ops.SecretError, match=r"defining ceph secret .* on qemu"):
             ops.ensure_ceph_secret(libvirt.uri, second, "client.shared secret", KEY)
     finally:
         ops.delete_ceph_secret(libvirt.uri, first)

@@ -36,6 +36,8 @@ CONTRACT_V1 = {
     # Added in v1: VMs on RBD.
     "cephLibvirtKey": True,
     "vms": False,
+    "registry": False,
+    "registryPushPassword": True,
 }
 
 

@@ -43,6 +43,10 @@ def main() -> None:
     databases = akiba.require_output("personalDatabases")
     passwords = akiba.require_output("personalDatabasePasswords")  # stays secret
     pulumi.export("dashboard", akiba.require_output("dashboardUrl"))
+    registry = akiba.require_output("registry")
+    push_password = akiba.require_output("registryPushPassword")  # stays secret
+    pulumi.export("mlImage", registry.apply(lambda r: r["mlRuntimeImage"]))
+    pulumi.export("canPush", pulumi.Output.secret(push_password.apply(bool)))
     pulumi.export("vmNames", akiba.require_output("vms").apply(sorted))
     pulumi.export("libvirtKeyKnown", pulumi.Output.secret(akiba.require_output("cephLibvirtKey").apply(bool)))
     pulumi.export("appUrls", akiba.require_output("apps"))

@@ -14,7 +14,7 @@ import yaml
 from .model import Level, PlannedResource, walk
 
 OPEN = {"0.0.0.0/0", "::/0"}
-SECRET_WORDS = {"password", "passwd", "pass", "secret", "token", "kubeconfig"}
+SECRET_WORDS = {"password", "pass", "secret", "token", "kubeconfig"}  # not "passwd": /etc/passwd holds none
 NOT_THE_VALUE = {"algorithm", "type", "file", "path", "name", "ref", "id", "length", "size"}
 SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key")}
 WORKLOAD_POD_SPEC: dict[str, tuple[str, ...]] = {

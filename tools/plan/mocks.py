@@ -89,6 +89,8 @@ class AkibaMocks(Mocks):
             state["arn"] = f"arn:aws:mock:::{typ.rsplit(':', 1)[-1].lower()}/{state.get('name', name)}"
         elif typ == "aws:iam/accessKey:AccessKey":
             state["secret"] = _chars(f"aws-secret/{name}", 40, string.ascii_letters + string.digits)
+        elif typ == "docker-build:index:Image":
+            state["digest"] = "sha256:" + _digest("image", name).hex()
         elif typ == "maas:index/machine:Machine":
             state.setdefault("hostname", name)
         elif typ == "maas:index/instance:Instance":

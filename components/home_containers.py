@@ -1,0 +1,206 @@
+"""The home container on every GPU node (the article's "home Docker"): sshd in the ML runtime
+image on port 2222 of every node, each engineer's CephFS home at /home/<name>, the node's GPUs,
+and `docker` / `docker compose` through a dind sidecar over TLS.
+
+Accounts, keys and sshd's configuration come from the stack config (`components.home_sshd`);
+see that module for how GPUs are shared between interactive use and scheduled Jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from components.cluster_addons import ALL_NODES
+from components.context import PlatformContext
+from components.home_sshd import (
+    AUTHORIZED_KEYS_DIR,
+    HOME_PORT,
+    Engineer,
+    render_authorized_keys,
+    render_group_entries,
+    render_passwd_entries,
+    render_shadow_entries,
+    render_sshd_config,
+)
+from stacks.spec import EngineerSpec
+
+DIND_IMAGE = "docker.io/library/docker:29.8.1-dind"  # the CLI in the ML image is the same version
+DOCKER_GID = 2375
+HOST_KEY = "/etc/ssh/host/ssh_host_ed25519_key"
+CONFIG_DIR = "/etc/akiba"
+# sshd must switch users and write their login records; nothing else of root's.
+SSHD_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "SYS_CHROOT", "AUDIT_WRITE", "KILL"]
+
+
+def engineers_of(specs: list[EngineerSpec]) -> list[Engineer]:
+    return [Engineer(e.name, e.uid, e.group_id, tuple(e.ssh_keys)) for e in specs]
+
+
+def accounts_config(engineers: list[Engineer]) -> dict[str, str]:
+    """The ConfigMap: account lines the init container appends to the image's own files,
+    sshd's configuration, and one authorized_keys file per engineer."""
+    data = {
+        "passwd": render_passwd_entries(engineers),
+        "group": render_group_entries(engineers, {"docker": DOCKER_GID}),
+        "shadow": render_shadow_entries(engineers),
+        # hostPort maps the node's port 2222 to the pod: sshd listens inside the pod.
+        "sshd_config": render_sshd_config(
+            HOME_PORT,
+            [e.name for e in engineers],
+            [HOST_KEY],
+            listen_addresses=["0.0.0.0"],  # noqa: S104 (pod netns)
+        ),
+    }
+    data |= {f"authorized_keys.{e.name}": render_authorized_keys(e) for e in engineers}
+    return data
+
+
+def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
+    accounts = "accounts"
+    keys_items = [{"key": f"authorized_keys.{e.name}", "path": e.name} for e in engineers]
+    merge = (
+        "set -eu; for f in passwd group shadow; do cp /etc/$f /merged/$f; cat /config/$f >> /merged/$f; done;"
+        " chmod 0640 /merged/shadow"
+    )
+    docker_env = [
+        {"name": "DOCKER_HOST", "value": "tcp://127.0.0.1:2376"},
+        {"name": "DOCKER_TLS_VERIFY", "value": "1"},
+        {"name": "DOCKER_CERT_PATH", "value": "/certs/client"},
+    ]
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "tolerations": ALL_NODES,
+            "nodeSelector": {"nvidia.com/gpu.present": "true"},
+            # Preemptible by design: nodes restart for platform work; work checkpoints to /home.
+            "terminationGracePeriodSeconds": 60,
+            "initContainers": [
+                {
+                    "name": "accounts",
+                    "image": image,
+                    "command": ["bash", "-c", merge],
+                    "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False},
+                    "volumeMounts": [
+                        {"name": accounts, "mountPath": "/config"},
+                        {"name": "merged", "mountPath": "/merged"},
+                    ],
+                }
+            ],
+            "containers": [
+                {
+                    "name": "home",
+                    "image": image,
+                    "command": ["/usr/sbin/sshd", "-D", "-e", "-f", f"{CONFIG_DIR}/sshd_config"],
+                    "ports": [{"name": "ssh", "containerPort": HOME_PORT, "hostPort": HOME_PORT}],
+                    "env": [
+                        # See components/home_sshd.py: the node's GPUs without reserving them.
+                        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+                        {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
+                        *docker_env,
+                    ],
+                    "readinessProbe": {"tcpSocket": {"port": HOME_PORT}, "periodSeconds": 10},
+                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "16", "memory": "64Gi"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": True,  # sshd's privilege separation
+                        "capabilities": {"drop": ["ALL"], "add": SSHD_CAPABILITIES},
+                    },
+                    "volumeMounts": [
+                        *({"name": f"home-{e.name}", "mountPath": f"/home/{e.name}"} for e in engineers),
+                        {"name": accounts, "mountPath": f"{CONFIG_DIR}/sshd_config", "subPath": "sshd_config"},
+                        {"name": "authorized-keys", "mountPath": AUTHORIZED_KEYS_DIR},
+                        {"name": "host-key", "mountPath": "/etc/ssh/host"},
+                        *(
+                            {"name": "merged", "mountPath": f"/etc/{f}", "subPath": f}
+                            for f in ("passwd", "group", "shadow")
+                        ),
+                        {"name": "docker-certs", "mountPath": "/certs/client", "subPath": "client"},
+                    ],
+                },
+                {
+                    # Docker in Kubernetes: the only container the policy pack lets run privileged.
+                    "name": "dind",
+                    "image": DIND_IMAGE,
+                    "env": [{"name": "DOCKER_TLS_CERTDIR", "value": "/certs"}],
+                    "securityContext": {"privileged": True},
+                    "resources": {
+                        "requests": {"cpu": "500m", "memory": "1Gi"},
+                        "limits": {"cpu": "8", "memory": "32Gi"},
+                    },
+                    "volumeMounts": [
+                        {"name": "docker-certs", "mountPath": "/certs"},
+                        {"name": "docker-data", "mountPath": "/var/lib/docker"},
+                        *({"name": f"home-{e.name}", "mountPath": f"/home/{e.name}"} for e in engineers),
+                    ],
+                },
+            ],
+            "volumes": [
+                *(
+                    {"name": f"home-{e.name}", "persistentVolumeClaim": {"claimName": claims[e.name]}}
+                    for e in engineers
+                ),
+                {"name": accounts, "configMap": {"name": "home-accounts"}},
+                {
+                    "name": "authorized-keys",
+                    "configMap": {"name": "home-accounts", "items": keys_items, "defaultMode": 0o444},
+                },
+                {"name": "host-key", "secret": {"secretName": "home-host-key", "defaultMode": 0o400}},
+                {"name": "merged", "emptyDir": {}},
+                {"name": "docker-certs", "emptyDir": {}},
+                {"name": "docker-data", "emptyDir": {"sizeLimit": "200Gi"}},
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class HomeContainersArgs:
+    ctx: PlatformContext
+    provider: k8s.Provider
+    namespace: str
+    image: pulumi.Input[str]  # the ML runtime image, pinned
+    engineers: list[EngineerSpec]
+    claims: dict[str, str]  # engineer -> home claim in `namespace`
+    after: tuple[pulumi.Resource, ...] = ()
+
+
+class HomeContainers(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HomeContainersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:homes:HomeContainers", name, None, opts)
+        ctx, ns = args.ctx, args.namespace
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
+        engineers = engineers_of(args.engineers)
+        labels = {**ctx.labels, "app.kubernetes.io/name": "home"}
+        k8s.core.v1.ConfigMap(
+            "home-accounts",
+            metadata={"name": "home-accounts", "namespace": ns, "labels": labels},
+            data=accounts_config(engineers),
+            opts=on_cluster,
+        )
+        # One host key for every node: the same fingerprint wherever an engineer logs in.
+        host_key = tls.PrivateKey("home-host-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self))
+        k8s.core.v1.Secret(
+            "home-host-key",
+            metadata={"name": "home-host-key", "namespace": ns, "labels": labels},
+            string_data=host_key.private_key_openssh.apply(lambda pem: {"ssh_host_ed25519_key": pem}),
+            opts=on_cluster,
+        )
+        k8s.apps.v1.DaemonSet(
+            "home",
+            metadata={"name": "home", "namespace": ns, "labels": labels},
+            spec={
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "home"}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": pulumi.Output.from_input(args.image).apply(
+                    lambda image: home_pod(image, engineers, args.claims, labels)
+                ),
+            },
+            opts=on_cluster,
+        )
+        self.register_outputs({"port": HOME_PORT})
