@@ -159,6 +159,41 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
     }
 
 
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def prepull_pod(image: str, labels: dict[str, str]) -> dict[str, Any]:
+    """Keeps the (large) ML image on every GPU node: the init container pulls it and exits, a
+    pause container holds the pod, so the kubelet's image GC never counts the image unused."""
+    small = {"limits": {"cpu": "50m", "memory": "32Mi"}}
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "tolerations": ALL_NODES,
+            "nodeSelector": {"nvidia.com/gpu.present": "true"},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532},
+            "initContainers": [
+                {
+                    "name": "pull",
+                    "image": image,
+                    "command": ["true"],
+                    "resources": small,
+                    "securityContext": {"allowPrivilegeEscalation": False},
+                }
+            ],
+            "containers": [
+                {
+                    "name": "hold",
+                    "image": PAUSE_IMAGE,
+                    "resources": small,
+                    "securityContext": {"allowPrivilegeEscalation": False},
+                }
+            ],
+        },
+    }
+
+
 @dataclass(frozen=True)
 class HomeContainersArgs:
     ctx: PlatformContext
@@ -199,6 +234,18 @@ class HomeContainers(pulumi.ComponentResource):
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
                 "template": pulumi.Output.from_input(args.image).apply(
                     lambda image: home_pod(image, engineers, args.claims, labels)
+                ),
+            },
+            opts=on_cluster,
+        )
+        prepull_labels = {**ctx.labels, "app.kubernetes.io/name": "ml-image-prepull"}
+        k8s.apps.v1.DaemonSet(
+            "ml-image-prepull",
+            metadata={"name": "ml-image-prepull", "namespace": ns, "labels": prepull_labels},
+            spec={
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "ml-image-prepull"}},
+                "template": pulumi.Output.from_input(args.image).apply(
+                    lambda image: prepull_pod(image, prepull_labels)
                 ),
             },
             opts=on_cluster,

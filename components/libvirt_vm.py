@@ -1,6 +1,7 @@
 """A VM on a libvirt hypervisor whose disks are Ceph RBD images: the images (dynamic
-resources), and a pulumi-libvirt Domain whose XML the XSLT from `components.vm_domain_xml`
-rewrites into RBD network disks with cephx auth plus `<hostdev>` for each GPU (VT-d).
+resources), and the domain (`components.libvirt_domain`, see there why not pulumi-libvirt's
+Domain), whose XML the XSLT from `components.vm_domain_xml` rewrites into RBD network disks
+with cephx auth plus `<hostdev>` for each GPU (VT-d).
 
 Used for the nodes whose power type is `virsh`: the VM has the node's MACs, GPUs and disks
 (by serial, so /dev/disk/by-id/virtio-<serial> is the path the node spec names), PXE-boots,
@@ -12,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_libvirt as libvirt
 
+from components.libvirt_domain import LibvirtDomain, LibvirtDomainArgs
 from components.rbd_image import RbdImage, RbdImageArgs
-from components.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, render_xslt
+from components.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, provider_domain_xml, render_xslt
 from stacks.spec import NodeSpec, VirshPower
 
 SERIAL_PREFIX = "/dev/disk/by-id/virtio-"
@@ -62,13 +63,13 @@ class LibvirtVmArgs:
     pool: pulumi.Input[str]  # the VM pool (dev reads it from prod's outputs)
     ceph: VmCephAccess
     secret_uuid: str  # the hypervisor's libvirt ceph secret
-    provider: libvirt.Provider
+    uri: str  # the hypervisor's libvirt URI
     protect: bool  # prod: the disks hold a node's data
     after: tuple[pulumi.Resource, ...] = ()
 
 
 class LibvirtVm(pulumi.ComponentResource):
-    domain: libvirt.Domain
+    domain: LibvirtDomain
     domain_name: str
     hypervisor: str
     disks: pulumi.Output[list[str]]  # pool/image
@@ -92,27 +93,21 @@ class LibvirtVm(pulumi.ComponentResource):
             )
             for serial, size in disk_serials(node)
         ]
-        # The Domain's own arguments do not depend on the Ceph side, so they are plain values;
-        # the XSLT carries the monitors and the user, which may come from another stack.
+        # The provider-shaped XML does not depend on the Ceph side, so it is a plain value; the
+        # XSLT carries the monitors and the user, which may come from another stack.
         shape = vm_spec(node, "placeholder", ("127.0.0.1:6789",), "libvirt", args.secret_uuid)
         xslt = pulumi.Output.all(args.pool, ceph.monitors, ceph.user).apply(
             lambda v: render_xslt(vm_spec(node, str(v[0]), tuple(v[1]), str(v[2]), args.secret_uuid))
         )
-        self.domain = libvirt.Domain(
-            name,
-            **domain_args(shape).pulumi_kwargs(),
-            xml={"xslt": xslt},
-            # MAAS owns the power state (virsh power): never start or stop it from here.
-            running=False,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=args.provider,
-                depends_on=[*images, *args.after],
-                ignore_changes=["running"],
-            ),
-        )
         power = node.power
         assert isinstance(power, VirshPower)
+        self.domain = LibvirtDomain(
+            name,
+            LibvirtDomainArgs(
+                uri=args.uri, name=power.domain, provider_xml=provider_domain_xml(domain_args(shape)), xslt=xslt
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*images, *args.after]),
+        )
         self.domain_name, self.hypervisor = power.domain, power.hypervisor
         self.disks = pulumi.Output.from_input(args.pool).apply(
             lambda pool: [f"{pool}/{serial}" for serial, _ in disk_serials(node)]

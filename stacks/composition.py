@@ -8,7 +8,6 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_libvirt as libvirt
 
 from components import maas as maas_backend
 from components.baremetal_node import BareMetalNode, BareMetalNodeArgs
@@ -327,7 +326,7 @@ def own_ceph_access(spec: StackSpec, ceph: CephStorage) -> VmCephAccess:
 
 def declare_vms(spec: StackSpec, ctx: PlatformContext, ceph: VmCephAccess) -> dict[str, LibvirtVm]:
     """A VM for every node MAAS powers with virsh, and each hypervisor's libvirt ceph secret."""
-    hypervisors: dict[str, tuple[libvirt.Provider, LibvirtCephSecret, str]] = {}
+    hypervisors: dict[str, tuple[str, LibvirtCephSecret, str]] = {}
     vms: dict[str, LibvirtVm] = {}
     for node in spec.nodes:
         power = node.power
@@ -336,13 +335,12 @@ def declare_vms(spec: StackSpec, ctx: PlatformContext, ceph: VmCephAccess) -> di
         if power.hypervisor not in hypervisors:
             uri = spec.hypervisor_uris[power.hypervisor]
             uuid = secret_uuid(ctx.cluster_name, power.hypervisor)
-            provider = libvirt.Provider(f"libvirt-{power.hypervisor}", uri=uri)
             secret = LibvirtCephSecret(
                 f"ceph-secret-{power.hypervisor}",
                 LibvirtCephSecretArgs(uri=uri, uuid=uuid, user=ceph.user, key=ceph.key),
             )
-            hypervisors[power.hypervisor] = (provider, secret, uuid)
-        provider, secret, uuid = hypervisors[power.hypervisor]
+            hypervisors[power.hypervisor] = (uri, secret, uuid)
+        uri, secret, uuid = hypervisors[power.hypervisor]
         vms[node.hostname] = LibvirtVm(
             power.domain,
             LibvirtVmArgs(
@@ -350,7 +348,7 @@ def declare_vms(spec: StackSpec, ctx: PlatformContext, ceph: VmCephAccess) -> di
                 pool=ceph.pool,
                 ceph=ceph,
                 secret_uuid=uuid,
-                provider=provider,
+                uri=uri,
                 protect=ctx.protect_stateful,
                 after=(secret,),
             ),

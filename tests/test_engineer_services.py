@@ -84,7 +84,11 @@ def test_ml_apps(plans: dict[str, Plan], stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_home_container_on_every_gpu_node(plans: dict[str, Plan], stack: str) -> None:
-    (ds,) = [r.raw_inputs for r in plans[stack].by_type("kubernetes:apps/v1:DaemonSet") if r.name == "home"]
+    daemonsets = {r.name: r.raw_inputs for r in plans[stack].by_type("kubernetes:apps/v1:DaemonSet")}
+    ds = daemonsets["home"]
+    prepull = daemonsets["ml-image-prepull"]["spec"]["template"]["spec"]
+    assert prepull["initContainers"][0]["image"] == ds["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert prepull["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     pod = ds["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     home, dind = pod["containers"]

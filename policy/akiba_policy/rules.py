@@ -179,7 +179,11 @@ def no_plaintext_secrets(res: PlannedResource, _: PolicyConfig) -> Iterator[str]
 
 
 def stateful_protected(res: PlannedResource, config: PolicyConfig) -> Iterator[str]:
-    stateful = res.type in STATEFUL_TYPES or k8s_kind(res) in STATEFUL_K8S_KINDS
+    stateful = (
+        res.type in STATEFUL_TYPES
+        or k8s_kind(res) in STATEFUL_K8S_KINDS
+        or (res.type == "pulumi-python:dynamic:Resource" and res.props.get("kind") == "rbd-image")
+    )
     if stateful and res.stack in config.protected_stacks and not res.protect:
         yield f"holds data in stack {res.stack!r} but is not protect=True"
 

@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 
 from components import yamltext
-from components.vm_domain_xml import ProviderDisk, ProviderDomainArgs, ProviderNic, provider_domain_xml
 from tools.plan.mocks import MASK
 from tools.plan.runner import Plan
 
 CLOUD_CONFIG = "#cloud-config\n"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 NETPLAN_PATH = "/etc/netplan/60-akiba-bond.yaml"
 # Inputs the Kubernetes provider adds that are not part of the manifest.
 _K8S_INTERNAL = {"__fieldManager", "__defaults", "__inputs", "__initialApiVersion"}
@@ -84,25 +84,6 @@ def user_data_of(typ: str, raw_inputs: dict[str, Any]) -> str | None:
     return None
 
 
-def domain_args_of(raw: dict[str, Any]) -> ProviderDomainArgs:
-    """The Domain arguments as recorded, in the shape the provider's XML is made from."""
-    return ProviderDomainArgs(
-        name=raw["name"],
-        type=raw.get("type", "kvm"),
-        vcpu=int(raw["vcpu"]),
-        memory=int(raw["memory"]),
-        arch=raw.get("arch", "x86_64"),
-        machine=raw.get("machine", "pc"),
-        disks=tuple(ProviderDisk(file=d.get("file"), url=d.get("url")) for d in raw.get("disks", [])),
-        network_interfaces=tuple(
-            ProviderNic(n["mac"], n.get("networkName"), n.get("bridge")) for n in raw.get("networkInterfaces", [])
-        ),
-        boot_devices=tuple(dev for b in raw.get("bootDevices", []) for dev in b.get("devs", [])),
-        cpu_mode=(raw.get("cpu") or {}).get("mode"),
-        cloudinit=raw.get("cloudinit"),
-    )
-
-
 def manifest_of(raw_inputs: dict[str, Any]) -> dict[str, Any]:
     """The object as `kubectl apply` would take it, in the usual key order."""
     manifest = {k: v for k, v in raw_inputs.items() if k not in _K8S_INTERNAL}
@@ -134,11 +115,11 @@ def write(plan: Plan, out: Path) -> Artifacts:
                     np = out / "netplan" / f"{r.name}.yaml"
                     np.write_text(f["content"])
                     art.netplan.append(np)
-        elif r.type == "libvirt:index/domain:Domain":
-            base = out / "libvirt" / r.name
+        elif r.type == DYNAMIC and r.raw_inputs.get("kind") == "libvirt-domain":
+            base = out / "libvirt" / r.raw_inputs["name"]
             provider, xslt = base.with_suffix(".provider.xml"), base.with_suffix(".xslt")
-            provider.write_text(provider_domain_xml(domain_args_of(r.raw_inputs)))
-            xslt.write_text(r.raw_inputs["xml"]["xslt"])
+            provider.write_text(r.raw_inputs["providerXml"])
+            xslt.write_text(r.raw_inputs["xslt"])
             art.domains.append((provider, xslt, base.with_suffix(".xml")))
         elif is_manifest(r.type):
             manifest = scrub(manifest_of(r.raw_inputs), secrets)

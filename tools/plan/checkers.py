@@ -160,7 +160,7 @@ def libvirt_domains(domains: list[tuple[Path, Path, Path]]) -> list[Finding]:
     from components.vm_domain_xml import XsltError, apply_xslt
 
     xsltproc = _tool("xsltproc", "apt-get install xsltproc")
-    validate = _tool("virt-xml-validate", "apt-get install libvirt-clients")
+    validate = _tool("virt-xml-validate", "apt-get install libvirt-clients libxml2-utils")
     findings = []
     for provider, xslt, final in domains:
         try:
