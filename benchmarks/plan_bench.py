@@ -124,7 +124,9 @@ def synthetic_stack(nodes: int) -> StackFile:
     network = json.loads(config["akiba:network"])
     network |= {"officeLan": str(OFFICE_LAN), "gateway": str(GATEWAY), "dnsServers": [str(GATEWAY)]}
     config["akiba:network"] = json.dumps(network)
-    config["akiba:nodes"] = json.dumps(synthetic_nodes(json.loads(config["akiba:nodes"]), nodes))
+    # The PCs are what grows ("juju add-unit -n48 akiba"); the platform VM is one of a kind.
+    pcs = [n for n in json.loads(config["akiba:nodes"]) if n["power"]["type"] != "virsh"]
+    config["akiba:nodes"] = json.dumps(synthetic_nodes(pcs, nodes))
     return StackFile(prod.stack, prod.path, config, list(prod.secret_keys))
 
 

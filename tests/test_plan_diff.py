@@ -48,7 +48,7 @@ def test_adding_a_node_adds_its_machine_and_deployment(base: dict[str, Any]) -> 
     changed = {u.split("::")[-1]: keys for u, keys in result["changed"].items()}
     assert changed == {
         "rook-ceph": ["spec.storage.nodes"],
-        "akiba-vm01": ["xml.xslt"],
+        "akiba-vm01": ["xslt"],
         "akiba-vm01-akiba-vm01-boot": ["monHost"],
     }
     assert result["outputs"] == ["ceph", "gpusByModel", "nfs", "nodes"]
