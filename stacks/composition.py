@@ -3,43 +3,31 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 
 from components import maas as maas_backend
-from components.baremetal_node import BareMetalNode, BareMetalNodeArgs
-from components.burst_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-from components.burst_budget import BurstBudget, BurstBudgetArgs
-from components.burst_network import BurstNetwork, BurstNetworkArgs
-from components.burst_nodes import BurstNodes, BurstNodesArgs
-from components.ceph_storage import CephStorage, CephStorageArgs
 from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
 from components.context import PlatformContext
 from components.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
 from components.home_containers import HomeContainers, HomeContainersArgs
-from components.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
-from components.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
 from components.ml_app import MlApp, MlAppArgs
 from components.ml_runtime_image import MlRuntimeImage, MlRuntimeImageArgs
 from components.monitoring import Monitoring, MonitoringArgs
-from components.node_bootstrap import ClusterJoin, Role
-from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
-from components.personal_databases import PersonalDatabases, PersonalDatabasesArgs
+from components.node_bootstrap import ClusterJoin
 from components.platform_namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from components.registry import PUSH_USER, Registry, RegistryArgs
-from components.rook_ceph import RookCeph, RookCephArgs
 from components.shared_homes import NAMESPACE as HOMES_NAMESPACE
-from components.shared_homes import NFS_PSEUDO_PATH, SharedHomes, SharedHomesArgs
-from stacks.burst_types import INSTANCE_TYPES
+from components.shared_homes import NFS_PSEUDO_PATH
+from stacks.burst import benchmark_models, declare_burst
 from stacks.config import StackSecrets
-from stacks.spec import NodeSpec, StackSpec, VirshPower
+from stacks.nodes import NodeDeployer, declare_vms, external_ceph_access, own_ceph_access
+from stacks.spec import StackSpec
+from stacks.storage import declare_storage
 
 API_PORT = 6443
-CEPH_MON_PORT = 6789  # msgr v1: what qemu's librbd and the hypervisors' rbd CLI both speak
 
 
 def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
@@ -261,201 +249,3 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ),
         },
     }
-
-
-class NodeDeployer:
-    """Deploys nodes through MAAS one by one; the first controller inits the cluster and every
-    other node joins after it."""
-
-    def __init__(
-        self,
-        spec: StackSpec,
-        identity: ClusterIdentity,
-        join: pulumi.Output[ClusterJoin],
-        maas: maas_backend.MaasSettings,
-        secrets: StackSecrets,
-    ) -> None:
-        self.spec, self.identity, self.join, self.maas, self.secrets = spec, identity, join, maas, secrets
-        self.init_node: BareMetalNode | None = None
-
-    def deploy(self, node: NodeSpec, vm: LibvirtVm | None) -> BareMetalNode:
-        init = self.init_node
-        role: Role = "worker" if node.role == "worker" else "controller-join" if init else "controller-init"
-        after: list[pulumi.Resource] = [init.instance] if init else []
-        if vm is not None:
-            after.append(vm.domain)  # MAAS powers the VM on through virsh: it must exist
-        bare = BareMetalNode(
-            node.hostname,
-            BareMetalNodeArgs(
-                node=node,
-                role=role,
-                join=self.join,
-                identity=self.identity,
-                network=self.spec.network,
-                registry=self.spec.registry,
-                maas=self.maas,
-                power_password=self.secrets.power_password,
-                hypervisor_uris=self.spec.hypervisor_uris,
-                after=tuple(after),
-            ),
-        )
-        if role == "controller-init":
-            self.init_node = bare
-        return bare
-
-
-def external_ceph_access(spec: StackSpec) -> VmCephAccess:
-    """Another stack's Ceph (dev keeps its VM disks on prod's), through its outputs contract."""
-    assert spec.libvirt.ceph_stack is not None
-    ref = pulumi.StackReference(spec.libvirt.ceph_stack)
-    ceph = ref.require_output("ceph")
-    return VmCephAccess(
-        monitors=ceph.apply(lambda c: [f"{ip}:{CEPH_MON_PORT}" for ip in c["monitorCandidates"]]),
-        pool=ceph.apply(lambda c: str(c["vmPool"])),
-        user=ceph.apply(lambda c: str(c["libvirtUser"]).removeprefix("client.")),
-        key=pulumi.Output.secret(ref.require_output("cephLibvirtKey")),
-    )
-
-
-def own_ceph_access(spec: StackSpec, ceph: CephStorage) -> VmCephAccess:
-    mons = [f"{n.ip}:{CEPH_MON_PORT}" for n in spec.nodes if n.disks.ceph]
-    return VmCephAccess(
-        monitors=pulumi.Output.from_input(mons), pool=spec.storage.vm_pool, user="libvirt", key=ceph.libvirt_key
-    )
-
-
-def declare_vms(spec: StackSpec, ctx: PlatformContext, ceph: VmCephAccess) -> dict[str, LibvirtVm]:
-    """A VM for every node MAAS powers with virsh, and each hypervisor's libvirt ceph secret."""
-    hypervisors: dict[str, tuple[str, LibvirtCephSecret, str]] = {}
-    vms: dict[str, LibvirtVm] = {}
-    for node in spec.nodes:
-        power = node.power
-        if not isinstance(power, VirshPower):
-            continue
-        if power.hypervisor not in hypervisors:
-            uri = spec.hypervisor_uris[power.hypervisor]
-            uuid = secret_uuid(ctx.cluster_name, power.hypervisor)
-            secret = LibvirtCephSecret(
-                f"ceph-secret-{power.hypervisor}",
-                LibvirtCephSecretArgs(uri=uri, uuid=uuid, user=ceph.user, key=ceph.key),
-            )
-            hypervisors[power.hypervisor] = (uri, secret, uuid)
-        uri, secret, uuid = hypervisors[power.hypervisor]
-        vms[node.hostname] = LibvirtVm(
-            power.domain,
-            LibvirtVmArgs(
-                node=node,
-                pool=ceph.pool,
-                ceph=ceph,
-                secret_uuid=uuid,
-                uri=uri,
-                protect=ctx.protect_stateful,
-                after=(secret,),
-            ),
-        )
-    return vms
-
-
-@dataclass(frozen=True)
-class Storage:
-    ceph: CephStorage
-    homes: SharedHomes
-    databases: PersonalDatabases
-
-
-def declare_storage(
-    spec: StackSpec,
-    ctx: PlatformContext,
-    identity: ClusterIdentity,
-    secrets: StackSecrets,
-    after: tuple[pulumi.Resource, ...],
-) -> Storage:
-    """Rook Ceph on the nodes' SSDs, and what lives on it: homes, golden and personal databases."""
-    rook = RookCeph(
-        "rook-ceph",
-        RookCephArgs(ctx=ctx, provider=identity.provider, nodes=spec.nodes, storage=spec.storage),
-        opts=pulumi.ResourceOptions(depends_on=list(after)),
-    )
-    ceph = CephStorage(
-        "ceph-storage", CephStorageArgs(ctx=ctx, provider=identity.provider, storage=spec.storage, cluster=rook.cluster)
-    )
-    homes = SharedHomes(
-        "shared-homes",
-        SharedHomesArgs(
-            ctx=ctx, provider=identity.provider, storage=spec.storage, engineers=spec.engineers, after=(ceph,)
-        ),
-    )
-    databases = PersonalDatabases(
-        "personal-databases",
-        PersonalDatabasesArgs(
-            ctx=ctx,
-            provider=identity.provider,
-            databases=spec.databases,
-            engineers=spec.engineers,
-            source_url=secrets.golden_db_source_url,
-            after=(ceph,),
-        ),
-    )
-    return Storage(ceph=ceph, homes=homes, databases=databases)
-
-
-def benchmark_models(spec: StackSpec) -> tuple[str, ...]:
-    """Every on-prem GPU model, and the burst group's modelled type: a Job pending on that
-    type's label makes the cluster-autoscaler start a spot node for it. Kepler (g2) is left
-    out: current PyTorch has no kernels for it, the Job could only fail."""
-    models: list[str] = sorted({g.model for n in spec.nodes for g in n.gpus})
-    if spec.burst.enabled:
-        first = INSTANCE_TYPES[spec.burst.instance_types[0]]
-        if first.generation != "kepler":
-            models.append(first.gpu_model)
-    return tuple(models)
-
-
-@dataclass(frozen=True)
-class Burst:
-    network: BurstNetwork
-    nodes: BurstNodes
-
-
-def declare_burst(
-    spec: StackSpec, ctx: PlatformContext, join: pulumi.Output[ClusterJoin], identity: ClusterIdentity
-) -> Burst:
-    """AWS spot GPU capacity that joins the office cluster, and what scales and drains it."""
-    burst = spec.burst
-    aws_provider = aws.Provider("aws", region=burst.region, default_tags={"tags": ctx.tags})
-    network = BurstNetwork(
-        "burst-network",
-        BurstNetworkArgs(ctx=ctx, burst=burst, office_lan=spec.network.office_lan, provider=aws_provider),
-    )
-    nodes = BurstNodes(
-        "burst-nodes",
-        BurstNodesArgs(
-            ctx=ctx,
-            burst=burst,
-            registry=spec.registry,
-            join=join,
-            subnet_ids=network.private_subnet_ids,
-            security_group_id=network.node_security_group_id,
-            provider=aws_provider,
-        ),
-    )
-    ClusterAutoscaler(
-        "cluster-autoscaler",
-        ClusterAutoscalerArgs(
-            ctx=ctx,
-            region=burst.region,
-            group_arn=nodes.group_arn,
-            aws_provider=aws_provider,
-            k8s_provider=identity.provider,
-        ),
-    )
-    NodeTerminationHandler(
-        "node-termination-handler", NodeTerminationHandlerArgs(ctx=ctx, k8s_provider=identity.provider)
-    )
-    BurstBudget(
-        "burst-budget",
-        BurstBudgetArgs(
-            ctx=ctx, monthly_usd=burst.monthly_budget_usd, notify_email=burst.notify_email, provider=aws_provider
-        ),
-    )
-    return Burst(network=network, nodes=nodes)

@@ -1,0 +1,81 @@
+"""AWS spot GPU burst capacity and what scales and drains it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.burst_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.burst_budget import BurstBudget, BurstBudgetArgs
+from components.burst_network import BurstNetwork, BurstNetworkArgs
+from components.burst_nodes import BurstNodes, BurstNodesArgs
+from components.cluster_identity import ClusterIdentity
+from components.context import PlatformContext
+from components.node_bootstrap import ClusterJoin
+from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
+from stacks.burst_types import INSTANCE_TYPES
+from stacks.spec import StackSpec
+
+
+def benchmark_models(spec: StackSpec) -> tuple[str, ...]:
+    """Every on-prem GPU model, and the burst group's modelled type: a Job pending on that
+    type's label makes the cluster-autoscaler start a spot node for it. Kepler (g2) is left
+    out: current PyTorch has no kernels for it, the Job could only fail."""
+    models: list[str] = sorted({g.model for n in spec.nodes for g in n.gpus})
+    if spec.burst.enabled:
+        first = INSTANCE_TYPES[spec.burst.instance_types[0]]
+        if first.generation != "kepler":
+            models.append(first.gpu_model)
+    return tuple(models)
+
+
+@dataclass(frozen=True)
+class Burst:
+    network: BurstNetwork
+    nodes: BurstNodes
+
+
+def declare_burst(
+    spec: StackSpec, ctx: PlatformContext, join: pulumi.Output[ClusterJoin], identity: ClusterIdentity
+) -> Burst:
+    """AWS spot GPU capacity that joins the office cluster, and what scales and drains it."""
+    burst = spec.burst
+    aws_provider = aws.Provider("aws", region=burst.region, default_tags={"tags": ctx.tags})
+    network = BurstNetwork(
+        "burst-network",
+        BurstNetworkArgs(ctx=ctx, burst=burst, office_lan=spec.network.office_lan, provider=aws_provider),
+    )
+    nodes = BurstNodes(
+        "burst-nodes",
+        BurstNodesArgs(
+            ctx=ctx,
+            burst=burst,
+            registry=spec.registry,
+            join=join,
+            subnet_ids=network.private_subnet_ids,
+            security_group_id=network.node_security_group_id,
+            provider=aws_provider,
+        ),
+    )
+    ClusterAutoscaler(
+        "cluster-autoscaler",
+        ClusterAutoscalerArgs(
+            ctx=ctx,
+            region=burst.region,
+            group_arn=nodes.group_arn,
+            aws_provider=aws_provider,
+            k8s_provider=identity.provider,
+        ),
+    )
+    NodeTerminationHandler(
+        "node-termination-handler", NodeTerminationHandlerArgs(ctx=ctx, k8s_provider=identity.provider)
+    )
+    BurstBudget(
+        "burst-budget",
+        BurstBudgetArgs(
+            ctx=ctx, monthly_usd=burst.monthly_budget_usd, notify_email=burst.notify_email, provider=aws_provider
+        ),
+    )
+    return Burst(network=network, nodes=nodes)

@@ -1,0 +1,111 @@
+"""The nodes: MAAS deployments of PCs and VMs, and the VMs themselves on Ceph RBD."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components import maas as maas_backend
+from components.baremetal_node import BareMetalNode, BareMetalNodeArgs
+from components.ceph_storage import CephStorage
+from components.cluster_identity import ClusterIdentity
+from components.context import PlatformContext
+from components.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
+from components.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
+from components.node_bootstrap import ClusterJoin, Role
+from stacks.config import StackSecrets
+from stacks.spec import NodeSpec, StackSpec, VirshPower
+
+CEPH_MON_PORT = 6789  # msgr v1: what qemu's librbd and the hypervisors' rbd CLI both speak
+
+
+class NodeDeployer:
+    """Deploys nodes through MAAS one by one; the first controller inits the cluster and every
+    other node joins after it."""
+
+    def __init__(
+        self,
+        spec: StackSpec,
+        identity: ClusterIdentity,
+        join: pulumi.Output[ClusterJoin],
+        maas: maas_backend.MaasSettings,
+        secrets: StackSecrets,
+    ) -> None:
+        self.spec, self.identity, self.join, self.maas, self.secrets = spec, identity, join, maas, secrets
+        self.init_node: BareMetalNode | None = None
+
+    def deploy(self, node: NodeSpec, vm: LibvirtVm | None) -> BareMetalNode:
+        init = self.init_node
+        role: Role = "worker" if node.role == "worker" else "controller-join" if init else "controller-init"
+        after: list[pulumi.Resource] = [init.instance] if init else []
+        if vm is not None:
+            after.append(vm.domain)  # MAAS powers the VM on through virsh: it must exist
+        bare = BareMetalNode(
+            node.hostname,
+            BareMetalNodeArgs(
+                node=node,
+                role=role,
+                join=self.join,
+                identity=self.identity,
+                network=self.spec.network,
+                registry=self.spec.registry,
+                maas=self.maas,
+                power_password=self.secrets.power_password,
+                hypervisor_uris=self.spec.hypervisor_uris,
+                after=tuple(after),
+            ),
+        )
+        if role == "controller-init":
+            self.init_node = bare
+        return bare
+
+
+def external_ceph_access(spec: StackSpec) -> VmCephAccess:
+    """Another stack's Ceph (dev keeps its VM disks on prod's), through its outputs contract."""
+    assert spec.libvirt.ceph_stack is not None
+    ref = pulumi.StackReference(spec.libvirt.ceph_stack)
+    ceph = ref.require_output("ceph")
+    return VmCephAccess(
+        monitors=ceph.apply(lambda c: [f"{ip}:{CEPH_MON_PORT}" for ip in c["monitorCandidates"]]),
+        pool=ceph.apply(lambda c: str(c["vmPool"])),
+        user=ceph.apply(lambda c: str(c["libvirtUser"]).removeprefix("client.")),
+        key=pulumi.Output.secret(ref.require_output("cephLibvirtKey")),
+    )
+
+
+def own_ceph_access(spec: StackSpec, ceph: CephStorage) -> VmCephAccess:
+    mons = [f"{n.ip}:{CEPH_MON_PORT}" for n in spec.nodes if n.disks.ceph]
+    return VmCephAccess(
+        monitors=pulumi.Output.from_input(mons), pool=spec.storage.vm_pool, user="libvirt", key=ceph.libvirt_key
+    )
+
+
+def declare_vms(spec: StackSpec, ctx: PlatformContext, ceph: VmCephAccess) -> dict[str, LibvirtVm]:
+    """A VM for every node MAAS powers with virsh, and each hypervisor's libvirt ceph secret."""
+    hypervisors: dict[str, tuple[str, LibvirtCephSecret, str]] = {}
+    vms: dict[str, LibvirtVm] = {}
+    for node in spec.nodes:
+        power = node.power
+        if not isinstance(power, VirshPower):
+            continue
+        if power.hypervisor not in hypervisors:
+            uri = spec.hypervisor_uris[power.hypervisor]
+            uuid = secret_uuid(ctx.cluster_name, power.hypervisor)
+            secret = LibvirtCephSecret(
+                f"ceph-secret-{power.hypervisor}",
+                LibvirtCephSecretArgs(uri=uri, uuid=uuid, user=ceph.user, key=ceph.key),
+            )
+            hypervisors[power.hypervisor] = (uri, secret, uuid)
+        uri, secret, uuid = hypervisors[power.hypervisor]
+        vms[node.hostname] = LibvirtVm(
+            power.domain,
+            LibvirtVmArgs(
+                node=node,
+                pool=ceph.pool,
+                ceph=ceph,
+                secret_uuid=uuid,
+                uri=uri,
+                protect=ctx.protect_stateful,
+                after=(secret,),
+            ),
+        )
+    return vms

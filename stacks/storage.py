@@ -1,0 +1,59 @@
+"""Rook Ceph on the nodes' SSDs, and what lives on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.ceph_storage import CephStorage, CephStorageArgs
+from components.cluster_identity import ClusterIdentity
+from components.context import PlatformContext
+from components.personal_databases import PersonalDatabases, PersonalDatabasesArgs
+from components.rook_ceph import RookCeph, RookCephArgs
+from components.shared_homes import SharedHomes, SharedHomesArgs
+from stacks.config import StackSecrets
+from stacks.spec import StackSpec
+
+
+@dataclass(frozen=True)
+class Storage:
+    ceph: CephStorage
+    homes: SharedHomes
+    databases: PersonalDatabases
+
+
+def declare_storage(
+    spec: StackSpec,
+    ctx: PlatformContext,
+    identity: ClusterIdentity,
+    secrets: StackSecrets,
+    after: tuple[pulumi.Resource, ...],
+) -> Storage:
+    """Rook Ceph on the nodes' SSDs, and what lives on it: homes, golden and personal databases."""
+    rook = RookCeph(
+        "rook-ceph",
+        RookCephArgs(ctx=ctx, provider=identity.provider, nodes=spec.nodes, storage=spec.storage),
+        opts=pulumi.ResourceOptions(depends_on=list(after)),
+    )
+    ceph = CephStorage(
+        "ceph-storage", CephStorageArgs(ctx=ctx, provider=identity.provider, storage=spec.storage, cluster=rook.cluster)
+    )
+    homes = SharedHomes(
+        "shared-homes",
+        SharedHomesArgs(
+            ctx=ctx, provider=identity.provider, storage=spec.storage, engineers=spec.engineers, after=(ceph,)
+        ),
+    )
+    databases = PersonalDatabases(
+        "personal-databases",
+        PersonalDatabasesArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            databases=spec.databases,
+            engineers=spec.engineers,
+            source_url=secrets.golden_db_source_url,
+            after=(ceph,),
+        ),
+    )
+    return Storage(ceph=ceph, homes=homes, databases=databases)
