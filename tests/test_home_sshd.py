@@ -12,7 +12,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -36,6 +35,7 @@ from components.home_sshd import (
     render_sshd_config,
 )
 from tests.conftest import IN_CI, require_tool
+from tests.servers import free_port, stop
 
 # A real ed25519 public key (its private half was thrown away): for the pure tests.
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOl+A//5LFfTZpfE7f7fCgRJMx1vwhPES+k37g0FJiRB alice@laptop"
@@ -56,12 +56,6 @@ def _require_root() -> None:
         if IN_CI:
             pytest.fail(f"{message}: CI runs as root")
         pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _keygen(path: Path) -> str:
@@ -282,16 +276,6 @@ def _start_sshd(config: Path, port: int, log: Path, *extra: str) -> subprocess.P
     return proc
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def home() -> Iterator[Home]:
     _tool("sshd", "apt-get install openssh-server")
@@ -325,7 +309,7 @@ def home() -> Iterator[Home]:
         # root's file holds the same key: root must still be refused.
         (keys / "root").write_text(render_authorized_keys(engineer))
 
-        port = _free_port()
+        port = free_port()
         host_key = state / "ssh_host_ed25519_key"
         config = state / "sshd_config"
         config.write_text(
@@ -344,7 +328,7 @@ def home() -> Iterator[Home]:
         yield Home(engineer, port, state, client / "id_ed25519", host_pub, log)
     finally:
         for proc in procs:
-            _stop(proc)
+            stop(proc)
         if created:
             # 6: no such user/group (userdel removes the user's own group; a failed useradd leaves it).
             _account_tool("userdel", name, ok=(0, 6))
@@ -431,7 +415,7 @@ def test_password_login_is_refused_though_the_password_is_right(home: Home) -> N
 
         # Control: the same sshd config with passwords turned on (command-line options win)
         # accepts this password, so the refusal above is the config's doing.
-        port = _free_port()
+        port = free_port()
         control = _start_sshd(
             home.state / "sshd_config",
             port,
@@ -454,7 +438,7 @@ def test_password_login_is_refused_though_the_password_is_right(home: Home) -> N
             )
             assert accepted.returncode == 0, accepted.stderr
         finally:
-            _stop(control)
+            stop(control)
     finally:
         _set_shadow(e.name, render_shadow_entries([e]).split(":")[1])
 

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import secrets
-import signal
 import socket
 import ssl
 import subprocess
@@ -35,6 +34,7 @@ import yaml
 
 from components.registry_config import cache_prefix, htpasswd_line, render_registry_config
 from tests.conftest import require_tool
+from tests.servers import free_port, stop
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 UPSTREAM = "upstream.test"  # the cache's upstream, named as an image reference would name it
@@ -193,12 +193,6 @@ class Setup:
     policy: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(name: str, config: str, state: Path, env: Mapping[str, str]) -> Registry:
     registry = require_tool("docker-registry", "apt-get install docker-registry")
     path = state / f"{name}.yml"
@@ -217,18 +211,8 @@ def _start(name: str, config: str, state: Path, env: Mapping[str, str]) -> Regis
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return Registry(name, port, proc, log, debug_port)
         time.sleep(0.05)
-    _stop(proc)
+    stop(proc)
     pytest.fail(f"{name} registry did not listen on 127.0.0.1:{port} within 20 s:\n{log.read_text()}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
 
 
 def _self_signed(state: Path) -> tuple[Path, Path]:
@@ -267,13 +251,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         (state / name).mkdir()
         return render_registry_config(
             str(state / name),
-            f"127.0.0.1:{_free_port()}",
+            f"127.0.0.1:{free_port()}",
             str(htpasswd),
             str(cert),
             str(key),
             remote,
             http_prefix=prefix,
-            debug_addr=f"127.0.0.1:{_free_port()}",
+            debug_addr=f"127.0.0.1:{free_port()}",
         )
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -306,7 +290,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         yield Setup(state, cert, certs_dir, user, password, private, upstream, cache, env, policy)
     finally:
         for proc in procs:
-            _stop(proc)
+            stop(proc)
 
 
 def _skopeo(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
@@ -448,7 +432,7 @@ def test_cache_pulls_through_and_keeps_serving_when_the_upstream_is_gone(setup: 
         time.sleep(0.05)
     assert all(p.exists() for p in stored), setup.cache.log.read_text()[-2000:]
     # The internet goes away: what the cache pulled once it still serves, tag included.
-    _stop(setup.upstream.proc)
+    stop(setup.upstream.proc)
     pull()
 
 
