@@ -25,9 +25,9 @@ What is measured
 How
     Every measurement is a fresh child process (`python -m benchmarks.plan_bench --child MODE N`),
     so the peak RSS (`ru_maxrss`) belongs to that one run. All modes do the same setup before
-    the clock starts: import the SDKs, the program and its components, the runner, the SDK
-    submodules the program loads lazily (found by one discovery run before measuring), and
-    build the N-node stack file. The replay mode also loads its inputs (a JSON file the first
+    the clock starts: import the SDKs, the program and its components and the runner, plan a
+    5-node prod once (so the modules the SDKs load lazily are loaded), and build the N-node
+    stack file. The replay mode also loads its inputs (a JSON file the first
     prod run of that size wrote, after its clock stopped) before the clock starts. Then the
     child times one `runner.run`. Peak memory is reported as the child's total peak RSS (the
     ratios use this) and as the growth over the RSS right after setup. Per size the parent runs
@@ -133,14 +133,13 @@ def synthetic_stack(nodes: int) -> StackFile:
 # --- the child: one measured run -----------------------------------------------------------------
 
 
-def setup(preload: Sequence[str]) -> None:
+def setup() -> None:
     """Identical in every mode: everything imported before the clock starts."""
     for name in SETUP_MODULES:
         importlib.import_module(name)
     # The SDKs load most modules lazily on first use; importing them by name breaks their lazy
     # attributes (a module shadows the class of the same name). So both modes warm up the same
     # way instead: one small plan of the real program, before the clock.
-    del preload
     from tools.plan import runner
 
     runner.run(synthetic_stack(5))  # the smallest valid prod: 3 copies need 3 hosts
@@ -186,11 +185,11 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_child(mode: str, nodes: int, resources: int, preload: Sequence[str], replay: Path | None) -> dict[str, Any]:
+def run_child(mode: str, nodes: int, resources: int, replay: Path | None) -> dict[str, Any]:
     """Set up, then time one plan of the prod program ("akiba"), the bare floor ("floor") or the
     replay floor ("replay", which reads `replay`). With `replay`, "akiba" writes that file after
     its clock stops."""
-    setup(preload)
+    setup()
     from tools.plan import runner
 
     stack_file = synthetic_stack(nodes)
@@ -224,27 +223,15 @@ def run_child(mode: str, nodes: int, resources: int, preload: Sequence[str], rep
     }
 
 
-def profile_child(nodes: int, preload: Sequence[str], top: int) -> None:
+def profile_child(nodes: int, top: int) -> None:
     """Where the prod program's time goes at `nodes` nodes (cumulative, top functions)."""
-    setup(preload)
+    setup()
     from tools.plan import runner
 
     stack_file = synthetic_stack(nodes)
     profiler = cProfile.Profile()
     profiler.runcall(runner.run, stack_file)
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(top)
-
-
-def discover_lazy_imports(nodes: int) -> list[str]:
-    """The modules the prod program imports during its first run (e.g. SDK submodules that
-    `pulumi_kubernetes` loads on first attribute access): every mode preloads them."""
-    setup(())
-    from tools.plan import runner
-
-    stack_file = synthetic_stack(nodes)
-    before = set(sys.modules)
-    runner.run(stack_file)
-    return sorted(set(sys.modules) - before)
 
 
 # --- the parent: alternate children, take medians, print the report ------------------------------
@@ -330,8 +317,8 @@ def _child(args: Sequence[str]) -> Any:
     return json.loads(lines[-1][len(RESULT_TAG) :])
 
 
-def _measure(mode: str, nodes: int, resources: int, preload: str, replay: Path | None = None) -> dict[str, Any]:
-    args = [mode, str(nodes), "--resources", str(resources), "--preload", preload]
+def _measure(mode: str, nodes: int, resources: int, replay: Path | None = None) -> dict[str, Any]:
+    args = [mode, str(nodes), "--resources", str(resources)]
     result: dict[str, Any] = _child([*args, "--replay", str(replay)] if replay else args)
     if result["late_imports"]:
         print(f"  note: {mode} at {nodes} nodes imported {len(result['late_imports'])} modules while timed")
@@ -342,7 +329,7 @@ def _sample(result: dict[str, Any]) -> Sample:
     return Sample(result["seconds"], result["peak_mib"], result["setup_mib"])
 
 
-def measure_size(nodes: int, runs: int, preload: str) -> Row:
+def measure_size(nodes: int, runs: int) -> Row:
     """Prod first (its first run writes the replay file), then bare floor, replay floor and prod in
     turn, `runs` of each; both floors register as many resources as prod recorded."""
     akiba: list[Sample] = []
@@ -352,14 +339,14 @@ def measure_size(nodes: int, runs: int, preload: str) -> Row:
     with tempfile.TemporaryDirectory(prefix="plan-bench-") as tmp:
         replay_file = Path(tmp) / f"replay-{nodes}.json"
         for run in range(runs):
-            result = _measure("akiba", nodes, 0, preload, replay_file if run == 0 else None)
+            result = _measure("akiba", nodes, 0, replay_file if run == 0 else None)
             counts.add(result["resources"])
             akiba.append(_sample(result))
             resources = result["resources"]
-            floored = _measure("floor", nodes, resources, preload)
+            floored = _measure("floor", nodes, resources)
             assert floored["resources"] == resources, "the bare floor must record as many resources"
             floor.append(_sample(floored))
-            replayed = _measure("replay", nodes, resources, preload, replay_file)
+            replayed = _measure("replay", nodes, resources, replay_file)
             assert replayed["resources"] == resources, "the replay floor must record as many resources"
             replay.append(_sample(replayed))
     assert len(counts) == 1, f"the prod program recorded different resource counts: {sorted(counts)}"
@@ -488,7 +475,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--top", type=int, default=30, help="functions shown by --profile")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "NODES"), help=argparse.SUPPRESS)
     parser.add_argument("--resources", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--preload", default="", help=argparse.SUPPRESS)
     parser.add_argument("--replay", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.runs < 1 or any(n < 1 for n in args.sizes):
@@ -498,14 +484,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _child_main(args: argparse.Namespace) -> None:
     mode, nodes = args.child[0], int(args.child[1])
-    preload = [m for m in args.preload.split(",") if m]
     if mode == "profile":
-        profile_child(nodes, preload, args.top)
+        profile_child(nodes, args.top)
         return
-    if mode == "discover":
-        result: Any = discover_lazy_imports(nodes)
-    else:
-        result = run_child(mode, nodes, args.resources, preload, args.replay)
+    result = run_child(mode, nodes, args.resources, args.replay)
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
@@ -515,14 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _child_main(args)
         return 0
     sizes = sorted(set(args.sizes))
-    preload = ",".join(_child(["discover", str(sizes[0])]))
     if args.profile:
-        cmd = _child_command(["profile", str(args.profile), "--preload", preload, "--top", str(args.top)])
+        cmd = _child_command(["profile", str(args.profile), "--top", str(args.top)])
         return subprocess.run(cmd, cwd=ROOT, check=False).returncode
     rows = []
     for nodes in sizes:
         print(f"measuring {nodes} nodes ({args.runs} runs each)...", flush=True)
-        rows.append(measure_size(nodes, args.runs, preload))
+        rows.append(measure_size(nodes, args.runs))
     print()
     print(report(rows, args.runs))
     if args.json:
@@ -533,7 +514,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "floor": "bare: as many CustomResources with empty inputs",
                 "replay": "replay: the prod program's names and inputs as plain-literal CustomResources",
             },
-            "preloaded": preload.split(","),
             "rows": _json_rows(rows),
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

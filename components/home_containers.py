@@ -34,6 +34,8 @@ DOCKER_GID = 2375
 HOST_KEY = "/etc/ssh/host/ssh_host_ed25519_key"
 CONFIG_DIR = "/etc/akiba"
 # sshd must switch users and write their login records; nothing else of root's.
+# Both DaemonSets run on every GPU node, the controller included.
+ON_GPU_NODES: dict[str, Any] = {"tolerations": ALL_NODES, "nodeSelector": {"nvidia.com/gpu.present": "true"}}
 SSHD_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "SYS_CHROOT", "AUDIT_WRITE", "KILL"]
 
 
@@ -76,8 +78,7 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
         "metadata": {"labels": labels},
         "spec": {
             "automountServiceAccountToken": False,
-            "tolerations": ALL_NODES,
-            "nodeSelector": {"nvidia.com/gpu.present": "true"},
+            **ON_GPU_NODES,
             # Preemptible by design: nodes restart for platform work; work checkpoints to /home.
             "terminationGracePeriodSeconds": 60,
             "initContainers": [
@@ -170,8 +171,7 @@ def prepull_pod(image: str, labels: dict[str, str]) -> dict[str, Any]:
         "metadata": {"labels": labels},
         "spec": {
             "automountServiceAccountToken": False,
-            "tolerations": ALL_NODES,
-            "nodeSelector": {"nvidia.com/gpu.present": "true"},
+            **ON_GPU_NODES,
             "securityContext": {"runAsNonRoot": True, "runAsUser": 65532},
             "initContainers": [
                 {

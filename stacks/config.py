@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from stacks import rules
 from stacks.problems import PROJECT, ConfigError, Problem, key_path, shown
-from stacks.spec import SECRET_KEYS, SECTION_KEYS, StackSpec
+from stacks.spec import POWER_TYPES_WITH_PASSWORD, SECRET_KEYS, SECTION_KEYS, StackSpec
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _key_problems(raw: RawConfig) -> list[Problem]:
 def _needs_power_password(values: dict[str, Any]) -> bool:
     nodes = values.get("nodes")
     return isinstance(nodes, list) and any(
-        isinstance(n, dict) and isinstance(n.get("power"), dict) and n["power"].get("type") in ("ipmi", "amt", "virsh")
+        isinstance(n, dict) and isinstance(n.get("power"), dict) and n["power"].get("type") in POWER_TYPES_WITH_PASSWORD
         for n in nodes
     )
 
@@ -197,7 +197,7 @@ def _union_member(model: Any, tag: str) -> Any:
 def read_secrets(spec: StackSpec) -> StackSecrets:
     """The secret config values as Pulumi secrets; a missing one stops with the exact command."""
     config = pulumi.Config(PROJECT)
-    needs_power = any(n.power.type in ("ipmi", "amt", "virsh") for n in spec.nodes)
+    needs_power = any(n.power.type in POWER_TYPES_WITH_PASSWORD for n in spec.nodes)
     return StackSecrets(
         golden_db_source_url=config.require_secret("goldenDbSourceUrl"),
         maas_api_key=config.require_secret("maasApiKey"),

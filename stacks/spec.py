@@ -128,6 +128,8 @@ class VirshPower(Section):
 
 
 Power = Annotated[ManualPower | IpmiPower | AmtPower | VirshPower, Field(discriminator="type")]
+# Power types MAAS needs the `powerPassword` secret for.
+POWER_TYPES_WITH_PASSWORD = ("ipmi", "amt", "virsh")
 
 
 class NicSpec(Section):
