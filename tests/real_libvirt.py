@@ -109,9 +109,18 @@ def kvm_mismatch(device: str = "/dev/kvm") -> str:
     groups = {user.pw_gid} | {g.gr_gid for g in grp.getgrall() if QEMU_USER in g.gr_mem}
     if st.st_mode & 0o006 == 0o006 or (st.st_gid in groups and st.st_mode & 0o060 == 0o060):
         return ""
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    fix = (
+        f"give {device} to group kvm (chgrp kvm {device}; chmod g+rw {device})"
+        if group != "kvm"
+        else f"add {QEMU_USER} to group kvm (usermod -aG kvm {QEMU_USER})"
+    )
     return (
-        f"{QEMU_USER} cannot open {device} (group {st.st_gid}, mode {st.st_mode & 0o777:o}): libvirt will "
-        f"re-probe qemu on every define (~30 s each); add it to that group (usermod -aG kvm {QEMU_USER})"
+        f"{QEMU_USER} cannot open {device} (group {group}, mode {st.st_mode & 0o777:o}): libvirt will "
+        f"re-probe qemu on every define (30-200 s each); {fix}"
     )
 
 
