@@ -144,8 +144,8 @@ def setup() -> None:
 
     runner.run(synthetic_stack(5))  # the smallest valid prod: 3 copies need 3 hosts
     components = importlib.import_module("components")
-    for info in pkgutil.iter_modules(components.__path__):
-        importlib.import_module(f"components.{info.name}")
+    for info in pkgutil.walk_packages(components.__path__, "components."):
+        importlib.import_module(info.name)
 
 
 def floor_program(count: int) -> Callable[[], None]:

@@ -5,7 +5,7 @@ in a temporary directory removed at the end), creates a 10 GiB image and writes 
 steps (1 GiB, then 4 GiB in all, by default). At each step, in the same run and against the same
 image, it times
 
-    clone       `components.rbd_ops.clone_or_flatten`: the path the RBD component takes, i.e.
+    clone       `components.machines.rbd_ops.clone_or_flatten`: the path the RBD component takes, i.e.
                 the parent's clone depth, snapshot create, protect, clone (a new snapshot each
                 time, so nothing is reused); median of 5;
     full copy   `rbd cp` of the same image as the same cephx user (reads every allocated
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-from components.rbd_ops import RbdClient, clone_or_flatten, spec
+from components.machines.rbd_ops import RbdClient, clone_or_flatten, spec
 from tests.real_ceph import Ceph, daemon_pids, missing_tools, start_ceph
 
 GiB = 1 << 30
@@ -161,8 +161,8 @@ def measure(client: RbdClient, steps: Sequence[int], clones: int, copies: int) -
 def report(rows: Sequence[Step], memory: Memory, start_s: float, clones: int, copies: int) -> str:
     lines = [
         f"Ceph 16.2 single node (1 mon, 1 mgr, 1 BlueStore OSD on a sparse file), ready {start_s:.1f} s after start",
-        f"image {IMAGE_SIZE // GiB} GiB; clone = depth check + snapshot + protect + clone via components.rbd_ops "
-        f"(median of {clones}); full copy = rbd cp (median of {copies})",
+        f"image {IMAGE_SIZE // GiB} GiB; clone = depth check + snapshot + protect + clone via "
+        f"components.machines.rbd_ops (median of {clones}); full copy = rbd cp (median of {copies})",
         "",
         f"{'data written':>12}  {'copy used':>9}  {'clone median':>12}  {'clone min-max':>13}  "
         f"{'copy median':>11}  {'copy min-max':>13}  {'speedup':>7}",

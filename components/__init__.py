@@ -1,0 +1,1 @@
+"""The platform's components, one ComponentResource per concern, grouped by domain: `ls components`."""

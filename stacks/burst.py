@@ -7,15 +7,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.burst_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-from components.burst_budget import BurstBudget, BurstBudgetArgs
-from components.burst_network import BurstNetwork, BurstNetworkArgs
-from components.burst_nodes import BurstNodes, BurstNodesArgs
-from components.cluster_identity import ClusterIdentity
+from components.burst.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.burst.budget import BurstBudget, BurstBudgetArgs
+from components.burst.instance_types import INSTANCE_TYPES
+from components.burst.network import BurstNetwork, BurstNetworkArgs
+from components.burst.nodes import BurstNodes, BurstNodesArgs
+from components.burst.termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
+from components.cluster.bootstrap import ClusterJoin
+from components.cluster.identity import ClusterIdentity
 from components.context import PlatformContext
-from components.node_bootstrap import ClusterJoin
-from components.node_termination_handler import NodeTerminationHandler, NodeTerminationHandlerArgs
-from stacks.burst_types import INSTANCE_TYPES
+from stacks import args
 from stacks.spec import StackSpec
 
 
@@ -45,14 +46,24 @@ def declare_burst(
     aws_provider = aws.Provider("aws", region=burst.region, default_tags={"tags": ctx.tags})
     network = BurstNetwork(
         "burst-network",
-        BurstNetworkArgs(ctx=ctx, burst=burst, office_lan=spec.network.office_lan, provider=aws_provider),
+        BurstNetworkArgs(
+            ctx=ctx,
+            vpc_cidr=burst.vpc_cidr,
+            zones=tuple(burst.zones),
+            existing_vpc=args.existing_vpc(burst),
+            site_link=args.site_link(burst.site_link),
+            office_lan=spec.network.office_lan,
+            provider=aws_provider,
+        ),
     )
     nodes = BurstNodes(
         "burst-nodes",
         BurstNodesArgs(
             ctx=ctx,
-            burst=burst,
-            registry=spec.registry,
+            instance_types=tuple(burst.instance_types),
+            max_size=burst.max_size,
+            root_volume_gib=burst.root_volume_gib,
+            registry=args.registry_mirror(spec.registry),
             join=join,
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.node_security_group_id,

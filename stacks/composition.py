@@ -7,20 +7,21 @@ from typing import Any
 
 import pulumi
 
-from components import maas as maas_backend
-from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
-from components.cluster_identity import ClusterIdentity, ClusterIdentityArgs
+from components.apps.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
+from components.apps.ml_app import MlApp, MlAppArgs
+from components.cluster.addons import ClusterAddons, ClusterAddonsArgs
+from components.cluster.bootstrap import ClusterJoin
+from components.cluster.identity import ClusterIdentity, ClusterIdentityArgs
+from components.cluster.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from components.context import PlatformContext
-from components.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
-from components.home_containers import HomeContainers, HomeContainersArgs
-from components.ml_app import MlApp, MlAppArgs
-from components.ml_runtime_image import MlRuntimeImage, MlRuntimeImageArgs
-from components.monitoring import Monitoring, MonitoringArgs
-from components.node_bootstrap import ClusterJoin
-from components.platform_namespaces import PlatformNamespaces, PlatformNamespacesArgs
-from components.registry import PUSH_USER, Registry, RegistryArgs
-from components.shared_homes import NAMESPACE as HOMES_NAMESPACE
-from components.shared_homes import NFS_PSEUDO_PATH
+from components.engineers.home_containers import HomeContainers, HomeContainersArgs
+from components.machines import maas as maas_backend
+from components.monitoring.monitoring import Monitoring, MonitoringArgs
+from components.registry.images import MlRuntimeImage, MlRuntimeImageArgs
+from components.registry.registry import PUSH_USER, Registry, RegistryArgs
+from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
+from components.storage.shared_homes import NFS_PSEUDO_PATH
+from stacks import args
 from stacks.burst import benchmark_models, declare_burst
 from stacks.config import StackSecrets
 from stacks.nodes import NodeDeployer, declare_vms, external_ceph_access, own_ceph_access
@@ -53,7 +54,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     )
 
     maas = maas_backend.MaasSettings(
-        provider=maas_backend.make_provider("maas", spec.maas, secrets.maas_api_key, parent=None), spec=spec.maas
+        provider=maas_backend.make_provider("maas", spec.maas.url, secrets.maas_api_key, parent=None),
+        target=args.maas_target(spec.maas),
     )
     nodes = NodeDeployer(spec, identity, join, maas, secrets)
     # VMs on another stack's Ceph (dev on prod's) come first: even the controller may be one.
@@ -125,7 +127,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             provider=identity.provider,
             namespace=HOMES_NAMESPACE,
             image=ml_image.ref,
-            engineers=spec.engineers,
+            engineers=args.accounts(spec.engineers),
             claims=storage.homes.claims,
             after=(storage.homes,),
         ),

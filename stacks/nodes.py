@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pulumi
 
-from components import maas as maas_backend
-from components.baremetal_node import BareMetalNode, BareMetalNodeArgs
-from components.ceph_storage import CephStorage
-from components.cluster_identity import ClusterIdentity
+from components.cluster.bootstrap import ClusterJoin, Role
+from components.cluster.identity import ClusterIdentity
 from components.context import PlatformContext
-from components.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
-from components.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
-from components.node_bootstrap import ClusterJoin, Role
+from components.machines import maas as maas_backend
+from components.machines.baremetal_node import BareMetalNode, BareMetalNodeArgs
+from components.machines.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
+from components.machines.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
+from components.storage.ceph_storage import CephStorage
+from stacks import args
 from stacks.config import StackSecrets
 from stacks.spec import NodeSpec, StackSpec, VirshPower
 
@@ -31,6 +32,7 @@ class NodeDeployer:
         secrets: StackSecrets,
     ) -> None:
         self.spec, self.identity, self.join, self.maas, self.secrets = spec, identity, join, maas, secrets
+        self.lan, self.registry = args.office_lan(spec.network), args.registry_mirror(spec.registry)
         self.init_node: BareMetalNode | None = None
 
     def deploy(self, node: NodeSpec, vm: LibvirtVm | None) -> BareMetalNode:
@@ -42,15 +44,16 @@ class NodeDeployer:
         bare = BareMetalNode(
             node.hostname,
             BareMetalNodeArgs(
-                node=node,
+                machine=args.machine(node, self.spec.hypervisor_uris),
+                ip=node.ip,
+                gpus=args.node_gpus(node),
                 role=role,
                 join=self.join,
                 identity=self.identity,
-                network=self.spec.network,
-                registry=self.spec.registry,
+                lan=self.lan,
+                registry=self.registry,
                 maas=self.maas,
                 power_password=self.secrets.power_password,
-                hypervisor_uris=self.spec.hypervisor_uris,
                 after=tuple(after),
             ),
         )
@@ -99,7 +102,7 @@ def declare_vms(spec: StackSpec, ctx: PlatformContext, ceph: VmCephAccess) -> di
         vms[node.hostname] = LibvirtVm(
             power.domain,
             LibvirtVmArgs(
-                node=node,
+                vm=args.vm_hardware(node, power),
                 pool=ceph.pool,
                 ceph=ceph,
                 secret_uuid=uuid,

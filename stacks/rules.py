@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from stacks.burst_types import INSTANCE_TYPES
+from components.burst.instance_types import INSTANCE_TYPES
 from stacks.problems import Problem, key_path, shown
 from stacks.types import Cidr, IPv4, MacAddress, PciAddress
 

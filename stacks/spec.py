@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from stacks.burst_types import INSTANCE_TYPES
+from components.burst.instance_types import INSTANCE_TYPES
 from stacks.gpus import GPU_MODELS, GpuModel
 from stacks.types import (
     Cidr,

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.ceph_storage import CephStorage, CephStorageArgs
-from components.cluster_identity import ClusterIdentity
+from components.cluster.identity import ClusterIdentity
 from components.context import PlatformContext
-from components.personal_databases import PersonalDatabases, PersonalDatabasesArgs
-from components.rook_ceph import RookCeph, RookCephArgs
-from components.shared_homes import SharedHomes, SharedHomesArgs
+from components.storage.ceph_storage import CephStorage, CephStorageArgs
+from components.storage.personal_databases import PersonalDatabases, PersonalDatabasesArgs
+from components.storage.rook_ceph import RookCeph, RookCephArgs
+from components.storage.shared_homes import SharedHomes, SharedHomesArgs
+from stacks import args
 from stacks.config import StackSecrets
 from stacks.spec import StackSpec
 
@@ -33,16 +34,22 @@ def declare_storage(
     """Rook Ceph on the nodes' SSDs, and what lives on it: homes, golden and personal databases."""
     rook = RookCeph(
         "rook-ceph",
-        RookCephArgs(ctx=ctx, provider=identity.provider, nodes=spec.nodes, storage=spec.storage),
+        RookCephArgs(ctx=ctx, provider=identity.provider, nodes=args.ceph_hosts(spec.nodes), mons=spec.storage.mons),
         opts=pulumi.ResourceOptions(depends_on=list(after)),
     )
     ceph = CephStorage(
-        "ceph-storage", CephStorageArgs(ctx=ctx, provider=identity.provider, storage=spec.storage, cluster=rook.cluster)
+        "ceph-storage",
+        CephStorageArgs(ctx=ctx, provider=identity.provider, pools=args.ceph_pools(spec.storage), cluster=rook.cluster),
     )
     homes = SharedHomes(
         "shared-homes",
         SharedHomesArgs(
-            ctx=ctx, provider=identity.provider, storage=spec.storage, engineers=spec.engineers, after=(ceph,)
+            ctx=ctx,
+            provider=identity.provider,
+            filesystem=spec.storage.filesystem,
+            nfs_node_port=spec.storage.nfs_node_port,
+            homes=args.homes(spec.engineers),
+            after=(ceph,),
         ),
     )
     databases = PersonalDatabases(
@@ -50,8 +57,8 @@ def declare_storage(
         PersonalDatabasesArgs(
             ctx=ctx,
             provider=identity.provider,
-            databases=spec.databases,
-            engineers=spec.engineers,
+            golden=args.golden_database(spec.databases),
+            owners=args.database_owners(spec.engineers),
             source_url=secrets.golden_db_source_url,
             after=(ceph,),
         ),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.node_bootstrap import (
+from components.cluster.bootstrap import (
     GPU_TAINT,
     BondNetwork,
     ClusterJoin,
@@ -19,7 +19,7 @@ from components.node_bootstrap import (
     node_taints,
     render_user_data,
 )
-from components.pki import ca_cert_hash, render_kubeconfig
+from components.cluster.pki import ca_cert_hash, render_kubeconfig
 from tests.conftest import IN_CI
 
 JOIN = ClusterJoin(

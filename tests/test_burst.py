@@ -12,9 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from components.burst_autoscaler import autoscaler_policy
-from components.burst_nodes import autoscaler_tags
-from components.wireguard import public_key
+from components.burst.autoscaler import autoscaler_policy
+from components.burst.nodes import autoscaler_tags
+from components.burst.wireguard import public_key
 from stacks import outputs
 from tests.conftest import ROOT, STACKS, edited, require_tool
 from tools.plan import references

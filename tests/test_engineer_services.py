@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.gpu_dashboard import DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
+from components.monitoring.gpu_dashboard import DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
 from tests.conftest import STACKS, config_values
 from tools.plan.runner import Plan
 

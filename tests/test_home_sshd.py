@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from components.home_sshd import (
+from components.engineers.home_sshd import (
     CIPHERS,
     KEX_ALGORITHMS,
     MACS,

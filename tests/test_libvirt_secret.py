@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from components import libvirt_secret_ops as ops
+from components.machines import libvirt_secret_ops as ops
 from tests.libvirt_fixture import libvirt  # noqa: F401 - the session fixture
 from tests.real_libvirt import Libvirt
 

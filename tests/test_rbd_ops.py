@@ -1,4 +1,4 @@
-"""components.rbd_ops against a real single-node Ceph 16.2 (tests/real_ceph.py), plus its
+"""components.machines.rbd_ops against a real single-node Ceph 16.2 (tests/real_ceph.py), plus its
 error mapping offline. The cephx users here are made the way the platform's are: `profile rbd`,
 one of them restricted to the VM pool."""
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from components import rbd_ops
-from components.rbd_ops import (
+from components.machines import rbd_ops
+from components.machines.rbd_ops import (
     AlreadyExists,
     Busy,
     CloneDepthExceeded,

@@ -32,7 +32,7 @@ import bcrypt
 import pytest
 import yaml
 
-from components.registry_config import cache_prefix, htpasswd_line, render_registry_config
+from components.registry.config import cache_prefix, htpasswd_line, render_registry_config
 from tests.conftest import require_tool
 from tests.servers import free_port, stop
 

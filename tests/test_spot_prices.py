@@ -141,7 +141,7 @@ def test_a_dead_heat_goes_to_config_order_and_unpriced_rows_are_left_out() -> No
 
 
 def test_a_type_not_in_the_catalogue_is_a_clear_error() -> None:
-    with pytest.raises(UnknownInstanceTypeError, match=r"unknown instance type 'g9\.xlarge'.*burst_types\.py"):
+    with pytest.raises(UnknownInstanceTypeError, match=r"unknown instance type 'g9\.xlarge'.*burst/instance_types\.py"):
         catalogue.lookup("g9.xlarge")
 
 

@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from components.vm_domain_xml import (
+from components.machines.vm_domain_xml import (
     PLACEHOLDER_DIR,
     ProviderReadError,
     RbdRefError,

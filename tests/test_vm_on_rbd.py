@@ -1,7 +1,7 @@
 """End to end: a VM whose disk is an RBD image really starts and opens it through cephx.
 
 Real Ceph (tests/real_ceph.py) and a real libvirtd (tests/real_libvirt.py); the domain XML is
-the provider-shaped XML (terraform-provider-libvirt 0.8.1, see components/vm_domain_xml.py)
+the provider-shaped XML (terraform-provider-libvirt 0.8.1, see components/machines/vm_domain_xml.py)
 through the platform's XSLT, as `pulumi up` would define it. Under TCG (`type='qemu'`, no
 /dev/kvm needed), no kernel and no OS: qemu opening the image is what counts, and an open
 image has a watcher in `rbd status`. GPUs cannot be passed through here, so this VM has none.
@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from components import libvirt_secret_ops as secret_ops
-from components.vm_domain_xml import VmDisk, VmSpec, final_domain_xml
+from components.machines import libvirt_secret_ops as secret_ops
+from components.machines.vm_domain_xml import VmDisk, VmSpec, final_domain_xml
 from tests.ceph_fixture import ceph  # noqa: F401 - the session fixture
 from tests.conftest import require_tool
 from tests.libvirt_fixture import libvirt  # noqa: F401 - the session fixture

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from components.libvirt_domain import DomainProvider
-from components.libvirt_domain_ops import exists
-from components.rbd_image import GIB, RbdImageProvider
-from components.rbd_ops import HasChildren, ShrinkRefused
-from components.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, provider_domain_xml, render_xslt
+from components.machines.libvirt_domain import DomainProvider
+from components.machines.libvirt_domain_ops import exists
+from components.machines.rbd_image import GIB, RbdImageProvider
+from components.machines.rbd_ops import HasChildren, ShrinkRefused
+from components.machines.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, provider_domain_xml, render_xslt
 from tests.ceph_fixture import ceph  # noqa: F401 - the session fixture
 from tests.libvirt_fixture import libvirt  # noqa: F401 - the session fixture
 from tests.real_ceph import Ceph

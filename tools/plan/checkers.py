@@ -157,7 +157,7 @@ def libvirt_domains(domains: list[tuple[Path, Path, Path]]) -> list[Finding]:
     next to it, then checked with libvirt's own schema (virt-xml-validate)."""
     if not domains:
         return []
-    from components.vm_domain_xml import XsltError, apply_xslt
+    from components.machines.vm_domain_xml import XsltError, apply_xslt
 
     xsltproc = _tool("xsltproc", "apt-get install xsltproc")
     validate = _tool("virt-xml-validate", "apt-get install libvirt-clients libxml2-utils")

@@ -9,11 +9,18 @@ from functools import partial
 import pulumi
 import pulumi_aws as aws
 
-from components.aws_launch import launch_template
+from components.burst.aws_launch import launch_template
+from components.burst.instance_types import INSTANCE_TYPES, InstanceType
+from components.cluster.bootstrap import (
+    GPU_TAINT,
+    ClusterJoin,
+    NodeBootstrap,
+    RegistryMirror,
+    node_labels,
+    node_taints,
+    render_user_data,
+)
 from components.context import PlatformContext
-from components.node_bootstrap import GPU_TAINT, ClusterJoin, NodeBootstrap, node_labels, node_taints, render_user_data
-from stacks.burst_types import INSTANCE_TYPES, InstanceType
-from stacks.spec import BurstSpec, RegistrySpec
 
 CA_PREFIX = "k8s.io/cluster-autoscaler"
 
@@ -39,7 +46,7 @@ def autoscaler_tags(cluster: str, first_type: str) -> dict[str, str]:
     return tags
 
 
-def generations(instance_types: list[str]) -> dict[str, list[str]]:
+def generations(instance_types: tuple[str, ...]) -> dict[str, list[str]]:
     """Instance types grouped by GPU generation, in the order the config names them."""
     out: dict[str, list[str]] = {}
     for t in instance_types:
@@ -47,13 +54,13 @@ def generations(instance_types: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def bootstrap_for(itype: InstanceType, join: ClusterJoin, registry: RegistrySpec) -> NodeBootstrap:
+def bootstrap_for(itype: InstanceType, join: ClusterJoin, registry: RegistryMirror) -> NodeBootstrap:
     return NodeBootstrap(
         role="worker",
         kind="burst",
         cluster=join,
         registry_mirror=registry.mirror,
-        registry_upstreams=tuple(registry.upstreams),
+        registry_upstreams=registry.upstreams,
         labels=burst_labels(itype),
         taints=node_taints("worker", True),
         gpu_driver_branch=itype.driver_branch,
@@ -61,15 +68,17 @@ def bootstrap_for(itype: InstanceType, join: ClusterJoin, registry: RegistrySpec
     )
 
 
-def _user_data(itype: InstanceType, registry: RegistrySpec, join: ClusterJoin) -> str:
+def _user_data(itype: InstanceType, registry: RegistryMirror, join: ClusterJoin) -> str:
     return render_user_data(bootstrap_for(itype, join, registry))
 
 
 @dataclass(frozen=True)
 class BurstNodesArgs:
     ctx: PlatformContext
-    burst: BurstSpec
-    registry: RegistrySpec
+    instance_types: tuple[str, ...]  # keys of INSTANCE_TYPES; the first is the one the autoscaler models
+    max_size: int  # the most spot nodes at once
+    root_volume_gib: int  # encrypted gp3 root volume of each node
+    registry: RegistryMirror  # what the nodes' containerd pulls through (over the site link)
     join: pulumi.Output[ClusterJoin]
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Output[str]
@@ -82,9 +91,9 @@ class BurstNodes(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BurstNodesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:burst:BurstNodes", name, None, opts)
-        burst, ctx = args.burst, args.ctx
+        ctx = args.ctx
         templates: dict[str, aws.ec2.LaunchTemplate] = {}
-        for generation, types in generations(burst.instance_types).items():
+        for generation, types in generations(args.instance_types).items():
             itype = INSTANCE_TYPES[types[0]]  # same generation: same driver, GPU model and labels
             templates[generation] = launch_template(
                 f"burst-{generation}",
@@ -92,21 +101,21 @@ class BurstNodes(pulumi.ComponentResource):
                 ubuntu=itype.ubuntu,
                 user_data=args.join.apply(partial(_user_data, itype, args.registry)),
                 security_group_ids=[args.security_group_id],
-                root_volume_gib=burst.root_volume_gib,
+                root_volume_gib=args.root_volume_gib,
                 parent=self,
                 provider=args.provider,
             )
-        first = templates[INSTANCE_TYPES[burst.instance_types[0]].generation]
+        first = templates[INSTANCE_TYPES[args.instance_types[0]].generation]
         tags = {
             **ctx.tags,
             "Name": f"{ctx.cluster_name}-burst",
-            **autoscaler_tags(ctx.cluster_name, burst.instance_types[0]),
+            **autoscaler_tags(ctx.cluster_name, args.instance_types[0]),
         }
         group = aws.autoscaling.Group(
             "burst",
             name=f"{ctx.cluster_name}-burst",
             min_size=0,
-            max_size=burst.max_size,
+            max_size=args.max_size,
             vpc_zone_identifiers=args.subnet_ids,
             capacity_rebalance=True,  # replace a spot node when AWS warns, before it is taken
             # A spot group that waits for capacity is orphaned by a failed update and keeps
@@ -128,7 +137,7 @@ class BurstNodes(pulumi.ComponentResource):
                                 "version": "$Latest",
                             },
                         }
-                        for t in burst.instance_types
+                        for t in args.instance_types
                     ],
                 },
             },

@@ -5,16 +5,15 @@ declares. Host networking, so libvirt hypervisors outside Kubernetes reach the m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
+from components.cluster.helm import pinned_chart
+from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
-from components.helm import pinned_chart
-from components.node_bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
-from components.platform_namespaces import declare_namespace
-from stacks.spec import NodeSpec, StorageSpec
 
 NAMESPACE = "rook-ceph"
 ROOK_CHART_VERSION = "v1.20.6"  # ../shared/crds/rook-ceph-v1.20.6.crds.yaml
@@ -28,12 +27,20 @@ TOLERATIONS = [
 ]
 
 
-def ceph_cluster_spec(nodes: list[NodeSpec], storage: StorageSpec) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CephHost:
+    """A node Ceph runs on, with the disks it hands to OSDs."""
+
+    hostname: str  # the Kubernetes node name, e.g. "akiba01"
+    devices: tuple[str, ...]  # whole disks for OSDs, stable paths; never the boot disk; may be empty
+
+
+def ceph_cluster_spec(nodes: tuple[CephHost, ...], mons: Literal[1, 3, 5]) -> dict[str, Any]:
     """The CephCluster spec: OSDs on exactly the declared SSDs (never the USB boot disk)."""
     return {
         "cephVersion": {"image": CEPH_IMAGE, "allowUnsupported": False},
         "dataDirHostPath": "/var/lib/rook",
-        "mon": {"count": storage.mons, "allowMultiplePerNode": storage.mons > len(nodes)},
+        "mon": {"count": mons, "allowMultiplePerNode": mons > len(nodes)},
         "mgr": {"count": 2 if len(nodes) > 1 else 1, "modules": [{"name": "rook", "enabled": True}]},
         "dashboard": {"enabled": True, "ssl": True},
         "network": {"provider": "host"},
@@ -43,9 +50,7 @@ def ceph_cluster_spec(nodes: list[NodeSpec], storage: StorageSpec) -> dict[str, 
             "useAllNodes": False,
             "useAllDevices": False,
             "nodes": [
-                {"name": n.hostname, "devices": [{"name": disk} for disk in n.disks.ceph]}
-                for n in nodes
-                if n.disks.ceph
+                {"name": n.hostname, "devices": [{"name": disk} for disk in n.devices]} for n in nodes if n.devices
             ],
         },
         "disruptionManagement": {"managePodBudgets": True},
@@ -56,8 +61,8 @@ def ceph_cluster_spec(nodes: list[NodeSpec], storage: StorageSpec) -> dict[str, 
 class RookCephArgs:
     ctx: PlatformContext
     provider: k8s.Provider
-    nodes: list[NodeSpec]
-    storage: StorageSpec
+    nodes: tuple[CephHost, ...]  # every node (Ceph's daemons may run on any), with its OSD disks
+    mons: Literal[1, 3, 5]  # Ceph monitors; 3 in prod
 
 
 class RookCeph(pulumi.ComponentResource):
@@ -92,7 +97,7 @@ class RookCeph(pulumi.ComponentResource):
             api_version="ceph.rook.io/v1",
             kind="CephCluster",
             metadata={"name": CLUSTER_NAME, "namespace": NAMESPACE, "labels": args.ctx.labels},
-            spec=ceph_cluster_spec(args.nodes, args.storage),
+            spec=ceph_cluster_spec(args.nodes, args.mons),
             opts=args.ctx.stateful(self, provider=args.provider, depends_on=[operator]),
         )
         self.namespace = ns.metadata.name

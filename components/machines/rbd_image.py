@@ -1,4 +1,4 @@
-"""An RBD image as a Pulumi resource (a dynamic provider over `components.rbd_ops`, which
+"""An RBD image as a Pulumi resource (a dynamic provider over `components.machines.rbd_ops`, which
 talks to Ceph with the `rbd` CLI as a cephx user of the VM pool).
 
 Create empty with a size, or clone from a protected snapshot of a golden image; grow on a
@@ -19,14 +19,14 @@ KIND = "rbd-image"  # how the policy pack recognises this dynamic resource as st
 
 
 def _client(props: dict[str, Any]) -> Any:
-    from components.rbd_ops import RbdClient  # imported where the provider runs
+    from components.machines.rbd_ops import RbdClient  # imported where the provider runs
 
     return RbdClient(props["monHost"], props["user"], props["key"])
 
 
 class RbdImageProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from components import rbd_ops
+        from components.machines import rbd_ops
 
         client, pool, image = _client(props), props["pool"], props["image"]
         source = props.get("cloneFrom")

@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.bootstrap import GPU_TAINT
 from components.context import PlatformContext
-from components.node_bootstrap import GPU_TAINT
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 
@@ -17,7 +18,17 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     import pulumi_maas as maas
 
-from stacks.spec import AmtPower, IpmiPower, MaasSpec, NodeSpec, VirshPower
+from components.machines.types import AmtPower, IpmiPower, Machine, Power, VirshPower
+
+
+@dataclass(frozen=True)
+class MaasTarget:
+    """Where MAAS puts the machines and what it installs on them."""
+
+    distro_series: Literal["jammy", "noble"]  # the Ubuntu release MAAS deploys
+    hwe_kernel: str | None  # e.g. "hwe-24.04"; None: MAAS's default kernel
+    pool: str | None  # MAAS resource pool for the machines; None: MAAS's default
+    zone: str | None  # MAAS zone for the machines; None: MAAS's default
 
 
 @dataclass(frozen=True)
@@ -25,22 +36,18 @@ class MaasSettings:
     """What every MAAS call needs: the provider and where machines go."""
 
     provider: maas.Provider
-    spec: MaasSpec
+    target: MaasTarget
 
 
-def make_provider(
-    name: str, spec: MaasSpec, api_key: pulumi.Output[str], parent: pulumi.Resource | None
-) -> maas.Provider:
+def make_provider(name: str, url: str, api_key: pulumi.Output[str], parent: pulumi.Resource | None) -> maas.Provider:
+    """The MAAS provider for the region API at `url` (e.g. http://192.168.10.2:5240/MAAS)."""
     return maas.Provider(
-        name, api_url=spec.url, api_key=api_key, api_version="2.0", opts=pulumi.ResourceOptions(parent=parent)
+        name, api_url=url, api_key=api_key, api_version="2.0", opts=pulumi.ResourceOptions(parent=parent)
     )
 
 
-def power_parameters(
-    node: NodeSpec, password: pulumi.Output[str] | None, hypervisor_uris: dict[str, str]
-) -> pulumi.Input[dict[str, str]]:
+def power_parameters(power: Power, password: pulumi.Output[str] | None) -> pulumi.Input[dict[str, str]]:
     """MAAS power parameters by power type (MAAS API names: power_address, power_user, ...)."""
-    power = node.power
     plain: dict[str, str]
     if isinstance(power, IpmiPower):
         plain = {"power_address": power.address, "power_user": power.user}
@@ -48,7 +55,7 @@ def power_parameters(
         plain = {"power_address": power.address}
     elif isinstance(power, VirshPower):
         # The dev "machines" are libvirt domains: MAAS powers them through the hypervisor.
-        plain = {"power_address": hypervisor_uris[power.hypervisor], "power_id": power.domain}
+        plain = {"power_address": power.uri, "power_id": power.domain}
     else:
         return {}  # manual: MAAS asks a person to press the power button
     if password is None:
@@ -58,7 +65,7 @@ def power_parameters(
 
 def enlist(
     name: str,
-    node: NodeSpec,
+    machine: Machine,
     power_params: pulumi.Input[dict[str, str]],
     settings: MaasSettings,
     parent: pulumi.Resource,
@@ -66,12 +73,12 @@ def enlist(
     """Enlist a machine by the MAC of the NIC it PXE-boots from."""
     return maas.Machine(
         name,
-        hostname=node.hostname,
-        pxe_mac_address=node.pxe_mac,
-        power_type=node.power.type,
+        hostname=machine.hostname,
+        pxe_mac_address=machine.pxe_mac,
+        power_type=machine.power.type,
         power_parameters=power_params,
-        pool=settings.spec.pool,
-        zone=settings.spec.zone,
+        pool=settings.target.pool,
+        zone=settings.target.zone,
         opts=pulumi.ResourceOptions(parent=parent, provider=settings.provider),
     )
 
@@ -91,8 +98,8 @@ def deploy(
         # The hostname the machine was enlisted with; depends_on orders the two.
         allocate_params=maas.InstanceAllocateParamsArgs(hostname=hostname),
         deploy_params=maas.InstanceDeployParamsArgs(
-            distro_series=settings.spec.distro_series,
-            hwe_kernel=settings.spec.hwe_kernel,
+            distro_series=settings.target.distro_series,
+            hwe_kernel=settings.target.hwe_kernel,
             user_data=user_data,
         ),
         opts=pulumi.ResourceOptions(parent=parent, provider=settings.provider, depends_on=[machine, *after]),

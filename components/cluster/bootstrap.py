@@ -42,6 +42,14 @@ class BondNetwork:
 
 
 @dataclass(frozen=True)
+class RegistryMirror:
+    """The in-cluster registry every node's containerd pulls through."""
+
+    mirror: str  # host[:port], e.g. "registry.akiba.lan:5000"
+    upstreams: tuple[str, ...]  # registries mirrored through it, e.g. ("docker.io", "nvcr.io")
+
+
+@dataclass(frozen=True)
 class ClusterJoin:
     """What every node needs to find and trust the control plane."""
 

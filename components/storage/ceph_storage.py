@@ -11,10 +11,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.k8s_object import KubernetesObject
 from components.context import PlatformContext
-from components.k8s_object import KubernetesObject
-from components.rook_ceph import CLUSTER_NAME, NAMESPACE
-from stacks.spec import StorageSpec
+from components.storage.rook_ceph import CLUSTER_NAME, NAMESPACE
 
 RBD_CLASS = "akiba-rbd"
 CEPHFS_CLASS = "akiba-cephfs"
@@ -49,16 +48,26 @@ def csi_secrets(driver: str) -> dict[str, str]:
     }
 
 
-def client_caps(storage: StorageSpec) -> dict[str, dict[str, str]]:
+@dataclass(frozen=True)
+class CephPools:
+    """The pools and the filesystem Ceph serves, and how many copies of each object it keeps."""
+
+    replicas: int  # copies of every object, one per host; 3 in prod
+    block_pool: str  # RBD pool behind the default StorageClass, e.g. "kube-rbd"
+    vm_pool: str  # RBD pool for VM disks, e.g. "vm-disks"
+    filesystem: str  # CephFS for the homes, e.g. "homes"
+
+
+def client_caps(pools: CephPools) -> dict[str, dict[str, str]]:
     """cephx clients outside Rook's own CSI users, each limited to what it uses."""
     return {
         # libvirt on the hypervisors: RBD images in the VM pool only.
-        "libvirt": {"mon": "profile rbd", "osd": f"profile rbd pool={storage.vm_pool}"},
+        "libvirt": {"mon": "profile rbd", "osd": f"profile rbd pool={pools.vm_pool}"},
         # Backups of the homes from outside Kubernetes: read-only CephFS.
         "homes-backup": {
             "mon": "allow r",
             "mds": "allow r",
-            "osd": f"allow r pool={storage.filesystem}-data0",
+            "osd": f"allow r pool={pools.filesystem}-data0",
         },
     }
 
@@ -67,7 +76,7 @@ def client_caps(storage: StorageSpec) -> dict[str, dict[str, str]]:
 class CephStorageArgs:
     ctx: PlatformContext
     provider: k8s.Provider
-    storage: StorageSpec
+    pools: CephPools  # what to declare, and with how many copies
     cluster: pulumi.Resource  # the CephCluster
 
 
@@ -76,7 +85,7 @@ class CephStorage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CephStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:storage:CephStorage", name, None, opts)
-        ctx, storage = args.ctx, args.storage
+        ctx, pools = args.ctx, args.pools
         retain = "Retain" if ctx.protect_stateful else "Delete"  # prod: deleting a claim keeps the image
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.cluster])
 
@@ -93,14 +102,14 @@ class CephStorage(pulumi.ComponentResource):
                 opts=opts,
             )
 
-        cr("CephBlockPool", storage.block_pool, pool_spec(storage.replicas), stateful=True)
-        cr("CephBlockPool", storage.vm_pool, pool_spec(storage.replicas), stateful=True)
+        cr("CephBlockPool", pools.block_pool, pool_spec(pools.replicas), stateful=True)
+        cr("CephBlockPool", pools.vm_pool, pool_spec(pools.replicas), stateful=True)
         cr(
             "CephFilesystem",
-            storage.filesystem,
+            pools.filesystem,
             {
-                "metadataPool": pool_spec(storage.replicas),
-                "dataPools": [{"name": "data0", **pool_spec(storage.replicas)}],
+                "metadataPool": pool_spec(pools.replicas),
+                "dataPools": [{"name": "data0", **pool_spec(pools.replicas)}],
                 "preserveFilesystemOnDelete": True,
                 "metadataServer": {"activeCount": 1, "activeStandby": True},
             },
@@ -108,7 +117,7 @@ class CephStorage(pulumi.ComponentResource):
         )
         self.client_secret_names = {}
         clients = {}
-        for client, caps in client_caps(storage).items():
+        for client, caps in client_caps(pools).items():
             clients[client] = cr("CephClient", client, {"caps": caps})
             self.client_secret_names[client] = f"rook-ceph-client-{client}"  # Rook writes the key there
         # The libvirt key, read back from the Secret Rook wrote, for the hypervisors (a secret).
@@ -131,7 +140,7 @@ class CephStorage(pulumi.ComponentResource):
             provisioner=f"{NAMESPACE}.rbd.csi.ceph.com",
             parameters={
                 "clusterID": NAMESPACE,
-                "pool": storage.block_pool,
+                "pool": pools.block_pool,
                 "imageFormat": "2",
                 "imageFeatures": "layering",
                 "csi.storage.k8s.io/fstype": "ext4",
@@ -148,8 +157,8 @@ class CephStorage(pulumi.ComponentResource):
             provisioner=f"{NAMESPACE}.cephfs.csi.ceph.com",
             parameters={
                 "clusterID": NAMESPACE,
-                "fsName": storage.filesystem,
-                "pool": f"{storage.filesystem}-data0",
+                "fsName": pools.filesystem,
+                "pool": f"{pools.filesystem}-data0",
                 **csi_secrets("cephfs"),
             },
             reclaim_policy=retain,

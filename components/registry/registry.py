@@ -17,10 +17,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
-from components.ceph_storage import RBD_CLASS
+from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
-from components.platform_namespaces import declare_namespace
-from components.registry_config import cache_prefix, render_registry_config, upstream_url
+from components.registry.config import cache_prefix, render_registry_config, upstream_url
+from components.storage.ceph_storage import RBD_CLASS
 
 NAMESPACE = "akiba-registry"
 IMAGE = "docker.io/library/registry:3.0.0"

@@ -15,9 +15,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.burst_nodes import CA_PREFIX
+from components.burst.nodes import CA_PREFIX
+from components.cluster.helm import pinned_chart
 from components.context import PlatformContext
-from components.helm import pinned_chart
 
 CHART = "cluster-autoscaler"
 CHART_VERSION = "9.59.0"  # appVersion 1.35.0

@@ -1,6 +1,6 @@
 """A VM on a libvirt hypervisor whose disks are Ceph RBD images: the images (dynamic
-resources), and the domain (`components.libvirt_domain`, see there why not pulumi-libvirt's
-Domain), whose XML the XSLT from `components.vm_domain_xml` rewrites into RBD network disks
+resources), and the domain (`components.machines.libvirt_domain`, see there why not pulumi-libvirt's
+Domain), whose XML the XSLT from `components.machines.vm_domain_xml` rewrites into RBD network disks
 with cephx auth plus `<hostdev>` for each GPU (VT-d).
 
 Used for the nodes whose power type is `virsh`: the VM has the node's MACs, GPUs and disks
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.libvirt_domain import LibvirtDomain, LibvirtDomainArgs
-from components.rbd_image import RbdImage, RbdImageArgs
-from components.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, provider_domain_xml, render_xslt
-from stacks.spec import NodeSpec, VirshPower
+from components.machines.libvirt_domain import LibvirtDomain, LibvirtDomainArgs
+from components.machines.rbd_image import RbdImage, RbdImageArgs
+from components.machines.types import Nic
+from components.machines.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, provider_domain_xml, render_xslt
 
 SERIAL_PREFIX = "/dev/disk/by-id/virtio-"
 
@@ -32,34 +32,47 @@ class VmCephAccess:
     key: pulumi.Output[str]  # secret
 
 
-def disk_serials(node: NodeSpec) -> list[tuple[str, int]]:
-    """(serial, size GiB) of the node's disks, boot first; the serial is also the image name."""
-    power = node.power
-    assert isinstance(power, VirshPower)
-    disks = [(node.disks.boot, power.boot_disk_gib)] + [(d, power.osd_disk_gib) for d in node.disks.ceph]
+@dataclass(frozen=True)
+class VmHardware:
+    """The VM a node is: its domain on a hypervisor, CPUs, memory, NICs, GPUs and disks."""
+
+    domain: str  # libvirt domain name, e.g. "akiba-dev01"
+    hypervisor: str  # the hypervisor's name, e.g. "desk01" (reported in the outputs)
+    vcpus: int  # e.g. 8
+    memory_mib: int  # e.g. 32768
+    bridge: str  # host bridge every NIC joins, e.g. "br0"
+    nics: tuple[Nic, ...]  # the node's NICs (their MACs), the PXE one first
+    gpus: tuple[str, ...]  # PCI addresses passed through by VT-d, e.g. "0000:01:00.0"
+    boot_disk: str  # /dev/disk/by-id/virtio-<serial>: the serial names the RBD image
+    ceph_disks: tuple[str, ...]  # the OSD disks, the same kind of path
+    boot_disk_gib: int  # e.g. 40
+    osd_disk_gib: int  # each of ceph_disks
+
+
+def disk_serials(vm: VmHardware) -> list[tuple[str, int]]:
+    """(serial, size GiB) of the VM's disks, boot first; the serial is also the image name."""
+    disks = [(vm.boot_disk, vm.boot_disk_gib)] + [(d, vm.osd_disk_gib) for d in vm.ceph_disks]
     return [(path.removeprefix(SERIAL_PREFIX), size) for path, size in disks]
 
 
-def vm_spec(node: NodeSpec, pool: str, monitors: tuple[str, ...], user: str, secret_uuid: str) -> VmSpec:
-    power = node.power
-    assert isinstance(power, VirshPower)
+def vm_spec(vm: VmHardware, pool: str, monitors: tuple[str, ...], user: str, secret_uuid: str) -> VmSpec:
     return VmSpec(
-        name=power.domain,
-        vcpus=power.vcpus,
-        memory_mib=power.memory_mib,
-        disks=tuple(VmDisk(pool, serial, serial) for serial, _ in disk_serials(node)),
+        name=vm.domain,
+        vcpus=vm.vcpus,
+        memory_mib=vm.memory_mib,
+        disks=tuple(VmDisk(pool, serial, serial) for serial, _ in disk_serials(vm)),
         monitors=monitors,
         ceph_user=user,
         secret_uuid=secret_uuid,
-        gpus=tuple(g.pci for g in node.gpus if g.pci),
-        nics=tuple(VmNic(mac=n.mac, bridge=power.bridge) for n in node.nics),
+        gpus=vm.gpus,
+        nics=tuple(VmNic(mac=n.mac, bridge=vm.bridge) for n in vm.nics),
         boot=("network", "hd"),  # PXE first: MAAS installs it; then the disk
     )
 
 
 @dataclass(frozen=True)
 class LibvirtVmArgs:
-    node: NodeSpec
+    vm: VmHardware  # the node's VM: domain, CPUs, memory, NICs, GPUs, disks
     pool: pulumi.Input[str]  # the VM pool (dev reads it from prod's outputs)
     ceph: VmCephAccess
     secret_uuid: str  # the hypervisor's libvirt ceph secret
@@ -77,7 +90,7 @@ class LibvirtVm(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LibvirtVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:vm:LibvirtVm", name, None, opts)
-        node, ceph = args.node, args.ceph
+        vm, ceph = args.vm, args.ceph
         images = [
             RbdImage(
                 f"{name}-{serial}",
@@ -91,26 +104,24 @@ class LibvirtVm(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
             )
-            for serial, size in disk_serials(node)
+            for serial, size in disk_serials(vm)
         ]
         # The provider-shaped XML does not depend on the Ceph side, so it is a plain value; the
         # XSLT carries the monitors and the user, which may come from another stack.
-        shape = vm_spec(node, "placeholder", ("127.0.0.1:6789",), "libvirt", args.secret_uuid)
+        shape = vm_spec(vm, "placeholder", ("127.0.0.1:6789",), "libvirt", args.secret_uuid)
         xslt = pulumi.Output.all(args.pool, ceph.monitors, ceph.user).apply(
-            lambda v: render_xslt(vm_spec(node, str(v[0]), tuple(v[1]), str(v[2]), args.secret_uuid))
+            lambda v: render_xslt(vm_spec(vm, str(v[0]), tuple(v[1]), str(v[2]), args.secret_uuid))
         )
-        power = node.power
-        assert isinstance(power, VirshPower)
         self.domain = LibvirtDomain(
             name,
             LibvirtDomainArgs(
-                uri=args.uri, name=power.domain, provider_xml=provider_domain_xml(domain_args(shape)), xslt=xslt
+                uri=args.uri, name=vm.domain, provider_xml=provider_domain_xml(domain_args(shape)), xslt=xslt
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*images, *args.after]),
         )
-        self.domain_name, self.hypervisor = power.domain, power.hypervisor
+        self.domain_name, self.hypervisor = vm.domain, vm.hypervisor
         self.disks = pulumi.Output.from_input(args.pool).apply(
-            lambda pool: [f"{pool}/{serial}" for serial, _ in disk_serials(node)]
+            lambda pool: [f"{pool}/{serial}" for serial, _ in disk_serials(vm)]
         )
-        self.gpus = [g.pci for g in node.gpus if g.pci]
+        self.gpus = list(vm.gpus)
         self.register_outputs({"domain": self.domain.name})

@@ -1,4 +1,4 @@
-"""A libvirt domain as a Pulumi resource: a dynamic provider over `components.libvirt_domain_ops`.
+"""A libvirt domain as a Pulumi resource: a dynamic provider over `components.machines.libvirt_domain_ops`.
 It never starts or stops the VM: MAAS owns its power state (virsh power)."""
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ KIND = "libvirt-domain"
 
 
 def _final_xml(props: dict[str, Any]) -> str:
-    from components.vm_domain_xml import apply_xslt
+    from components.machines.vm_domain_xml import apply_xslt
 
     return apply_xslt(props["providerXml"], props["xslt"])
 
 
 class DomainProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from components.libvirt_domain_ops import define
+        from components.machines.libvirt_domain_ops import define
 
         define(props["uri"], _final_xml(props))
         return CreateResult(id_=props["name"], outs=props)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        from components.libvirt_domain_ops import exists
+        from components.machines.libvirt_domain_ops import exists
 
         found = exists(props["uri"], id_)
         return ReadResult(id_=id_ if found else None, outs=props if found else {})
@@ -37,13 +37,13 @@ class DomainProvider(ResourceProvider):
         return DiffResult(changes=bool(changes), replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from components.libvirt_domain_ops import define
+        from components.machines.libvirt_domain_ops import define
 
         define(news["uri"], _final_xml(news))  # takes effect at the next boot MAAS makes
         return UpdateResult(outs=news)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        from components.libvirt_domain_ops import undefine
+        from components.machines.libvirt_domain_ops import undefine
 
         undefine(props["uri"], id_)
 
@@ -53,7 +53,7 @@ class LibvirtDomainArgs:
     uri: str  # the hypervisor's libvirt URI
     name: str
     provider_xml: str  # what pulumi-libvirt's Domain would make for these arguments
-    xslt: pulumi.Input[str]  # components.vm_domain_xml.render_xslt
+    xslt: pulumi.Input[str]  # components.machines.vm_domain_xml.render_xslt
 
 
 class LibvirtDomain(Resource):

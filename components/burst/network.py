@@ -14,17 +14,38 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.aws_launch import launch_template
+from components.burst.aws_launch import launch_template
+from components.burst.wireguard import GatewayConfig, public_key, render_gateway_user_data
 from components.context import PlatformContext
-from components.wireguard import GatewayConfig, public_key, render_gateway_user_data
-from stacks.spec import BurstSpec
+
+
+@dataclass(frozen=True)
+class ExistingVpc:
+    """A VPC made elsewhere; its CIDR must be the burst VPC CIDR (the subnets are carved from it)."""
+
+    vpc_id: str  # e.g. "vpc-0123456789abcdef0"
+    internet_gateway_id: str  # attached to that VPC, e.g. "igw-0123456789abcdef0"
+
+
+@dataclass(frozen=True)
+class SiteLink:
+    """WireGuard between an EC2 gateway and the office router."""
+
+    office_public_ip: str  # the office's public address: the only peer allowed in
+    office_public_key: str  # the office router's WireGuard public key
+    listen_port: int  # the gateway's WireGuard UDP port, e.g. 51820
+    tunnel_cidr: str  # point-to-point tunnel addresses, e.g. "10.255.255.0/30"
+    gateway_instance_type: str  # e.g. "t3.micro"
 
 
 @dataclass(frozen=True)
 class BurstNetworkArgs:
     ctx: PlatformContext
-    burst: BurstSpec
-    office_lan: str
+    vpc_cidr: str  # the burst VPC, e.g. "10.20.0.0/16"
+    zones: tuple[str, ...]  # availability zones, one private subnet each; the gateway in the first
+    existing_vpc: ExistingVpc | None  # None: make a VPC
+    site_link: SiteLink
+    office_lan: str  # the office LAN CIDR, routed through the tunnel
     provider: aws.Provider
 
 
@@ -50,19 +71,19 @@ class BurstNetwork(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BurstNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:burst:BurstNetwork", name, None, opts)
-        burst, ctx, link = args.burst, args.ctx, args.burst.site_link
+        ctx, link = args.ctx, args.site_link
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         tags = {**ctx.tags, "Name": f"{ctx.cluster_name}-burst"}
 
         vpc_id: pulumi.Input[str]
         igw_id: pulumi.Input[str]
-        if burst.existing_vpc is not None:
-            # Its CIDR must be burst.vpcCidr: the subnets below are carved from it.
-            vpc_id, igw_id = burst.existing_vpc.vpc_id, burst.existing_vpc.internet_gateway_id
+        if args.existing_vpc is not None:
+            # Its CIDR must be vpc_cidr: the subnets below are carved from it.
+            vpc_id, igw_id = args.existing_vpc.vpc_id, args.existing_vpc.internet_gateway_id
         else:
             vpc = aws.ec2.Vpc(
                 "burst",
-                cidr_block=burst.vpc_cidr,
+                cidr_block=args.vpc_cidr,
                 enable_dns_hostnames=True,
                 enable_dns_support=True,
                 tags=tags,
@@ -70,12 +91,12 @@ class BurstNetwork(pulumi.ComponentResource):
             )
             vpc_id = vpc.id
             igw_id = aws.ec2.InternetGateway("burst", vpc_id=vpc.id, tags=tags, opts=child).id
-        private_cidrs, public_cidr = subnet_cidrs(burst.vpc_cidr, len(burst.zones))
+        private_cidrs, public_cidr = subnet_cidrs(args.vpc_cidr, len(args.zones))
         public = aws.ec2.Subnet(
             "burst-public",
             vpc_id=vpc_id,
             cidr_block=public_cidr,
-            availability_zone=burst.zones[0],
+            availability_zone=args.zones[0],
             tags=tags,
             opts=child,
         )
@@ -104,7 +125,7 @@ class BurstNetwork(pulumi.ComponentResource):
                     "protocol": "-1",
                     "from_port": 0,
                     "to_port": 0,
-                    "cidr_blocks": [burst.vpc_cidr],
+                    "cidr_blocks": [args.vpc_cidr],
                     "description": "traffic from the burst nodes to route",
                 },
             ],
@@ -124,7 +145,7 @@ class BurstNetwork(pulumi.ComponentResource):
                     listen_port=link.listen_port,
                     office_public_key=link.office_public_key,
                     office_networks=(args.office_lan, office_address),
-                    vpc_cidr=burst.vpc_cidr,
+                    vpc_cidr=args.vpc_cidr,
                 )
             )
         )
@@ -160,7 +181,7 @@ class BurstNetwork(pulumi.ComponentResource):
             opts=child,
         )
         self.private_subnet_ids = []
-        for zone, cidr in zip(burst.zones, private_cidrs, strict=True):
+        for zone, cidr in zip(args.zones, private_cidrs, strict=True):
             subnet = aws.ec2.Subnet(
                 f"burst-{zone}", vpc_id=vpc_id, cidr_block=cidr, availability_zone=zone, tags=tags, opts=child
             )
@@ -178,7 +199,7 @@ class BurstNetwork(pulumi.ComponentResource):
                     "protocol": "-1",
                     "from_port": 0,
                     "to_port": 0,
-                    "cidr_blocks": [args.office_lan, burst.vpc_cidr],
+                    "cidr_blocks": [args.office_lan, args.vpc_cidr],
                     "description": "kubelet, flannel VXLAN and pods from the office and the VPC",
                 },
             ],

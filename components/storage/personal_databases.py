@@ -16,11 +16,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.ceph_storage import RBD_CLASS, RBD_SNAPSHOT_CLASS
+from components.cluster.k8s_object import KubernetesObject
+from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
-from components.k8s_object import KubernetesObject
-from components.platform_namespaces import declare_namespace
-from stacks.spec import DatabasesSpec, EngineerSpec
+from components.storage.ceph_storage import RBD_CLASS, RBD_SNAPSHOT_CLASS
 
 NAMESPACE = "akiba-db"
 GOLDEN = "golden-postgres"
@@ -31,11 +30,22 @@ POSTGRES_UID = 999  # the postgres user of the official image
 LIMITS = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
 
 
-def postgres_image(db: DatabasesSpec) -> str:
+@dataclass(frozen=True)
+class GoldenDatabase:
+    """The golden PostgreSQL copy every personal database is cloned from, and its schedules."""
+
+    version: str  # PostgreSQL image tag, e.g. "17.6"
+    size: str  # volume size of the golden copy and of each clone, e.g. "200Gi"
+    refresh_schedule: str  # cron: reload the golden copy from production
+    snapshot_schedule: str  # cron: snapshot the golden volume
+    keep_snapshots: int  # how many dated snapshots to keep, e.g. 7
+
+
+def postgres_image(db: GoldenDatabase) -> str:
     return f"docker.io/library/postgres:{db.version}-bookworm"
 
 
-def snapshot_script(db: DatabasesSpec) -> str:
+def snapshot_script(db: GoldenDatabase) -> str:
     """Snapshot the golden volume, make it the newest, keep the last few."""
     snap = (
         "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: NAME\n"
@@ -126,8 +136,8 @@ def postgres_pod(
 class PersonalDatabasesArgs:
     ctx: PlatformContext
     provider: k8s.Provider
-    databases: DatabasesSpec
-    engineers: list[EngineerSpec]
+    golden: GoldenDatabase  # version, size and schedules of the golden copy
+    owners: tuple[str, ...]  # login names of the engineers who get a personal clone
     source_url: pulumi.Output[str]  # secret
     after: tuple[pulumi.Resource, ...]  # storage classes, snapshot class
 
@@ -147,7 +157,7 @@ class PersonalDatabases(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PersonalDatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:db:PersonalDatabases", name, None, opts)
-        ctx, db = args.ctx, args.databases
+        ctx, db = args.ctx, args.golden
         self._labels = ctx.labels
         image = postgres_image(db)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
@@ -172,7 +182,7 @@ class PersonalDatabases(pulumi.ComponentResource):
             spec={
                 "accessModes": ["ReadWriteOnce"],
                 "storageClassName": RBD_CLASS,
-                "resources": {"requests": {"storage": db.golden_size}},
+                "resources": {"requests": {"storage": db.size}},
             },
             opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, *args.after]),
         )
@@ -253,15 +263,15 @@ class PersonalDatabases(pulumi.ComponentResource):
 
         # One clone per engineer who asked.
         self.endpoints, self.passwords = {}, {}
-        for eng in (e for e in args.engineers if e.personal_database):
-            dbname = f"db-{eng.name}"
+        for owner in args.owners:
+            dbname = f"db-{owner}"
             pw = random.RandomPassword(dbname, length=32, special=False, opts=pulumi.ResourceOptions(parent=self))
             k8s.core.v1.Secret(
                 dbname,
                 metadata={
                     "name": dbname,
                     "namespace": NAMESPACE,
-                    "labels": {**ctx.labels, "akiba.io/engineer": eng.name},
+                    "labels": {**ctx.labels, "akiba.io/engineer": owner},
                 },
                 string_data=pw.result.apply(
                     lambda p, n=dbname: {"password": p, "user": "postgres", "host": f"{n}.{NAMESPACE}.svc"}
@@ -273,27 +283,27 @@ class PersonalDatabases(pulumi.ComponentResource):
                 metadata={
                     "name": dbname,
                     "namespace": NAMESPACE,
-                    "labels": {**ctx.labels, "akiba.io/engineer": eng.name},
+                    "labels": {**ctx.labels, "akiba.io/engineer": owner},
                 },
                 spec={
                     "accessModes": ["ReadWriteOnce"],
                     "storageClassName": RBD_CLASS,
                     "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": NEWEST},
-                    "resources": {"requests": {"storage": db.golden_size}},
+                    "resources": {"requests": {"storage": db.size}},
                 },
                 opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, first, *args.after]),
             )
-            labels = {**ctx.labels, "app.kubernetes.io/name": dbname, "akiba.io/engineer": eng.name}
+            labels = {**ctx.labels, "app.kubernetes.io/name": dbname, "akiba.io/engineer": owner}
             self._server(dbname, image, dbname, dbname, labels, reset_password=True, opts=in_ns, after=claim)
             self._network_policy(
                 dbname,
                 {"app.kubernetes.io/name": dbname},
-                {"akiba.io/engineer": eng.name},
+                {"akiba.io/engineer": owner},
                 same_namespace=False,
                 opts=in_ns,
             )
-            self.endpoints[eng.name] = Endpoint(f"{dbname}.{NAMESPACE}.svc", 5432, "postgres", "postgres", dbname)
-            self.passwords[eng.name] = pw.result
+            self.endpoints[owner] = Endpoint(f"{dbname}.{NAMESPACE}.svc", 5432, "postgres", "postgres", dbname)
+            self.passwords[owner] = pw.result
         self.register_outputs({"engineers": sorted(self.endpoints)})
 
     def _server(
@@ -352,7 +362,7 @@ class PersonalDatabases(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _snapshots(self, db: DatabasesSpec, ctx: PlatformContext, opts: pulumi.ResourceOptions) -> None:
+    def _snapshots(self, db: GoldenDatabase, ctx: PlatformContext, opts: pulumi.ResourceOptions) -> None:
         name = "golden-snapshot"
         labels = {**ctx.labels, "app.kubernetes.io/name": name}
         k8s.core.v1.ServiceAccount(name, metadata={"name": name, "namespace": NAMESPACE, "labels": labels}, opts=opts)

@@ -9,12 +9,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.ceph_storage import RBD_CLASS
-from components.cluster_addons import ALL_NODES
+from components.cluster.addons import ALL_NODES
+from components.cluster.helm import pinned_chart
+from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
-from components.gpu_dashboard import KSM_NODE_LABELS, counters_csv, dashboard_json
-from components.helm import pinned_chart
-from components.platform_namespaces import declare_namespace
+from components.monitoring.gpu_dashboard import KSM_NODE_LABELS, counters_csv, dashboard_json
+from components.storage.ceph_storage import RBD_CLASS
 
 NAMESPACE = "monitoring"
 PROMETHEUS_STACK_VERSION = "88.5.3"  # prometheus-operator v0.93.x (CRDs in ../shared/crds)

@@ -17,12 +17,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.ceph_storage import CEPHFS_CLASS
+from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
-from components.platform_namespaces import declare_namespace
-from components.rook_ceph import CEPH_IMAGE, TOLERATIONS
-from components.rook_ceph import NAMESPACE as ROOK_NAMESPACE
-from stacks.spec import EngineerSpec, StorageSpec
+from components.storage.ceph_storage import CEPHFS_CLASS
+from components.storage.rook_ceph import CEPH_IMAGE, TOLERATIONS
+from components.storage.rook_ceph import NAMESPACE as ROOK_NAMESPACE
 
 NAMESPACE = "akiba-homes"
 NFS_NAME = "homes"
@@ -34,17 +33,27 @@ FAST_FAILOVER = [
 ]
 
 
-def home_claim(engineer: EngineerSpec) -> str:
-    return f"home-{engineer.name}"
+@dataclass(frozen=True)
+class Home:
+    """One engineer's home volume and who owns it."""
+
+    name: str  # the engineer's login name: /home/<name>
+    uid: int  # owner, the same on every node and container, e.g. 2001
+    gid: int  # the owner's group, e.g. 2001
+    size: str  # CephFS quota, e.g. "100Gi"
 
 
-def chown_job(engineer: EngineerSpec, labels: dict[str, str]) -> dict[str, Any]:
+def home_claim(home: Home) -> str:
+    return f"home-{home.name}"
+
+
+def chown_job(home: Home, labels: dict[str, str]) -> dict[str, Any]:
     """A one-shot Job that gives the new volume to its owner (CephFS volumes start root:root)."""
-    owner = f"{engineer.uid}:{engineer.group_id}"
+    owner = f"{home.uid}:{home.gid}"
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": f"home-owner-{engineer.name}", "namespace": NAMESPACE, "labels": labels},
+        "metadata": {"name": f"home-owner-{home.name}", "namespace": NAMESPACE, "labels": labels},
         "spec": {
             "backoffLimit": 3,
             "template": {
@@ -60,7 +69,7 @@ def chown_job(engineer: EngineerSpec, labels: dict[str, str]) -> dict[str, Any]:
                             "command": [
                                 "sh",
                                 "-c",
-                                f"chown {owner} /home/{engineer.name} && chmod 0750 /home/{engineer.name}",
+                                f"chown {owner} /home/{home.name} && chmod 0750 /home/{home.name}",
                             ],
                             "securityContext": {
                                 "runAsUser": 0,
@@ -68,17 +77,17 @@ def chown_job(engineer: EngineerSpec, labels: dict[str, str]) -> dict[str, Any]:
                                 "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
                             },
                             "resources": {"limits": {"cpu": "100m", "memory": "32Mi"}},
-                            "volumeMounts": [{"name": "home", "mountPath": f"/home/{engineer.name}"}],
+                            "volumeMounts": [{"name": "home", "mountPath": f"/home/{home.name}"}],
                         }
                     ],
-                    "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": home_claim(engineer)}}],
+                    "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": home_claim(home)}}],
                 },
             },
         },
     }
 
 
-def export_script(storage: StorageSpec) -> str:
+def export_script(filesystem: str) -> str:
     """Create the NFS export of the CSI subvolumes (idempotent), with Rook's admin credentials."""
     return "\n".join(
         [
@@ -88,7 +97,7 @@ def export_script(storage: StorageSpec) -> str:
             'printf "[%s]\\nkey = %s\\n" "$ROOK_CEPH_USERNAME" "$ROOK_CEPH_SECRET" > /etc/ceph/keyring',
             f"ceph nfs export info {NFS_NAME} {NFS_PSEUDO_PATH} >/dev/null 2>&1 ||"
             f" ceph nfs export create cephfs --cluster-id {NFS_NAME} --pseudo-path {NFS_PSEUDO_PATH}"
-            f" --fsname {storage.filesystem} --path /volumes/csi",
+            f" --fsname {filesystem} --path /volumes/csi",
         ]
     )
 
@@ -97,8 +106,9 @@ def export_script(storage: StorageSpec) -> str:
 class SharedHomesArgs:
     ctx: PlatformContext
     provider: k8s.Provider
-    storage: StorageSpec
-    engineers: list[EngineerSpec]
+    filesystem: str  # the CephFS the homes live on, e.g. "homes"
+    nfs_node_port: int  # NodePort of the NFS export for clients outside Kubernetes, e.g. 32049
+    homes: tuple[Home, ...]  # one per engineer
     after: tuple[pulumi.Resource, ...]  # the filesystem and its StorageClass
 
 
@@ -113,26 +123,26 @@ class SharedHomes(pulumi.ComponentResource):
         # privileged: the home containers' dind sidecar (the policy pack allows only that one).
         ns = declare_namespace(NAMESPACE, "privileged", ctx, on_cluster)
         self.claims = {}
-        for eng in args.engineers:
-            labels = {**ctx.labels, "akiba.io/engineer": eng.name}
+        for home in args.homes:
+            labels = {**ctx.labels, "akiba.io/engineer": home.name}
             claim = k8s.core.v1.PersistentVolumeClaim(
-                home_claim(eng),
-                metadata={"name": home_claim(eng), "namespace": NAMESPACE, "labels": labels},
+                home_claim(home),
+                metadata={"name": home_claim(home), "namespace": NAMESPACE, "labels": labels},
                 spec={
                     "accessModes": ["ReadWriteMany"],  # the same home in every container on every node
                     "storageClassName": CEPHFS_CLASS,
-                    "resources": {"requests": {"storage": eng.home_size}},
+                    "resources": {"requests": {"storage": home.size}},
                 },
                 opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, *args.after]),
             )
-            job = chown_job(eng, labels)
+            job = chown_job(home, labels)
             k8s.batch.v1.Job(
                 job["metadata"]["name"],
                 metadata=job["metadata"],
                 spec=job["spec"],
                 opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[claim]),
             )
-            self.claims[eng.name] = home_claim(eng)
+            self.claims[home.name] = home_claim(home)
 
         nfs = k8s.apiextensions.CustomResource(
             "cephnfs-homes",
@@ -163,7 +173,7 @@ class SharedHomes(pulumi.ComponentResource):
                             {
                                 "name": "export",
                                 "image": CEPH_IMAGE,
-                                "command": ["bash", "-c", export_script(args.storage)],
+                                "command": ["bash", "-c", export_script(args.filesystem)],
                                 "env": [
                                     {
                                         "name": "ROOK_CEPH_USERNAME",
@@ -201,7 +211,7 @@ class SharedHomes(pulumi.ComponentResource):
         )
         # NFS for clients outside Kubernetes, on every node's address: failover moves the pod,
         # not the endpoint.
-        self.nfs_port = args.storage.nfs_node_port
+        self.nfs_port = args.nfs_node_port
         k8s.core.v1.Service(
             "homes-nfs",
             metadata={"name": "homes-nfs", "namespace": ROOK_NAMESPACE, "labels": ctx.labels},

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
+from components.cluster.helm import pinned_chart
+from components.cluster.namespaces import PodSecurity, declare_namespace
 from components.context import PlatformContext
-from components.helm import pinned_chart
-from components.node_bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
-from components.platform_namespaces import PodSecurity, declare_namespace
 
 FLANNEL_VERSION = "v0.28.9"
 DEVICE_PLUGIN_VERSION = "0.20.0"

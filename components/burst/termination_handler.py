@@ -10,8 +10,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.helm import pinned_chart
 from components.context import PlatformContext
-from components.helm import pinned_chart
 
 CHART = "oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler"
 CHART_VERSION = "0.27.6"  # appVersion 1.25.6

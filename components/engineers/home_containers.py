@@ -2,7 +2,7 @@
 image on port 2222 of every node, each engineer's CephFS home at /home/<name>, the node's GPUs,
 and `docker` / `docker compose` through a dind sidecar over TLS.
 
-Accounts, keys and sshd's configuration come from the stack config (`components.home_sshd`);
+Accounts, keys and sshd's configuration come from the stack config (`components.engineers.home_sshd`);
 see that module for how GPUs are shared between interactive use and scheduled Jobs.
 """
 
@@ -15,9 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components.cluster_addons import ALL_NODES
+from components.cluster.addons import ALL_NODES
 from components.context import PlatformContext
-from components.home_sshd import (
+from components.engineers.home_sshd import (
     AUTHORIZED_KEYS_DIR,
     HOME_PORT,
     Engineer,
@@ -27,7 +27,6 @@ from components.home_sshd import (
     render_shadow_entries,
     render_sshd_config,
 )
-from stacks.spec import EngineerSpec
 
 DIND_IMAGE = "docker.io/library/docker:29.8.1-dind"  # the CLI in the ML image is the same version
 DOCKER_GID = 2375
@@ -37,10 +36,6 @@ CONFIG_DIR = "/etc/akiba"
 # Both DaemonSets run on every GPU node, the controller included.
 ON_GPU_NODES: dict[str, Any] = {"tolerations": ALL_NODES, "nodeSelector": {"nvidia.com/gpu.present": "true"}}
 SSHD_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "SYS_CHROOT", "AUDIT_WRITE", "KILL"]
-
-
-def engineers_of(specs: list[EngineerSpec]) -> list[Engineer]:
-    return [Engineer(e.name, e.uid, e.group_id, tuple(e.ssh_keys)) for e in specs]
 
 
 def accounts_config(engineers: list[Engineer]) -> dict[str, str]:
@@ -101,7 +96,7 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
                     "command": ["/usr/sbin/sshd", "-D", "-e", "-f", f"{CONFIG_DIR}/sshd_config"],
                     "ports": [{"name": "ssh", "containerPort": HOME_PORT, "hostPort": HOME_PORT}],
                     "env": [
-                        # See components/home_sshd.py: the node's GPUs without reserving them.
+                        # See components/engineers/home_sshd.py: the node's GPUs without reserving them.
                         {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                         {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
                         *docker_env,
@@ -200,7 +195,7 @@ class HomeContainersArgs:
     provider: k8s.Provider
     namespace: str
     image: pulumi.Input[str]  # the ML runtime image, pinned
-    engineers: list[EngineerSpec]
+    engineers: tuple[Engineer, ...]  # accounts and keys, the same on every node
     claims: dict[str, str]  # engineer -> home claim in `namespace`
     after: tuple[pulumi.Resource, ...] = ()
 
@@ -210,7 +205,7 @@ class HomeContainers(pulumi.ComponentResource):
         super().__init__("akiba:homes:HomeContainers", name, None, opts)
         ctx, ns = args.ctx, args.namespace
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
-        engineers = engineers_of(args.engineers)
+        engineers = list(args.engineers)
         labels = {**ctx.labels, "app.kubernetes.io/name": "home"}
         k8s.core.v1.ConfigMap(
             "home-accounts",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker_build as docker_build
 
-from components.registry import PUSH_USER
+from components.registry.registry import PUSH_USER
 
 CONTEXT = "images/ml-runtime"
 

@@ -14,8 +14,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
+from components.cluster.pki import ca_cert_hash, render_kubeconfig
 from components.context import PlatformContext
-from components.pki import ca_cert_hash, render_kubeconfig
 
 TEN_YEARS_H = 87600
 ONE_YEAR_H = 8760

@@ -1,0 +1,1 @@
+"""ML workloads for people: the web apps and the GPU benchmark Jobs."""

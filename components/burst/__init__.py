@@ -1,0 +1,1 @@
+"""AWS spot GPU burst: VPC and WireGuard link, the spot group, autoscaler, termination handler, budget."""

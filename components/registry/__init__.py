@@ -1,0 +1,1 @@
+"""The private registry: pull-through cache and private images, its config, the ML runtime image."""

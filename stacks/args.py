@@ -1,0 +1,136 @@
+"""Spec -> component args: the one place each part of the stack spec becomes the plain, typed
+values a component takes. Components never see the spec; pure functions, tested directly."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from components.burst.network import ExistingVpc, SiteLink
+from components.cluster.bootstrap import RegistryMirror
+from components.engineers.home_sshd import Engineer
+from components.machines.baremetal_node import NodeGpus, OfficeLan
+from components.machines.libvirt_vm import VmHardware
+from components.machines.maas import MaasTarget
+from components.machines.types import AmtPower, IpmiPower, Machine, ManualPower, Nic, Power, VirshPower
+from components.storage.ceph_storage import CephPools
+from components.storage.personal_databases import GoldenDatabase
+from components.storage.rook_ceph import CephHost
+from components.storage.shared_homes import Home
+from stacks import spec
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Args = TypeVar("Args", bound="DataclassInstance")
+
+
+def same_named(cls: type[Args], section: BaseModel, **other: Any) -> Args:
+    """`cls` from the spec section's fields of the same names, and `other` for the rest."""
+    own = {f.name: getattr(section, f.name) for f in dataclasses.fields(cls) if f.name not in other}
+    return cls(**own, **other)
+
+
+def registry_mirror(registry: spec.RegistrySpec) -> RegistryMirror:
+    return RegistryMirror(mirror=registry.mirror, upstreams=tuple(registry.upstreams))
+
+
+# --- machines --------------------------------------------------------------------------------
+
+
+def nics(node: spec.NodeSpec) -> tuple[Nic, ...]:
+    return tuple(Nic(name=n.name, mac=n.mac) for n in node.nics)
+
+
+def maas_power(node: spec.NodeSpec, hypervisor_uris: dict[str, str]) -> Power:
+    """How MAAS powers the node on; a VM's hypervisor is resolved to its libvirt URI."""
+    p = node.power
+    if isinstance(p, spec.IpmiPower):
+        return IpmiPower(address=p.address, user=p.user)
+    if isinstance(p, spec.AmtPower):
+        return AmtPower(address=p.address)
+    if isinstance(p, spec.VirshPower):
+        return VirshPower(uri=hypervisor_uris[p.hypervisor], domain=p.domain)
+    return ManualPower()
+
+
+def machine(node: spec.NodeSpec, hypervisor_uris: dict[str, str]) -> Machine:
+    return Machine(hostname=node.hostname, nics=nics(node), power=maas_power(node, hypervisor_uris))
+
+
+def node_gpus(node: spec.NodeSpec) -> NodeGpus | None:
+    model, branch = node.gpu_model, node.driver_branch  # one model per node (stacks.rules)
+    if model is None or branch is None:
+        return None
+    return NodeGpus(model=model, count=len(node.gpus), driver_branch=branch)
+
+
+def office_lan(network: spec.NetworkSpec) -> OfficeLan:
+    return OfficeLan(
+        cidr=network.office_lan,
+        gateway=network.gateway,
+        dns=tuple(network.dns_servers),
+        bond_mode=network.bond.mode,
+        mtu=network.bond.mtu,
+    )
+
+
+def maas_target(maas: spec.MaasSpec) -> MaasTarget:
+    return same_named(MaasTarget, maas)
+
+
+def vm_hardware(node: spec.NodeSpec, virsh: spec.VirshPower) -> VmHardware:
+    """The VM behind a node MAAS powers with virsh."""
+    return same_named(
+        VmHardware,
+        virsh,  # domain, hypervisor, vcpus, memory_mib, bridge, boot_disk_gib, osd_disk_gib
+        nics=nics(node),
+        gpus=tuple(g.pci for g in node.gpus if g.pci),
+        boot_disk=node.disks.boot,
+        ceph_disks=tuple(node.disks.ceph),
+    )
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def ceph_hosts(nodes: list[spec.NodeSpec]) -> tuple[CephHost, ...]:
+    return tuple(CephHost(hostname=n.hostname, devices=tuple(n.disks.ceph)) for n in nodes)
+
+
+def ceph_pools(storage: spec.StorageSpec) -> CephPools:
+    return same_named(CephPools, storage)
+
+
+def homes(engineers: list[spec.EngineerSpec]) -> tuple[Home, ...]:
+    return tuple(same_named(Home, e, gid=e.group_id, size=e.home_size) for e in engineers)
+
+
+def golden_database(db: spec.DatabasesSpec) -> GoldenDatabase:
+    return same_named(GoldenDatabase, db, size=db.golden_size)
+
+
+def database_owners(engineers: list[spec.EngineerSpec]) -> tuple[str, ...]:
+    """The engineers who asked for a personal database, in config order."""
+    return tuple(e.name for e in engineers if e.personal_database)
+
+
+# --- engineers -------------------------------------------------------------------------------
+
+
+def accounts(engineers: list[spec.EngineerSpec]) -> tuple[Engineer, ...]:
+    return tuple(Engineer(e.name, e.uid, e.group_id, tuple(e.ssh_keys)) for e in engineers)
+
+
+# --- burst -----------------------------------------------------------------------------------
+
+
+def existing_vpc(burst: spec.BurstSpec) -> ExistingVpc | None:
+    vpc = burst.existing_vpc
+    return same_named(ExistingVpc, vpc) if vpc else None
+
+
+def site_link(link: spec.SiteLinkSpec) -> SiteLink:
+    return same_named(SiteLink, link)
