@@ -13,17 +13,29 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from components.burst.instance_types import INSTANCE_TYPES
 from stacks.problems import ConfigError
-from tools.plan import artifacts, checkers, crds, policy_gate, report
+from tools.plan import artifacts, checkers, cluster, crds, policy_gate, report
+from tools.plan.cluster.nodes import CLUSTER_CA
+from tools.plan.cluster.pulls import PlatformRegistry
+from tools.plan.cluster.report import render as cluster_report_lines
+from tools.plan.cluster.report import write as cluster_report_file
 from tools.plan.diff import diff_against
 from tools.plan.references import plan as plan_stack
 from tools.plan.runner import ROOT
 from tools.plan.stackfile import StackFileError, read_stack_file
 
 
+def _section(config: dict[str, str], key: str) -> dict[str, Any]:
+    raw = config.get(f"akiba:{key}")
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
+
+
 def _kubernetes_version(config: dict[str, str]) -> str:
-    return str(json.loads(config.get("akiba:cluster", "{}")).get("kubernetesVersion", "1.36.0"))
+    return str(_section(config, "cluster").get("kubernetesVersion", "1.36.0"))
 
 
 def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT) -> int:
@@ -42,12 +54,31 @@ def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT
         f"\nWrote {art.plan_json}, {len(art.user_data)} user-data, {len(art.netplan)} netplan, "
         f"{len(art.manifests)} manifest file(s) under {art.root}"
     )
+    checked = check_artifacts(art, _kubernetes_version(stack_file.config)) if check else 0
+    cluster_report = cluster.check(plan, cluster_settings(stack_file.config))
+    print()
+    print("\n".join(cluster_report_lines(cluster_report)))
+    print(f"Wrote {cluster_report_file(cluster_report, art.root)}")
     lines, passed = policy_gate.report(policy_gate.check(plan))
     print("\n".join(lines))
     if not check:  # plan-diff: report, but let the diff go on
         return 0
-    checked = check_artifacts(art, _kubernetes_version(stack_file.config))
-    return checked if passed else 1
+    return 1 if checked or cluster_report.problems or not passed else 0
+
+
+def cluster_settings(config: dict[str, str]) -> cluster.Settings:
+    """What the cluster check needs from the stack config besides the plan."""
+    registry = str(_section(config, "registry").get("mirror", ""))
+    protect = bool(_section(config, "cluster").get("protectStateful", False))
+    return cluster.Settings(
+        kubernetes_version=_kubernetes_version(config),
+        platform_registries=(PlatformRegistry(host=registry, requires_auth=True, ca_files=frozenset({CLUSTER_CA})),)
+        if registry
+        else (),
+        require_failover=protect,
+        instance_types={name: (t.vcpus, t.memory_gib) for name, t in INSTANCE_TYPES.items()},
+        root=ROOT,
+    )
 
 
 def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:

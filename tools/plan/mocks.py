@@ -120,6 +120,7 @@ class Recorded:
     # placeholders and mock-generated values, so a digest reveals nothing real.
     secret_digests: dict[str, str]
     raw_inputs: dict[str, Any] = field(repr=False)  # unmasked: for validators only, never written
+    id: str = ""  # what the mock engine answered (other resources refer to it, e.g. a launch template)
 
 
 def mask(value: Any, path: str = "") -> tuple[Any, list[str], list[Any]]:
@@ -211,6 +212,7 @@ class RecordingMonitor(MockMonitor):
                 secret_paths=paths,
                 secret_digests={p: digest(v) for p, v in zip(paths, values, strict=True)},
                 raw_inputs=unwrap(inputs),
+                id=response.id,
             )
         )
         return response

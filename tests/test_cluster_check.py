@@ -1,0 +1,327 @@
+"""The cluster check, rule by rule: each fires on a plan the cluster could not run and stays
+quiet on the one it could, through the same Plan objects `make plan` gives it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.cluster_fixtures import (
+    REGISTRY,
+    burst_group,
+    chart,
+    claim,
+    container,
+    deployment,
+    hosts_toml,
+    machine,
+    node_basics,
+    plan,
+    resource,
+    settings,
+)
+from tools.plan.cluster import Problem, check
+from tools.plan.mocks import Recorded
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+TOLERATE_GPU = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+CP_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def problems(
+    *resources: Recorded, failover: bool = False, rule: str | None = None, subject: str | None = None
+) -> list[Problem]:
+    p = plan(*resources)
+    assert p.resources, "the synthetic plan is empty"
+    found = check(p, settings(failover)).problems
+    return [f for f in found if (rule is None or f.rule == rule) and (subject is None or f.subject == subject)]
+
+
+def fleet(n: int = 3, **kwargs: Any) -> list[Recorded]:
+    return [machine(f"node{i}", f"10.0.0.{10 + i}", **kwargs) for i in range(1, n + 1)]
+
+
+def test_a_healthy_small_cluster_has_no_problems() -> None:
+    assert problems(*fleet(), *node_basics(), deployment("web", replicas=2, strategy="RollingUpdate")) == []
+
+
+def test_untolerated_taint_is_worded_like_the_scheduler() -> None:
+    nodes = [*fleet(2, taints=[GPU_TAINT]), machine("cp", "10.0.0.9", control_plane=True)]
+    found = problems(*nodes, *node_basics(), deployment("web"), rule="unschedulable")
+    assert [f.message for f in found if f.subject == "Deployment apps/web"] == [
+        "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
+        "2 node(s) had untolerated taint {nvidia.com/gpu: present}."
+    ]
+
+
+def test_tolerated_taint_is_quiet() -> None:
+    web = deployment("web", tolerations=[TOLERATE_GPU])
+    assert problems(*fleet(2, taints=[GPU_TAINT]), *node_basics(), web, subject="Deployment apps/web") == []
+
+
+def test_no_execute_taint_counts_too() -> None:
+    taint = {"key": "dedicated", "value": "ceph", "effect": "NoExecute"}
+    found = problems(*fleet(1, taints=[taint]), *node_basics(), deployment("web"), subject="Deployment apps/web")
+    assert "untolerated taint {dedicated: ceph}" in found[0].message
+
+
+def test_node_selector_and_required_affinity() -> None:
+    nodes = fleet(2)
+    selector = deployment("a", nodeSelector={"disk": "ssd"})
+    term = {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}
+    affinity = deployment(
+        "b",
+        affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}},
+    )
+    found = problems(*nodes, *node_basics(), selector, affinity, rule="unschedulable")
+    assert {f.subject for f in found} == {"Deployment apps/a", "Deployment apps/b"}
+    assert all("2 node(s) didn't match Pod's node affinity/selector" in f.message for f in found)
+    labelled = fleet(2, labels={"disk": "ssd", "zone": "b"})
+    assert problems(*labelled, *node_basics(), selector, affinity) == []
+
+
+def test_gpus_are_counted_across_pods() -> None:
+    gpu = container(resources={"limits": {"nvidia.com/gpu": "1"}})
+    jobs = deployment("train", replicas=3, containers=[gpu])
+    found = problems(*fleet(1, gpus=2), *node_basics(), jobs, rule="unschedulable")
+    assert [f.message for f in found] == ["0/1 nodes are available: 1 Insufficient nvidia.com/gpu."]
+    assert problems(*fleet(1, gpus=2), *node_basics(), deployment("train", replicas=2, containers=[gpu])) == []
+
+
+def test_cpu_and_memory_are_summed_per_node() -> None:
+    big = container(resources={"requests": {"cpu": "5", "memory": "1Gi"}})
+    found = problems(
+        *fleet(1, cpus=8), *node_basics(), deployment("a", containers=[big]), deployment("b", containers=[big])
+    )
+    assert [f.message for f in found if f.rule == "unschedulable"] == ["0/1 nodes are available: 1 Insufficient cpu."]
+
+
+def test_host_port_conflicts() -> None:
+    port = container(ports=[{"containerPort": 2222, "hostPort": 2222}])
+    found = problems(*fleet(1), *node_basics(), deployment("a", containers=[port]), deployment("b", containers=[port]))
+    assert [f.message for f in found if f.rule == "unschedulable"] == [
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
+    ]
+    other = container(ports=[{"containerPort": 2223, "hostPort": 2223}])
+    assert (
+        problems(*fleet(1), *node_basics(), deployment("a", containers=[port]), deployment("b", containers=[other]))
+        == []
+    )
+
+
+def _with_claim(name: str, replicas: int, strategy: str) -> Recorded:
+    return deployment(
+        name,
+        replicas=replicas,
+        strategy=strategy,
+        volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "replicas", "strategy", "fires"),
+    [
+        ("ReadWriteOnce", 2, "Recreate", True),
+        ("ReadWriteOnce", 1, "RollingUpdate", True),
+        ("ReadWriteOnce", 1, "Recreate", False),
+        ("ReadWriteMany", 3, "RollingUpdate", False),
+    ],
+)
+def test_read_write_once_claims_on_several_nodes(mode: str, replicas: int, strategy: str, fires: bool) -> None:
+    found = problems(
+        *fleet(3), *node_basics(), claim("data", mode), _with_claim("db", replicas, strategy), rule="claim"
+    )
+    assert bool(found) == fires, found
+    if fires:
+        assert "Multi-Attach" in found[0].message
+
+
+def test_a_claim_nobody_declares() -> None:
+    found = problems(*fleet(1), *node_basics(), _with_claim("db", 1, "Recreate"), rule="claim")
+    assert found and "no such PersistentVolumeClaim" in found[0].message
+
+
+def test_a_platform_service_on_one_node_has_no_failover_in_prod() -> None:
+    pinned = deployment("registry", nodeSelector={"kubernetes.io/hostname": "node1"})
+    assert [f.rule for f in problems(*fleet(3), *node_basics(), pinned, failover=True)] == ["no-failover"]
+    assert problems(*fleet(3), *node_basics(), pinned, failover=False) == []
+    assert problems(*fleet(3), *node_basics(), deployment("registry"), failover=True) == []
+
+
+BURST_LABELS = {"akiba.io/node-kind": "burst", "akiba.io/gpu-count": "1", "nvidia.com/gpu.present": "true"}
+
+
+def test_a_pod_without_gpu_that_fits_only_burst_capacity() -> None:
+    nodes = fleet(1, taints=[CP_TAINT])
+    burst = burst_group(BURST_LABELS, [GPU_TAINT])
+    stray = deployment("stray", tolerations=[TOLERATE_GPU])
+    found = problems(*nodes, *burst, *node_basics(), stray, rule="burst-only")
+    assert [f.subject for f in found] == ["Deployment apps/stray"]
+    gpu = container(resources={"limits": {"nvidia.com/gpu": "1"}})
+    trainer = deployment("train", tolerations=[TOLERATE_GPU], containers=[gpu])
+    assert problems(*nodes, *burst, *node_basics(), trainer, rule="burst-only") == []
+
+
+def test_a_pending_gpu_pod_scales_the_burst_group_up_to_its_maximum() -> None:
+    gpu = container(resources={"limits": {"nvidia.com/gpu": "1"}})
+    trainer = deployment("train", replicas=3, tolerations=[TOLERATE_GPU], containers=[gpu])
+    burst = burst_group(BURST_LABELS, [GPU_TAINT], max_size=2)
+    found = problems(*fleet(1), *burst, *node_basics(), trainer, rule="unschedulable")
+    assert len(found) == 1 and "Insufficient nvidia.com/gpu" in found[0].message
+
+
+def test_the_autoscaler_model_must_match_what_burst_nodes_register() -> None:
+    prefix = "k8s.io/cluster-autoscaler/node-template/"
+    wrong = {f"{prefix}label/akiba.io/node-kind": "burst", f"{prefix}resources/nvidia.com/gpu": "1"}
+    found = problems(
+        *fleet(1), *burst_group(BURST_LABELS, [GPU_TAINT], tags=wrong), *node_basics(), rule="burst-template"
+    )
+    assert any("taints" in f.message for f in found)
+    assert problems(*fleet(1), *burst_group(BURST_LABELS, [GPU_TAINT]), *node_basics(), rule="burst-template") == []
+
+
+def test_gpu_nodes_offer_gpus_only_where_the_device_plugin_runs() -> None:
+    plugin = chart("nvidia-device-plugin", "0.20.0", {"nodeSelector": {"gpu-vendor": "amd"}})
+    found = problems(*fleet(1, gpus=2), chart("flannel", "v0.28.9", {}), plugin, rule="gpus-not-offered")
+    assert [f.subject for f in found] == ["node1"]
+
+
+def test_a_node_without_its_cni_pod_never_becomes_ready() -> None:
+    cni = chart("flannel", "v0.28.9", {"flannel": {"tolerations": []}})
+    dedicated = machine("ceph1", "10.0.0.20", taints=[{"key": "dedicated", "value": "ceph", "effect": "NoSchedule"}])
+    found = problems(*fleet(1), dedicated, cni, chart("nvidia-device-plugin", "0.20.0", {}), rule="not-on-every-node")
+    assert [f.subject for f in found] == ["DaemonSet kube-system/kube-flannel-ds"]
+    assert "ceph1" in found[0].message
+
+
+PRIVATE = f"{REGISTRY}/team/app:1.0"
+
+
+@pytest.mark.parametrize(
+    ("registries", "etc_hosts", "why"),
+    [
+        ({}, "self", "does not trust"),
+        ({REGISTRY: hosts_toml(REGISTRY, auth=False)}, "self", "no credentials"),
+        ({REGISTRY: hosts_toml(REGISTRY, ca=False)}, "self", "does not trust"),
+        ({REGISTRY: hosts_toml(REGISTRY)}, None, "does not resolve"),
+        ({REGISTRY: hosts_toml(REGISTRY)}, "192.0.2.1", "which is no node"),
+    ],
+)
+def test_a_private_image_the_node_cannot_pull(registries: dict[str, str], etc_hosts: str | None, why: str) -> None:
+    node = machine("node1", "10.0.0.11", registries=registries, etc_hosts=etc_hosts)
+    found = problems(node, *node_basics(), deployment("app", containers=[container(image=PRIVATE)]), rule="pull")
+    assert len(found) == 1 and why in found[0].message, found
+
+
+def test_a_private_image_pulls_with_the_node_config_or_a_pull_secret() -> None:
+    assert problems(*fleet(1), *node_basics(), deployment("app", containers=[container(image=PRIVATE)])) == []
+    secret = resource(
+        "kubernetes:core/v1:Secret",
+        "pull",
+        {
+            "metadata": {"name": "pull", "namespace": "apps"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "stringData": {".dockerconfigjson": json.dumps({"auths": {REGISTRY: {"auth": "eDp5"}}})},
+        },
+    )
+    ca_only = hosts_toml(REGISTRY, mirror=False).replace('server = "', 'ca = "/etc/kubernetes/pki/ca.crt"\nserver = "')
+    node = machine("node1", "10.0.0.11", registries={REGISTRY: ca_only})
+    app = deployment("app", containers=[container(image=PRIVATE)], imagePullSecrets=[{"name": "pull"}])
+    assert problems(node, *node_basics(), secret, app, rule="pull") == []
+
+
+def test_a_configured_cache_that_cannot_work_is_reported() -> None:
+    broken = {"docker.io": hosts_toml("docker.io", auth=False)}
+    node = machine("node1", "10.0.0.11", registries=broken)
+    found = problems(node, *node_basics(), deployment("web"), rule="cache-unused")
+    assert found and "falls back to https://registry-1.docker.io" in found[0].message
+    assert problems(*fleet(1), *node_basics(), deployment("web"), rule="cache-unused") == []
+
+
+def _image(name: str, tag: str, dockerfile: str = "images/ml-runtime/Dockerfile", **args: str) -> Recorded:
+    return resource(
+        "docker-build:index:Image",
+        name,
+        {"tags": [f"{REGISTRY}/akiba/{name}:{tag}"], "dockerfile": {"location": dockerfile}, "buildArgs": args},
+    )
+
+
+def test_an_image_of_this_repository_the_plan_never_builds() -> None:
+    app = deployment("prepull", containers=[container(image=f"{REGISTRY}/akiba/ml-runtime:1")])
+    assert [f.rule for f in problems(*fleet(1), *node_basics(), app)] == ["not-built"]
+    assert problems(*fleet(1), *node_basics(), app, _image("ml-runtime", "1")) == []
+
+
+@pytest.mark.parametrize(
+    ("security", "fires"),
+    [
+        ({}, "sshd needs uid 0"),
+        ({"runAsUser": 0, "runAsNonRoot": True}, "runAsNonRoot is set but it would run as root"),
+        ({"runAsUser": 0, "capabilities": {"drop": ["ALL"]}}, "sshd needs SETGID, SETUID, SYS_CHROOT"),
+        ({"runAsUser": 0, "capabilities": {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SYS_CHROOT"]}}, None),
+    ],
+)
+def test_a_built_image_starts_as_the_user_its_entrypoint_needs(security: dict[str, Any], fires: str | None) -> None:
+    sshd = container(image=f"{REGISTRY}/akiba/ml-runtime:1", command=["/usr/sbin/sshd", "-D"], securityContext=security)
+    found = problems(
+        *fleet(1), *node_basics(), deployment("home", containers=[sshd]), _image("ml-runtime", "1"), rule="start"
+    )
+    if fires is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and fires in found[0].message, found
+
+
+def test_a_shell_that_reads_the_shadow_file_needs_root() -> None:
+    merge = container(image=f"{REGISTRY}/akiba/ml-runtime:1", command=["bash", "-c", "cp /etc/shadow /merged/shadow"])
+    found = problems(
+        *fleet(1), *node_basics(), deployment("home", containers=[merge]), _image("ml-runtime", "1"), rule="start"
+    )
+    assert found and "/etc/shadow" in found[0].message
+
+
+def test_a_chart_without_a_model_is_a_problem() -> None:
+    found = problems(*fleet(1), *node_basics(), chart("mystery", "1.0.0", {}), rule="chart")
+    assert found and "where its pods land is unknown" in found[0].message
+    found = problems(*fleet(1), *node_basics(), chart("traefik", "99.0.0", {}), rule="chart")
+    assert found and "a model of 41.3.0" in found[0].message
+
+
+def test_hook_jobs_pulumi_skips_leave_a_pod_that_never_starts() -> None:
+    stack = chart("kube-prometheus-stack", "88.5.3", {})
+    found = problems(*fleet(1), *node_basics(), stack, rule="start")
+    assert any("hook" in f.message for f in found)
+    webhooks_off = {"prometheusOperator": {"admissionWebhooks": {"enabled": False}}}
+    assert problems(*fleet(1), *node_basics(), chart("kube-prometheus-stack", "88.5.3", webhooks_off), rule="start")
+    off = {"prometheusOperator": {"admissionWebhooks": {"enabled": False}, "tls": {"enabled": False}}}
+    assert problems(*fleet(1), *node_basics(), chart("kube-prometheus-stack", "88.5.3", off), rule="start") == []
+
+
+def test_volumes_need_their_csi_driver_running() -> None:
+    sc = resource(
+        "kubernetes:storage.k8s.io/v1:StorageClass",
+        "rbd",
+        {
+            "metadata": {"name": "rbd", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rook-ceph.rbd.csi.ceph.com",
+        },
+    )
+    user = _with_claim("db", 1, "Recreate")
+    found = problems(*fleet(2), *node_basics(), sc, claim("data"), user, rule="storage")
+    assert found and "no controller of CSI driver rook-ceph.rbd.csi.ceph.com" in found[0].message
+    drivers = chart(
+        "ceph-csi-drivers",
+        "1.0.4",
+        {"drivers": {"rbd": {"name": "rook-ceph.rbd.csi.ceph.com", "enabled": True}}},
+        "rook-ceph",
+    )
+    assert problems(*fleet(2), *node_basics(), sc, claim("data"), user, drivers, rule="storage") == []
+
+
+def test_a_node_without_a_hardware_floor_cannot_be_sized() -> None:
+    node = machine("node1", "10.0.0.11")
+    del node.raw_inputs["allocateParams"]["minCpuCount"]
+    found = problems(node, *fleet(1), *node_basics(), rule="node")
+    assert found and "CPU and memory are unknown" in found[0].message

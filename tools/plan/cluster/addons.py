@@ -1,0 +1,220 @@
+"""Pods nobody declares as objects but every cluster runs: kubeadm's own add-ons (CoreDNS,
+kube-proxy) and control-plane static pods, and the Ceph daemons Rook's operator creates from
+the CephCluster, CephFilesystem and CephNFS the plan declares.
+
+Sources, at the versions the platform pins:
+- kubeadm v1.36, cmd/kubeadm/app/phases/addons/dns/manifests.go and proxy/manifests.go;
+  cmd/kubeadm/app/phases/controlplane/manifests.go and etcd/local.go (static pods' requests).
+- Rook v1.20: mons one per node unless `mon.allowMultiplePerNode` (host networking binds
+  3300 and 6789 on the node), OSDs pinned to the node of their disks, an MDS pair for an
+  active-standby filesystem, one NFS server per `server.active`; every daemon takes the
+  CephCluster's `placement.all` and its own placement, and no requests unless `resources` says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tools.plan.cluster import quantity
+from tools.plan.cluster.model import CONTROL_PLANE, Container, Toleration, Workload, requests_of
+from tools.plan.cluster.workloads import PRIORITIES
+from tools.plan.runner import Plan
+
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1"
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
+# kubeadm's static pods ask for this much of every control-plane node.
+STATIC_PODS = {
+    "kube-apiserver": {"cpu": "250m"},
+    "kube-controller-manager": {"cpu": "200m"},
+    "kube-scheduler": {"cpu": "100m"},
+    "etcd": {"cpu": "100m", "memory": "100Mi"},
+}
+
+
+def _container(
+    name: str, image: str, requests: Mapping[str, str] | None = None, ports: tuple[int, ...] = ()
+) -> Container:
+    return Container(
+        name=name,
+        image=image,
+        command=(),
+        args=(),
+        requests={k: quantity.parse(v) for k, v in (requests or {}).items()},
+        host_ports=tuple((p, "TCP") for p in ports),
+        run_as_user=None,
+        run_as_non_root=None,
+        privileged=False,
+        caps_add=frozenset(),
+        caps_drop=frozenset(),
+    )
+
+
+def kubeadm(kubernetes_version: str) -> list[Workload]:
+    everything = (Toleration("", "Exists", "", ""),)
+    return [
+        Workload(
+            kind="static pods",
+            namespace="kube-system",
+            name="control-plane",
+            source="kubeadm (static pods on control-plane nodes)",
+            replicas=0,
+            node_selector={CONTROL_PLANE: ""},
+            affinity_terms=(),
+            tolerations=everything,  # static pods are not scheduled: taints do not apply
+            containers=tuple(
+                _container(n, f"registry.k8s.io/{n}:v{kubernetes_version}", r) for n, r in STATIC_PODS.items()
+            ),
+            host_network=True,
+            priority=PRIORITIES["system-node-critical"],
+        ),
+        Workload(
+            kind="DaemonSet",
+            namespace="kube-system",
+            name="kube-proxy",
+            source="kubeadm add-on",
+            replicas=0,
+            node_selector={"kubernetes.io/os": "linux"},
+            affinity_terms=(),
+            tolerations=everything,
+            containers=(_container("kube-proxy", f"registry.k8s.io/kube-proxy:v{kubernetes_version}"),),
+            host_network=True,
+            every_node=True,
+            priority=PRIORITIES["system-node-critical"],
+        ),
+        Workload(
+            kind="Deployment",
+            namespace="kube-system",
+            name="coredns",
+            source="kubeadm add-on",
+            replicas=2,
+            node_selector={"kubernetes.io/os": "linux"},
+            affinity_terms=(),
+            tolerations=(
+                Toleration("CriticalAddonsOnly", "Exists", "", ""),
+                Toleration(CONTROL_PLANE, "Equal", "", "NoSchedule"),
+            ),
+            containers=(_container("coredns", COREDNS_IMAGE, {"cpu": "100m", "memory": "70Mi"}),),
+            priority=PRIORITIES["system-cluster-critical"],
+        ),
+    ]
+
+
+UNREACHABLE_5S = Toleration("node.kubernetes.io/unreachable", "Exists", "", "NoExecute")
+
+
+def _tolerations(placement: Mapping[str, Any], *roles: str) -> tuple[Toleration, ...]:
+    """A Rook placement's tolerations: `all` and the daemon's own are appended (placement.go Merge)."""
+    out: list[Toleration] = []
+    for role in roles:
+        out += [Toleration.of(t) for t in (placement.get(role) or {}).get("tolerations") or ()]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _CephCluster:
+    """What every daemon of one CephCluster shares."""
+
+    namespace: str
+    source: str
+    image: str
+    host_network: bool
+    spec: Mapping[str, Any]
+
+    def daemon(
+        self,
+        name: str,
+        role: str,
+        replicas: int,
+        tolerations: tuple[Toleration, ...],
+        ports: tuple[int, ...] = (),
+        **extra: Any,
+    ) -> Workload:
+        requests = requests_of((self.spec.get("resources") or {}).get(role))
+        container = replace(_container(role, self.image, ports=ports if self.host_network else ()), requests=requests)
+        return Workload(
+            kind="Ceph daemon",
+            namespace=self.namespace,
+            name=name,
+            source=self.source,
+            replicas=replicas,
+            node_selector={},
+            affinity_terms=(),
+            tolerations=tolerations,
+            containers=(container,),
+            host_network=self.host_network,
+            **extra,
+        )
+
+
+def _cluster_daemons(c: _CephCluster) -> list[Workload]:
+    spec, placement = c.spec, c.spec.get("placement") or {}
+    mon, mgr = spec.get("mon") or {}, spec.get("mgr") or {}
+    dashboard = spec.get("dashboard") or {}
+    mgr_ports = (6800, 9283, int(dashboard.get("port") or (8443 if dashboard.get("ssl") else 7000)))
+    mgr_count = int(mgr.get("count", 1))
+    found = [
+        # mon.go: required anti-affinity per host with host networking, or unless allowMultiplePerNode.
+        c.daemon(
+            "mon",
+            "mon",
+            int(mon.get("count", 3)),
+            _tolerations(placement, "all", "mon"),
+            (3300, 6789),
+            one_per_node=c.host_network or not mon.get("allowMultiplePerNode"),
+        ),
+        c.daemon(
+            "mgr",
+            "mgr",
+            mgr_count,
+            (*_tolerations(placement, "all", "mgr"), UNREACHABLE_5S),
+            mgr_ports,
+            one_per_node=mgr_count > 1 and not mgr.get("allowMultiplePerNode"),
+        ),
+    ]
+    for node in (spec.get("storage") or {}).get("nodes") or ():
+        pinned = {"kubernetes.io/hostname": str(node["name"])}
+        osd = c.daemon(
+            f"osd@{node['name']}",
+            "osd",
+            len(node.get("devices") or ()),
+            _tolerations(placement, "all", "osd"),
+            node_local=True,
+        )
+        # One crash collector and one exporter on every node that runs Ceph daemons.
+        exporter = c.daemon(f"exporter@{node['name']}", "exporter", 1, osd.tolerations, (9926,), node_local=True)
+        for w in (osd, exporter):
+            w.node_selector = pinned
+        found += [osd, exporter]
+    return found
+
+
+def rook(plan: Plan) -> list[Workload]:
+    """The Ceph daemons Rook's operator runs for what the plan declares."""
+    found: list[Workload] = []
+    for r in plan.by_type("kubernetes:ceph.rook.io/v1:CephCluster"):
+        spec, meta = r.raw_inputs.get("spec") or {}, r.raw_inputs["metadata"]
+        cluster = _CephCluster(
+            namespace=str(meta["namespace"]),
+            source=f"Rook, from CephCluster {meta['namespace']}/{meta['name']}",
+            image=str((spec.get("cephVersion") or {}).get("image", "")),
+            host_network=(spec.get("network") or {}).get("provider") == "host",
+            spec=spec,
+        )
+        found += _cluster_daemons(cluster)
+        # MDS and NFS servers take their own placement, not the cluster's `all`.
+        for fs in plan.by_type("kubernetes:ceph.rook.io/v1:CephFilesystem"):
+            mds = (fs.raw_inputs.get("spec") or {}).get("metadataServer") or {}
+            count = int(mds.get("activeCount", 1)) * (2 if mds.get("activeStandby") else 1)
+            tolerations = (*_tolerations({"mds": mds.get("placement") or {}}, "mds"), UNREACHABLE_5S)
+            found.append(cluster.daemon(f"mds-{fs.raw_inputs['metadata']['name']}", "mds", count, tolerations))
+        for nfs in plan.by_type("kubernetes:ceph.rook.io/v1:CephNFS"):
+            server = (nfs.raw_inputs.get("spec") or {}).get("server") or {}
+            tolerations = (*_tolerations({"nfs": server.get("placement") or {}}, "nfs"), UNREACHABLE_5S)
+            w = cluster.daemon(
+                f"nfs-{nfs.raw_inputs['metadata']['name']}", "nfs", int(server.get("active", 1)), tolerations
+            )
+            w.containers = (replace(w.containers[0], requests=requests_of(server.get("resources"))),)
+            found.append(w)
+    return found
