@@ -63,6 +63,7 @@ def user_data(
     control_plane: bool = False,
     registries: dict[str, str] | None = None,
     etc_hosts: str | None = "self",
+    mtu: int | None = None,
 ) -> str:
     """cloud-config as the bootstrap writes it: kubeadm registration, kubelet config, containerd."""
     args = [{"name": "node-ip", "value": ip}]
@@ -87,7 +88,19 @@ def user_data(
     if etc_hosts is not None:
         address = ip if etc_hosts == "self" else etc_hosts
         files.append({"path": "/etc/hosts", "append": True, "content": f"{address} {REGISTRY.split(':')[0]}\n"})
+    if mtu is not None:
+        netplan = {"network": {"version": 2, "bonds": {"bond0": {"interfaces": ["eno1"], "mtu": mtu}}}}
+        files.append({"path": "/etc/netplan/60-akiba-bond.yaml", "content": yaml.safe_dump(netplan)})
     return "#cloud-config\n" + yaml.safe_dump({"write_files": files})
+
+
+def gateway(mtu: int | None) -> Recorded:
+    """The WireGuard gateway's launch template, its wg0.conf with or without an MTU."""
+    conf = "[Interface]\nAddress = 10.255.255.1/30\n" + (f"MTU = {mtu}\n" if mtu else "") + "ListenPort = 51820\n"
+    text = "#cloud-config\n" + yaml.safe_dump({"write_files": [{"path": "/etc/wireguard/wg0.conf", "content": conf}]})
+    return resource(
+        "aws:ec2/launchTemplate:LaunchTemplate", "burst-gateway", {"userData": base64.b64encode(text.encode()).decode()}
+    )
 
 
 def machine(name: str, ip: str, *, cpus: int = 8, memory_gib: int = 32, gpus: int = 0, **kwargs: Any) -> Recorded:

@@ -15,6 +15,7 @@ from tests.cluster_fixtures import (
     claim,
     container,
     deployment,
+    gateway,
     hosts_toml,
     machine,
     node_basics,
@@ -170,6 +171,7 @@ def test_a_pending_gpu_pod_scales_the_burst_group_up_to_its_maximum() -> None:
     burst = burst_group(BURST_LABELS, [GPU_TAINT], max_size=2)
     found = problems(*fleet(1), *burst, *node_basics(), trainer, rule="unschedulable")
     assert len(found) == 1 and "Insufficient nvidia.com/gpu" in found[0].message
+    assert "pod didn't trigger scale-up: test-burst(g4dn.xlarge): the group is at its maximum size" in found[0].message
 
 
 def test_the_autoscaler_model_must_match_what_burst_nodes_register() -> None:
@@ -325,3 +327,29 @@ def test_a_node_without_a_hardware_floor_cannot_be_sized() -> None:
     del node.raw_inputs["allocateParams"]["minCpuCount"]
     found = problems(node, *fleet(1), *node_basics(), rule="node")
     assert found and "CPU and memory are unknown" in found[0].message
+
+
+@pytest.mark.parametrize(
+    ("flannel_mtu", "tunnel_mtu", "fires"),
+    [
+        (None, 1420, "flannel.mtu is unset"),
+        (1500, 1420, "larger than the WireGuard tunnel's 1420"),
+        (1420, None, "wg0.conf sets no MTU"),
+        (1420, 1420, None),
+    ],
+)
+def test_the_pod_network_fits_the_path_to_burst_nodes(
+    flannel_mtu: int | None, tunnel_mtu: int | None, fires: str | None
+) -> None:
+    values = {"flannel": {"mtu": flannel_mtu}} if flannel_mtu else {}
+    nodes = fleet(2, mtu=1500)
+    burst = burst_group(BURST_LABELS, [GPU_TAINT])
+    found = problems(*nodes, *burst, gateway(tunnel_mtu), chart("flannel", "v0.28.9", values), rule="mtu")
+    assert [f.message for f in found if fires and fires in f.message] or (fires is None and found == []), found
+
+
+def test_the_pod_network_fits_the_office_bond() -> None:
+    too_big = chart("flannel", "v0.28.9", {"flannel": {"mtu": 9000}})
+    found = problems(*fleet(2, mtu=1500), too_big, rule="mtu")
+    assert len(found) == 2 and "larger than node1's interface MTU 1500" in found[0].message
+    assert problems(*fleet(2, mtu=1500), chart("flannel", "v0.28.9", {"flannel": {"mtu": 1500}}), rule="mtu") == []

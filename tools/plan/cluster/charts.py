@@ -227,6 +227,10 @@ def traefik(v: Mapping[str, Any]) -> list[Pod]:
         if isinstance(p, Mapping) and p.get("port")
     ]
     kind = str(d["deployment"]["kind"])
+    anti = ((d["affinity"] or {}).get("podAntiAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or []
+    spread = any(t.get("topologyKey") == "kubernetes.io/hostname" for t in anti)  # pods carry name=traefik
     return [
         Pod(
             kind,
@@ -238,6 +242,7 @@ def traefik(v: Mapping[str, Any]) -> list[Pod]:
             d["affinity"],
             host_network=bool(d["hostNetwork"]),
             priority=str(d.get("priorityClassName", "")),
+            extra={"one_per_node": spread},
         )
     ]
 

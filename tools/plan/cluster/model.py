@@ -119,6 +119,7 @@ class Node:
     registries: dict[str, RegistryHosts] = field(default_factory=dict)
     etc_hosts: dict[str, str] = field(default_factory=dict)  # name -> address
     files: frozenset[str] = frozenset()  # files the node is known to have (CA bundles)
+    mtu: int | None = None  # its interface MTU (netplan), where the plan sets it
     template: bool = False  # the burst group's node template: a node the autoscaler can add
     max_count: int = 1  # how many of it the autoscaler may add
 

@@ -32,6 +32,7 @@ IMDS_NODE_IP = "__IMDS_NODE_IP__"  # filled from instance metadata at boot (burs
 ASG = "aws:autoscaling/group:Group"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 CA_TEMPLATE = "k8s.io/cluster-autoscaler/node-template/"
+AWS_MTU = 9001  # current-generation EC2 interfaces (jumbo frames inside the VPC)
 # The kubelet's defaults (KubeletConfiguration v1beta1) when the config leaves them out.
 DEFAULT_EVICTION_MEMORY = "100Mi"
 DEFAULT_MAX_PODS = 110
@@ -154,6 +155,14 @@ def _node(name_hint: str, kind: NodeKind, source: str, user_data: str, cpus: Dec
     address = args.get("node-ip", "")
     own = OWN_ADDRESS if address in ("", IMDS_NODE_IP) else address
     labels["kubernetes.io/hostname"] = name
+    mtus = [
+        int(iface["mtu"])
+        for path, contents in files.items()
+        if path.startswith("/etc/netplan/")
+        for section in ("bonds", "ethernets")
+        for iface in ((yaml.safe_load(contents[-1]) or {}).get("network", {}).get(section) or {}).values()
+        if "mtu" in iface
+    ]
     label_kind = labels.get("akiba.io/node-kind")
     return Node(
         name=name,
@@ -167,6 +176,7 @@ def _node(name_hint: str, kind: NodeKind, source: str, user_data: str, cpus: Dec
         registries=registries(files),
         etc_hosts=etc_hosts(files, own),
         files=frozenset({CLUSTER_CA, *files}),
+        mtu=min(mtus) if mtus else None,
     )
 
 
@@ -240,6 +250,7 @@ def burst_templates(plan: Plan, instance_types: Mapping[str, tuple[int, float]])
         node.name = f"{name}({itype})"
         node.labels["kubernetes.io/hostname"] = node.name
         node.template = True
+        node.mtu = AWS_MTU
         node.max_count = int(inputs.get("maxSize", 0))
         problems += _template_mismatch(name, _asg_tags(group), node)
         nodes.append(node)

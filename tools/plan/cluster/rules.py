@@ -11,17 +11,21 @@
 - `pull`: an image the node that runs it cannot pull; `cache-unused`: a configured cache of the
   platform containerd cannot use (it silently falls back to upstream);
 - `not-built`: an image of this repository (images/<name>/) the plan pulls but never builds;
-- `start`: a container of a built image that would not start as the user the pod grants.
+- `start`: a container of a built image that would not start as the user the pod grants, or a pod
+  that needs what never gets made (a Secret only a skipped Helm hook creates);
+- `storage`: a claim whose CSI driver does not run, a pod on a node without its node plugin;
+- `mtu`: the pod network's packets do not fit a path they cross (office bond, WireGuard tunnel);
+- `chart`: a chart (or version) the check has no model of.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.plan.cluster import addons, charts, nodes, pulls, start, workloads
+from tools.plan.cluster import addons, charts, network, nodes, pulls, start, workloads
 from tools.plan.cluster.model import Node, Workload
 from tools.plan.cluster.scheduler import Cluster, Placement
 from tools.plan.runner import Plan
@@ -119,6 +123,7 @@ def check(plan: Plan, settings: Settings) -> Report:
     _scheduling(report, cluster, settings)
     _claim_rules(report, plan)
     _storage_rules(report, plan)
+    report.problems += [Problem("mtu", subject, message) for subject, message in network.problems(plan, report.nodes)]
     built = _built_images(plan, settings.root)
     report.built = {repo: facts.dockerfile for repo, facts in built.items()}
     _pull_rules(report, plan, settings, machine_nodes)
@@ -131,8 +136,8 @@ def _scheduling(report: Report, cluster: Cluster, settings: Settings) -> None:
     real = [n for n in report.nodes if not n.template]
     for p in report.placements:
         w = p.workload
-        for message in p.pending:
-            add(Problem("unschedulable", w.label, message))
+        for message, count in Counter(p.pending).items():
+            add(Problem("unschedulable", w.label, f"{count} pods: {message}" if count > 1 else message))
         on_prem = [n for n in p.candidates if not n.template]
         if w.every_node:
             missing = [n.name for n in real if n not in p.placed]

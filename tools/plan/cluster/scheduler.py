@@ -81,6 +81,8 @@ def fit_reason(workload: Workload, node: Node, use: NodeUse, gpu_served: bool) -
 
 def event(reasons: list[str], total: int) -> str:
     """The FailedScheduling message: reasons counted, the scheduler's order (alphabetical)."""
+    if not total:
+        return "no nodes available to schedule pods."
     counts = Counter(reasons)
     parts = [f"{n} {r}" for r, n in sorted(counts.items())]
     return f"0/{total} nodes are available: {', '.join(parts)}."
@@ -153,7 +155,8 @@ class Cluster:
         for _ in range(workload.replicas):
             node = self._choose(workload) or self._scale_up(workload)
             if node is None:
-                placement.pending.append(event([self.reason(workload, n) or "" for n in self.nodes], len(self.nodes)))
+                message = event([self.reason(workload, n) or "" for n in self.nodes], len(self.nodes))
+                placement.pending.append(message + self._no_scale_up(workload))
                 continue
             self.place(workload, node)
             placement.placed.append(node)
@@ -174,6 +177,15 @@ class Cluster:
             return (sum(1 for p in use.pods if p is workload), used)
 
         return min(feasible, key=score)
+
+    def _no_scale_up(self, workload: Workload) -> str:
+        """Why the cluster-autoscaler adds no node for the pod (its NotTriggerScaleUp event)."""
+        reasons = []
+        for template in self.templates:
+            added = sum(1 for t in self.origin.values() if t == template.name)
+            why = "the group is at its maximum size" if added >= template.max_count else self.reason(workload, template)
+            reasons.append(f"{template.name}: {why}")
+        return f" Burst: pod didn't trigger scale-up: {'; '.join(reasons)}." if reasons else ""
 
     def _scale_up(self, workload: Workload) -> Node | None:
         """The cluster-autoscaler adds a node from a template the pending pod fits, if it may."""
