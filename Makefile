@@ -36,6 +36,7 @@ lint: setup
 bench: setup
 	$(PY) -m benchmarks.plan_bench
 	$(PY) -m benchmarks.rbd_clone_bench
+	$(PY) -m benchmarks.pull_bench
 
 # The GPU benchmark's charts and table from JSON lines (the Jobs write them to the results
 # volume; measured runs are committed under benchmarks/results/).
