@@ -9,17 +9,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from components.burst.network import ExistingVpc, SiteLink
+from components.burst.wireguard import TUNNEL_MTU
 from components.cluster.bootstrap import RegistryMirror
 from components.engineers.home_sshd import Engineer
 from components.machines.baremetal_node import NodeGpus, OfficeLan
-from components.machines.libvirt_vm import VmHardware
+from components.machines.libvirt_vm import PassthroughGpu, VmHardware
 from components.machines.maas import MaasTarget
-from components.machines.types import AmtPower, IpmiPower, Machine, ManualPower, Nic, Power, VirshPower
+from components.machines.types import AmtPower, Hardware, IpmiPower, Machine, ManualPower, Nic, Power, VirshPower
 from components.storage.ceph_storage import CephPools
 from components.storage.personal_databases import GoldenDatabase
 from components.storage.rook_ceph import CephHost
 from components.storage.shared_homes import Home
 from stacks import spec
+from stacks.gpus import GPU_MODELS
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -56,8 +58,18 @@ def maas_power(node: spec.NodeSpec, hypervisor_uris: dict[str, str]) -> Power:
     return ManualPower()
 
 
+def hardware(node: spec.NodeSpec) -> Hardware:
+    """The floor MAAS allocates the node by: a PC's declared hardware, a VM's own size."""
+    if isinstance(node.power, spec.VirshPower):
+        return Hardware(cpus=node.power.vcpus, memory_mib=node.power.memory_mib)
+    assert node.hardware is not None  # stacks.rules: every PC declares it
+    return Hardware(cpus=node.hardware.cpus, memory_mib=node.hardware.memory_gib * 1024)
+
+
 def machine(node: spec.NodeSpec, hypervisor_uris: dict[str, str]) -> Machine:
-    return Machine(hostname=node.hostname, nics=nics(node), power=maas_power(node, hypervisor_uris))
+    return Machine(
+        hostname=node.hostname, nics=nics(node), power=maas_power(node, hypervisor_uris), hardware=hardware(node)
+    )
 
 
 def node_gpus(node: spec.NodeSpec) -> NodeGpus | None:
@@ -65,6 +77,13 @@ def node_gpus(node: spec.NodeSpec) -> NodeGpus | None:
     if model is None or branch is None:
         return None
     return NodeGpus(model=model, count=len(node.gpus), driver_branch=branch)
+
+
+def pod_network_mtu(s: spec.StackSpec) -> int:
+    """The underlay MTU flannel's VXLAN packets must fit: the bond's, and with burst nodes also the
+    WireGuard tunnel's, which the packets to and from them cross."""
+    mtu = s.network.bond.mtu
+    return min(mtu, TUNNEL_MTU) if s.burst.enabled else mtu
 
 
 def office_lan(network: spec.NetworkSpec) -> OfficeLan:
@@ -87,7 +106,7 @@ def vm_hardware(node: spec.NodeSpec, virsh: spec.VirshPower) -> VmHardware:
         VmHardware,
         virsh,  # domain, hypervisor, vcpus, memory_mib, bridge, boot_disk_gib, osd_disk_gib
         nics=nics(node),
-        gpus=tuple(g.pci for g in node.gpus if g.pci),
+        gpus=tuple(PassthroughGpu(g.pci, GPU_MODELS[g.model].pci_functions) for g in node.gpus if g.pci),
         boot_disk=node.disks.boot,
         ceph_disks=tuple(node.disks.ceph),
     )

@@ -39,7 +39,11 @@ class Burst:
 
 
 def declare_burst(
-    spec: StackSpec, ctx: PlatformContext, join: pulumi.Output[ClusterJoin], identity: ClusterIdentity
+    spec: StackSpec,
+    ctx: PlatformContext,
+    join: pulumi.Output[ClusterJoin],
+    identity: ClusterIdentity,
+    registry_auth: pulumi.Output[str],
 ) -> Burst:
     """AWS spot GPU capacity that joins the office cluster, and what scales and drains it."""
     burst = spec.burst
@@ -64,6 +68,7 @@ def declare_burst(
             max_size=burst.max_size,
             root_volume_gib=burst.root_volume_gib,
             registry=args.registry_mirror(spec.registry),
+            registry_auth=registry_auth,
             join=join,
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.node_security_group_id,

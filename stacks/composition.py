@@ -17,8 +17,9 @@ from components.context import PlatformContext
 from components.engineers.home_containers import HomeContainers, HomeContainersArgs
 from components.machines import maas as maas_backend
 from components.monitoring.monitoring import Monitoring, MonitoringArgs
-from components.registry.images import MlRuntimeImage, MlRuntimeImageArgs
-from components.registry.registry import PUSH_USER, Registry, RegistryArgs
+from components.registry.credentials import PUSH_USER, RegistryCredentials, RegistryCredentialsArgs
+from components.registry.images import ContainerImage, ContainerImageArgs
+from components.registry.registry import Registry, RegistryArgs
 from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
 from components.storage.shared_homes import NFS_PSEUDO_PATH
 from stacks import args
@@ -57,7 +58,13 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         provider=maas_backend.make_provider("maas", spec.maas.url, secrets.maas_api_key, parent=None),
         target=args.maas_target(spec.maas),
     )
-    nodes = NodeDeployer(spec, identity, join, maas, secrets)
+    # The registry's accounts come before the nodes: every node's containerd pulls as akiba-pull.
+    registry_credentials = RegistryCredentials(
+        "registry-credentials",
+        # The push password used to be the Registry component's child: keep it, don't replace it.
+        RegistryCredentialsArgs(push_password_parent_urn=pulumi.create_urn("registry", "akiba:registry:Registry")),
+    )
+    nodes = NodeDeployer(spec, identity, join, maas, secrets, registry_credentials.pull_authorization)
     # VMs on another stack's Ceph (dev on prod's) come first: even the controller may be one.
     # VMs on this stack's Ceph wait for it, and so do their MAAS deployments.
     external_ceph = spec.libvirt.ceph_stack is not None
@@ -85,7 +92,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ctx=ctx,
             provider=identity.provider,
             pod_cidr=cluster.pod_cidr,
-            mtu=spec.network.bond.mtu,
+            mtu=args.pod_network_mtu(spec),
             ingress_http_port=apps.ingress_http_port,
             ingress_https_port=apps.ingress_https_port,
             ca_cert_pem=identity.ca_cert_pem,
@@ -108,15 +115,32 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ca_cert_pem=identity.ca_cert_pem,
             ca_key_pem=identity.ca_key_pem,
             ingress_class=addons.ingress_class,
+            credentials=registry_credentials,
         ),
         opts=pulumi.ResourceOptions(depends_on=[storage.ceph, addons]),
     )
-    ml_image = MlRuntimeImage(
+    ml_image = ContainerImage(
         "ml-runtime-image",
-        MlRuntimeImageArgs(
+        ContainerImageArgs(
             registry=spec.registry.mirror,
+            repository="akiba/ml-runtime",
             tag=spec.registry.ml_runtime_tag,
+            context="images/ml-runtime",
+            dockerfile="images/ml-runtime/Dockerfile",
             push_password=registry.push_password,
+            after=(registry,),
+        ),
+    )
+    bench_image = ContainerImage(
+        "gpu-benchmark-image",
+        ContainerImageArgs(
+            registry=spec.registry.mirror,
+            repository="akiba/gpu-benchmark",
+            tag=spec.gpu_benchmark.tag,
+            context="benchmarks",  # the payload; benchmarks/.dockerignore keeps the rest out
+            dockerfile="images/gpu-benchmark/Dockerfile",
+            push_password=registry.push_password,
+            build_args={"BASE": ml_image.ref},
             after=(registry,),
         ),
     )
@@ -156,12 +180,18 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
                 ingress_class=addons.ingress_class,
                 gpus=app.gpus,
                 replicas=app.replicas,
+                cpu=app.cpu,
+                memory=app.memory,
             ),
         ).url
         + f":{apps.ingress_http_port}"
         for app in apps.apps
     }
-    burst = declare_burst(spec, ctx, join, identity) if spec.burst.enabled else None
+    burst = (
+        declare_burst(spec, ctx, join, identity, registry_credentials.pull_authorization)
+        if spec.burst.enabled
+        else None
+    )
 
     bench = spec.gpu_benchmark
     GpuBenchmark(
@@ -170,7 +200,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ctx=ctx,
             provider=identity.provider,
             namespace=namespaces.names["akiba-workloads"],
-            image=bench.image,
+            image=bench_image.ref,
             gpu_models=benchmark_models(spec),
             storage_class=bench.storage_class,
             results_size=bench.results_size,

@@ -18,6 +18,10 @@ class GpuModelInfo:
     architecture: str
     memory_mib: int
     driver_branch: str  # Ubuntu packages nvidia-headless-<branch>, nvidia-utils-<branch>
+    # PCI functions of one card: VGA (.0) and HDMI audio (.1). They share an IOMMU group, and
+    # QEMU refuses to start a VM unless every device of the group is assigned ("group N is not
+    # viable"), so a VM gets all of them. (Turing cards with USB-C would have 4.)
+    pci_functions: int
 
 
 GpuModel = Literal[
@@ -33,13 +37,13 @@ GpuModel = Literal[
 ]
 
 GPU_MODELS: dict[str, GpuModelInfo] = {
-    "gtx-750-ti": GpuModelInfo("NVIDIA GeForce GTX 750 Ti", "maxwell", 2048, "580"),
-    "gtx-970": GpuModelInfo("NVIDIA GeForce GTX 970", "maxwell", 4096, "580"),
-    "gtx-980-ti": GpuModelInfo("NVIDIA GeForce GTX 980 Ti", "maxwell", 6144, "580"),
-    "gtx-1050-ti": GpuModelInfo("NVIDIA GeForce GTX 1050 Ti", "pascal", 4096, "580"),
-    "gtx-1060": GpuModelInfo("NVIDIA GeForce GTX 1060 6GB", "pascal", 6144, "580"),
-    "gtx-1070": GpuModelInfo("NVIDIA GeForce GTX 1070", "pascal", 8192, "580"),
-    "gtx-1080": GpuModelInfo("NVIDIA GeForce GTX 1080", "pascal", 8192, "580"),
-    "rtx-3090": GpuModelInfo("NVIDIA GeForce RTX 3090", "ampere", 24576, "580"),
-    "rtx-4090": GpuModelInfo("NVIDIA GeForce RTX 4090", "ada", 24576, "580"),
+    "gtx-750-ti": GpuModelInfo("NVIDIA GeForce GTX 750 Ti", "maxwell", 2048, "580", pci_functions=2),
+    "gtx-970": GpuModelInfo("NVIDIA GeForce GTX 970", "maxwell", 4096, "580", pci_functions=2),
+    "gtx-980-ti": GpuModelInfo("NVIDIA GeForce GTX 980 Ti", "maxwell", 6144, "580", pci_functions=2),
+    "gtx-1050-ti": GpuModelInfo("NVIDIA GeForce GTX 1050 Ti", "pascal", 4096, "580", pci_functions=2),
+    "gtx-1060": GpuModelInfo("NVIDIA GeForce GTX 1060 6GB", "pascal", 6144, "580", pci_functions=2),
+    "gtx-1070": GpuModelInfo("NVIDIA GeForce GTX 1070", "pascal", 8192, "580", pci_functions=2),
+    "gtx-1080": GpuModelInfo("NVIDIA GeForce GTX 1080", "pascal", 8192, "580", pci_functions=2),
+    "rtx-3090": GpuModelInfo("NVIDIA GeForce RTX 3090", "ampere", 24576, "580", pci_functions=2),
+    "rtx-4090": GpuModelInfo("NVIDIA GeForce RTX 4090", "ada", 24576, "580", pci_functions=2),
 }

@@ -30,8 +30,10 @@ class NodeDeployer:
         join: pulumi.Output[ClusterJoin],
         maas: maas_backend.MaasSettings,
         secrets: StackSecrets,
+        registry_auth: pulumi.Output[str],
     ) -> None:
         self.spec, self.identity, self.join, self.maas, self.secrets = spec, identity, join, maas, secrets
+        self.registry_auth = registry_auth
         self.lan, self.registry = args.office_lan(spec.network), args.registry_mirror(spec.registry)
         self.init_node: BareMetalNode | None = None
 
@@ -52,6 +54,7 @@ class NodeDeployer:
                 identity=self.identity,
                 lan=self.lan,
                 registry=self.registry,
+                registry_auth=self.registry_auth,
                 maas=self.maas,
                 power_password=self.secrets.power_password,
                 after=tuple(after),

@@ -172,8 +172,63 @@ def gpus_make_sense(raw: Raw) -> list[Problem]:
             )
         pcis = _Unique("a PCI address not used by another GPU of this node")
         for j, gpu in enumerate(gpus):
-            pcis.add(_normal(_PCI, gpu.get("pci")), key_path("nodes", i, "gpus", j, "pci"))
+            pci = _normal(_PCI, gpu.get("pci"))
+            pcis.add(pci, key_path("nodes", i, "gpus", j, "pci"))
+            if pci is not None and not pci.endswith(".0"):
+                # The slot's other functions (the HDMI audio) share its IOMMU group and are
+                # passed along with function 0: naming another function passes the wrong set.
+                out.append(
+                    Problem(
+                        key_path("nodes", i, "gpus", j, "pci"),
+                        f"the GPU's function 0 ({pci[:-1]}0): its other functions go with it",
+                        shown(gpu.get("pci")),
+                    )
+                )
         out += pcis.problems
+    return out
+
+
+def vm_gpus_unique(raw: Raw) -> list[Problem]:
+    """A GPU slot is passed to one VM of a hypervisor: a second one would not start."""
+    slots: dict[str, _Unique] = {}
+    for i, node in _items(raw, "nodes"):
+        power = node.get("power")
+        if not (isinstance(power, dict) and power.get("type") == "virsh" and isinstance(power.get("hypervisor"), str)):
+            continue
+        unique = slots.setdefault(power["hypervisor"], _Unique(f"a GPU slot of hypervisor {power['hypervisor']}"))
+        seen: set[str] = set()  # a slot twice in one node is gpus_make_sense's problem
+        for j, gpu in enumerate(node.get("gpus") or []):
+            pci = _normal(_PCI, gpu.get("pci")) if isinstance(gpu, dict) else None
+            if pci is not None and pci not in seen:
+                seen.add(pci)
+                unique.add(pci, key_path("nodes", i, "gpus", j, "pci"))
+    return [p for u in slots.values() for p in u.problems]
+
+
+def hardware_declared(raw: Raw) -> list[Problem]:
+    """MAAS allocates a PC by its declared hardware floor, a VM by its own size (power.vcpus,
+    power.memoryMib): a PC needs one, a VM must not have a second, disagreeing one."""
+    out = []
+    for i, node in _items(raw, "nodes"):
+        power = node.get("power")
+        kind = power.get("type") if isinstance(power, dict) else None
+        if kind == "virsh" and "hardware" in node:
+            out.append(
+                Problem(
+                    key_path("nodes", i, "hardware"),
+                    "no hardware for a VM (it is power.vcpus and power.memoryMib)",
+                    shown(node["hardware"]),
+                )
+            )
+        elif kind in ("manual", "ipmi", "amt") and node.get("hardware") is None:
+            out.append(
+                Problem(
+                    key_path("nodes", i, "hardware"),
+                    "the PC's hardware floor, like {cpus: 8, memoryGib: 62} (MAAS deploys only a machine with "
+                    "at least that much)",
+                    "none",
+                )
+            )
     return out
 
 
@@ -319,6 +374,8 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     addresses_on_lan,
     roles_and_references,
     gpus_make_sense,
+    vm_gpus_unique,
+    hardware_declared,
     disks_make_sense,
     burst_consistent,
     storage_fits,

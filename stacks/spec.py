@@ -139,7 +139,22 @@ class NicSpec(Section):
 
 class GpuSpec(Section):
     model: GpuModel
-    pci: PciAddress | None = Field(default=None, description="PCI address, for VT-d passthrough")
+    pci: PciAddress | None = Field(
+        default=None,
+        description="The GPU's slot as its function 0, e.g. 0000:01:00.0, for VT-d passthrough (its other "
+        "functions, the HDMI audio, go with it)",
+    )
+
+
+class HardwareSpec(Section):
+    """The least a PC has, as MAAS counts it. MAAS refuses to deploy the node on a machine with
+    less (`min_cpu_count`, `min_memory`), and the cluster is planned for this much: the node's
+    capacity the scheduler fills."""
+
+    cpus: int = Field(ge=1, le=1024, description="CPU threads, e.g. 8 for a 4-core CPU with SMT")
+    memory_gib: int = Field(
+        ge=1, le=16384, description="GiB of RAM as MAAS reports it, a little under what is installed: 62 for 64 GB"
+    )
 
 
 class DisksSpec(Section):
@@ -157,6 +172,11 @@ class NodeSpec(Section):
     nics: list[NicSpec] = Field(min_length=1, max_length=4, description="Bond members; the first one PXE-boots")
     gpus: list[GpuSpec] = Field(default_factory=list, max_length=MAX_GPUS_PER_NODE)
     disks: DisksSpec
+    hardware: HardwareSpec | None = Field(
+        default=None,
+        description="Required for a PC, e.g. {cpus: 8, memoryGib: 62}; not given for a VM (power type virsh), "
+        "whose floor is its power.vcpus and power.memoryMib",
+    )
 
     @property
     def pxe_mac(self) -> str:
@@ -262,17 +282,19 @@ class DatabasesSpec(Section):
     engine: Literal["postgres"] = "postgres"
     version: str = Field(pattern=r"^\d+\.\d+$", description="PostgreSQL image tag, e.g. 17.6")
     golden_size: str = Field(pattern=r"^\d+(Gi|Ti)$")
-    refresh_schedule: str = Field(description="cron: reload the golden copy from production")
-    snapshot_schedule: str = Field(description="cron: snapshot the golden volume")
+    refresh_schedule: str = Field(
+        description="cron: reload the golden copy from production, then snapshot it (only after a successful load)"
+    )
     keep_snapshots: int = Field(default=7, ge=1, le=30)
 
 
 class GpuBenchmarkSpec(Section):
     """The GPU benchmark Jobs (benchmarks/gpu); results go to a CephFS volume."""
 
-    image: str = Field(
-        pattern=r"^[a-z0-9.-]+(:\d+)?/[a-z0-9./_-]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$",
-        description="Pinned image with benchmarks/gpu and its requirements (a CUDA 12.6 torch for Maxwell/Pascal)",
+    tag: str = Field(
+        pattern=r"^[\w][\w.-]{0,127}$",
+        description="Tag of the benchmark image the program builds from images/gpu-benchmark (FROM the ML "
+        "runtime image, plus benchmarks/gpu) and pushes to <registry.mirror>/akiba/gpu-benchmark",
     )
     storage_class: str = Field(description="ReadWriteMany StorageClass for the results (CephFS)")
     results_size: str = Field(default="5Gi", pattern=r"^\d+(Mi|Gi|Ti)$")
@@ -292,6 +314,12 @@ class AppSpec(Section):
     image: PinnedImage
     gpus: int = Field(default=0, ge=0, le=MAX_GPUS_PER_NODE)
     replicas: int = Field(default=1, ge=1, le=20)
+    cpu: str = Field(
+        default="2",
+        pattern=r"^\d+(\.\d+)?m?$",
+        description="CPU each replica is guaranteed (and limited to), e.g. 2 or 500m",
+    )
+    memory: str = Field(default="4Gi", pattern=r"^\d+(Mi|Gi)$", description="Memory each replica gets, e.g. 4Gi")
 
 
 class AppsSpec(Section):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +14,25 @@ import pytest
 import yaml
 
 from components.cluster.bootstrap import (
+    CONTAINERD_CONFIG,
+    CONTAINERD_VERSION,
     GPU_TAINT,
+    IMDS_NODE_IP,
+    KUBE_RESERVED,
+    PACKAGES,
+    STAGED_CONTAINERD_CONFIG,
+    SYSTEM_RESERVED,
     BondNetwork,
     ClusterJoin,
     NodeBootstrap,
     node_labels,
     node_taints,
+    render_containerd_config,
     render_user_data,
 )
 from components.cluster.pki import ca_cert_hash, render_kubeconfig
-from tests.conftest import IN_CI
+from components.registry.credentials import PULL_USER, basic_authorization
+from tests.conftest import IN_CI, require_tool
 
 JOIN = ClusterJoin(
     "akiba",
@@ -33,6 +45,9 @@ JOIN = ClusterJoin(
     "10.96.0.0/12",
     "cluster.local",
 )
+AUTH = basic_authorization(PULL_USER, "s3cret-pull-password")
+CA = "/etc/kubernetes/pki/ca.crt"
+SCRIPT = "/usr/local/sbin/akiba-bootstrap"
 
 
 def _node(**over: Any) -> NodeBootstrap:
@@ -42,10 +57,11 @@ def _node(**over: Any) -> NodeBootstrap:
         "role": "worker",
         "kind": "baremetal",
         "cluster": JOIN,
-        "registry_mirror": "registry.akiba.lan:5000",
+        "registry_mirror": "registry.akiba.lan:30443",
         "registry_upstreams": ("docker.io", "nvcr.io"),
+        "registry_authorization": AUTH,
         "labels": node_labels("gtx-1070", 2, "baremetal"),
-        "taints": node_taints("worker", True),
+        "taints": node_taints("baremetal"),
         "gpu_driver_branch": "580",
         "network": BondNetwork(
             (("eno1", "aa:bb:cc:00:00:01"), ("enp3s0f0", "aa:bb:cc:00:00:02")),
@@ -57,17 +73,58 @@ def _node(**over: Any) -> NodeBootstrap:
     return NodeBootstrap(**(base | over))
 
 
-def _files(user_data: str) -> dict[str, str]:
+def _burst(**over: Any) -> NodeBootstrap:
+    base: dict[str, Any] = {
+        "hostname": "",
+        "ip": "",
+        "kind": "burst",
+        "labels": node_labels("tesla-t4", 1, "burst"),
+        "taints": node_taints("burst"),
+        "network": None,
+        "instance_metadata": "aws",
+    }
+    return _node(**(base | over))
+
+
+def _entries(user_data: str) -> list[dict[str, Any]]:
     assert user_data.startswith("#cloud-config\n")
-    doc = yaml.safe_load(user_data)
-    return {f["path"]: f["content"] for f in doc["write_files"]}
+    return list(yaml.safe_load(user_data)["write_files"])
+
+
+def _files(user_data: str) -> dict[str, str]:
+    return {f["path"]: f["content"] for f in _entries(user_data) if not f.get("append")}
 
 
 def _kubeadm(user_data: str) -> list[dict[str, Any]]:
     return list(yaml.safe_load_all(_files(user_data)["/etc/kubernetes/kubeadm.yaml"]))
 
 
-def test_gpu_worker_joins_with_labels_taint_driver_and_toolkit() -> None:
+def _script_lines(user_data: str) -> list[str]:
+    return _files(user_data)[SCRIPT].splitlines()
+
+
+def _index(lines: list[str], pattern: str) -> int:
+    found = [i for i, line in enumerate(lines) if re.search(pattern, line)]
+    assert len(found) == 1, f"{pattern!r}: {len(found)} lines"
+    return found[0]
+
+
+# --- taints and labels ------------------------------------------------------------------------
+
+
+def test_office_nodes_are_untainted_and_burst_nodes_keep_the_gpu_taint() -> None:
+    """Every office node has GPUs, guarded by the nvidia.com/gpu resource: no taint, not even
+    kubeadm's control-plane one (an explicit empty list). Paid burst capacity keeps its taint."""
+    assert node_taints("baremetal") == node_taints("vm") == ()
+    assert node_taints("burst") == (GPU_TAINT,)
+    for role in ("controller-init", "controller-join", "worker"):
+        reg = _kubeadm(render_user_data(_node(role=role, pki={"ca.crt": "C"})))[0]["nodeRegistration"]
+        assert "taints" in reg and reg["taints"] == [], role
+    burst = _kubeadm(render_user_data(_burst()))[0]["nodeRegistration"]
+    assert burst["taints"] == [GPU_TAINT]
+
+
+def test_gpu_worker_joins_with_labels_driver_and_toolkit() -> None:
     text = render_user_data(_node())
     join = _kubeadm(text)[0]
     assert join["kind"] == "JoinConfiguration"
@@ -76,25 +133,21 @@ def test_gpu_worker_joins_with_labels_taint_driver_and_toolkit() -> None:
     reg = join["nodeRegistration"]
     labels = next(a["value"] for a in reg["kubeletExtraArgs"] if a["name"] == "node-labels")
     assert "akiba.io/gpu-model=gtx-1070" in labels and "akiba.io/gpu-count=2" in labels
-    assert reg["taints"] == [GPU_TAINT]
-    script = _files(text)["/usr/local/sbin/akiba-bootstrap"]
+    script = _files(text)[SCRIPT]
     assert "nvidia-headless-580" in script and "nvidia-container-toolkit" in script
-    assert "nvidia-ctk runtime configure --runtime=containerd" in script
+    assert "nvidia-ctk runtime configure --runtime=containerd --set-as-default" in script
     assert "kubeadm join --config" in script and "kubelet=1.36.4-1.1" in script
 
 
-def test_node_without_gpu_gets_no_driver_and_no_taint() -> None:
-    text = render_user_data(
-        _node(labels=node_labels(None, 0, "baremetal"), taints=node_taints("worker", False), gpu_driver_branch=None)
-    )
+def test_node_without_gpu_gets_no_driver() -> None:
+    text = render_user_data(_node(labels=node_labels(None, 0, "baremetal"), gpu_driver_branch=None))
     assert "nvidia" not in text
-    reg = _kubeadm(text)[0]["nodeRegistration"]
-    assert reg["taints"] == []
+    assert _kubeadm(text)[0]["nodeRegistration"]["taints"] == []
 
 
 def test_first_controller_inits_with_the_programs_pki() -> None:
     pki = {"ca.crt": "CERT", "ca.key": "KEY", "sa.key": "SAKEY", "sa.pub": "SAPUB"}
-    text = render_user_data(_node(role="controller-init", pki=pki, taints=node_taints("controller-init", True)))
+    text = render_user_data(_node(role="controller-init", pki=pki))
     init, cluster = _kubeadm(text)[:2]
     assert init["kind"] == "InitConfiguration" and cluster["kind"] == "ClusterConfiguration"
     assert init["bootstrapTokens"][0]["token"] == JOIN.token
@@ -105,20 +158,132 @@ def test_first_controller_inits_with_the_programs_pki() -> None:
     }
     files = _files(text)
     assert files["/etc/kubernetes/pki/ca.key"] == "KEY"
-    doc = yaml.safe_load(text)
-    modes = {f["path"]: f.get("permissions") for f in doc["write_files"]}
+    modes = {f["path"]: f.get("permissions") for f in _entries(text)}
     assert modes["/etc/kubernetes/pki/ca.key"] == "0600"
-    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in init["nodeRegistration"][
-        "taints"
-    ]
 
 
-def test_containerd_pulls_through_the_mirror_and_flannel_kernel_settings() -> None:
+def test_kubelet_reserves_cpu_and_memory_and_keeps_the_default_eviction() -> None:
+    kubelet = next(d for d in _kubeadm(render_user_data(_node())) if d["kind"] == "KubeletConfiguration")
+    assert kubelet["systemReserved"] == SYSTEM_RESERVED == {"cpu": "500m", "memory": "1Gi"}
+    assert kubelet["kubeReserved"] == KUBE_RESERVED == {"cpu": "500m", "memory": "1Gi"}
+    assert kubelet["cgroupDriver"] == "systemd"
+    # One evictionHard signal would zero the kubelet's other default thresholds.
+    assert "evictionHard" not in kubelet
+
+
+# --- containerd -------------------------------------------------------------------------------
+
+
+def test_containerd_config_is_a_complete_version_3_file() -> None:
+    config = tomllib.loads(render_containerd_config())
+    assert config["version"] == 3
+    images = config["plugins"]["io.containerd.cri.v1.images"]
+    assert images["registry"]["config_path"] == "/etc/containerd/certs.d"
+    assert images["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.10.1"
+    runtime = config["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]
+    assert runtime["default_runtime_name"] == "runc"
+    assert runtime["runtimes"]["runc"]["runtime_type"] == "io.containerd.runc.v2"
+    assert runtime["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
+    assert "disabled_plugins" not in config  # the package's own file disables "cri"
     files = _files(render_user_data(_node()))
-    hosts = files["/etc/containerd/certs.d/nvcr.io/hosts.toml"]
-    assert 'server = "https://nvcr.io"' in hosts and 'host."https://registry.akiba.lan:5000/nvcr.io"' in hosts
-    assert 'ca = "/etc/kubernetes/pki/ca.crt"' in hosts and "override_path" not in hosts
-    assert "registry-1.docker.io" in files["/etc/containerd/certs.d/docker.io/hosts.toml"]
+    assert files[STAGED_CONTAINERD_CONFIG] == render_containerd_config()
+    assert CONTAINERD_CONFIG not in files, "a file there before apt makes dpkg ask about its conffile"
+
+
+def test_containerd_2_comes_pinned_from_dockers_repository() -> None:
+    text = render_user_data(_node())
+    assert "containerd" not in PACKAGES and "containerd" not in yaml.safe_load(text)["packages"]
+    lines = _script_lines(text)
+    key = _index(lines, r"download\.docker\.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker\.asc")
+    source = _index(lines, r"docker\.sources$")
+    assert (
+        '"Signed-By: /etc/apt/keyrings/docker.asc"' in lines[source] and '"Suites: $VERSION_CODENAME"' in lines[source]
+    )
+    assert '"Types: deb"' in lines[source]  # deb822
+    install = _index(lines, r"apt-get .* install ")
+    pin = f'"containerd.io={CONTAINERD_VERSION}~ubuntu.${{VERSION_ID}}~${{VERSION_CODENAME}}"'
+    assert pin in lines[install] and CONTAINERD_VERSION.startswith("2.")
+    assert _index(lines, r"^\. /etc/os-release$") < install, "VERSION_ID and VERSION_CODENAME come from it"
+    assert re.search(r"^apt-mark hold .*containerd\.io", "\n".join(lines), re.M)
+    # Ours over the package's config after apt, then nvidia-ctk's drop-in, then the restart.
+    ours = lines.index(f"install -D -m 0644 {STAGED_CONTAINERD_CONFIG} {CONTAINERD_CONFIG}")
+    nvidia = _index(lines, r"^nvidia-ctk runtime configure")
+    restart = lines.index("systemctl restart containerd")
+    assert key < source < install < ours < nvidia < restart < _index(lines, r"^kubeadm join")
+    assert not any("containerd config default" in line or "sed -i -e 's/SystemdCgroup" in line for line in lines)
+
+
+def test_every_download_retries_and_the_bond_is_waited_for() -> None:
+    for node in (_node(), _burst()):
+        lines = _script_lines(render_user_data(node))
+        curls = [line for line in lines if re.search(r"\bcurl\b", line)]
+        assert curls and all("--retry 5 --retry-all-errors --retry-delay 3" in line for line in curls)
+        apts = [line for line in lines if re.search(r"\bapt-get\b", line)]
+        assert apts and all("-o Acquire::Retries=5" in line for line in apts)
+    lines = _script_lines(render_user_data(_node()))
+    wait = "/usr/lib/systemd/systemd-networkd-wait-online --interface=bond0:routable --timeout=120"
+    assert lines.index("netplan apply") + 1 == lines.index(wait)
+    assert lines.index(wait) < min(i for i, line in enumerate(lines) if "curl" in line)
+
+
+@pytest.mark.checker
+def test_bootstrap_scripts_parse_in_bash(tmp_path: Path) -> None:
+    bash = require_tool("bash", "apt-get install bash")
+    nodes = [_node(), _node(role="controller-init", pki={"ca.crt": "C"}), _burst(), _node(gpu_driver_branch=None)]
+    for i, node in enumerate(nodes):
+        script = tmp_path / f"bootstrap-{i}.sh"
+        script.write_text(_files(render_user_data(node))[SCRIPT])
+        proc = subprocess.run([bash, "-n", str(script)], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+
+
+# --- the registry from every node -------------------------------------------------------------
+
+
+def test_containerd_pulls_through_the_mirror_with_the_pull_credential() -> None:
+    entries = {f["path"]: f for f in _entries(render_user_data(_node()))}
+    nvcr = tomllib.loads(entries["/etc/containerd/certs.d/nvcr.io/hosts.toml"]["content"])
+    assert nvcr["server"] == "https://nvcr.io"
+    mirror = nvcr["host"]["https://registry.akiba.lan:30443/nvcr.io"]
+    assert mirror["capabilities"] == ["pull", "resolve"] and mirror["ca"] == CA
+    assert mirror["header"] == {"Authorization": [AUTH]} and "override_path" not in mirror
+    docker = tomllib.loads(entries["/etc/containerd/certs.d/docker.io/hosts.toml"]["content"])
+    assert docker["server"] == "https://registry-1.docker.io"
+    # The registry's own images: certs.d/<host:port>/, only from it, with the credential.
+    own = tomllib.loads(entries["/etc/containerd/certs.d/registry.akiba.lan:30443/hosts.toml"]["content"])
+    assert own == {"server": "https://registry.akiba.lan:30443", "ca": CA, "header": {"Authorization": [AUTH]}}
+    user, _, password = base64.b64decode(AUTH.removeprefix("Basic ")).decode().partition(":")
+    assert (user, password) == (PULL_USER, "s3cret-pull-password")
+    hosts = [f for path, f in entries.items() if path.endswith("/hosts.toml")]
+    assert len(hosts) == 3 and all(f["permissions"] == "0600" for f in hosts), "they hold the credential"
+
+
+def test_shared_fragments_are_cached_per_credential() -> None:
+    """The containerd files are rendered once and reused; a node of another credential must
+    never get the first one's."""
+    other = basic_authorization(PULL_USER, "another-password")
+    first, second = render_user_data(_node()), render_user_data(_node(registry_authorization=other))
+    assert AUTH in first and other not in first
+    assert other in second and AUTH not in second
+
+
+def test_the_registry_resolves_to_the_node_itself() -> None:
+    text = render_user_data(_node())
+    assert yaml.safe_load(text)["manage_etc_hosts"] == "localhost", "True re-renders /etc/hosts at every boot"
+    appended = [f for f in _entries(text) if f["path"] == "/etc/hosts"]
+    assert appended == [{"path": "/etc/hosts", "append": True, "content": "192.168.10.12 registry.akiba.lan\n"}]
+    burst = render_user_data(_burst())
+    (entry,) = [f for f in _entries(burst) if f["path"] == "/etc/hosts"]
+    assert entry["content"] == f"{IMDS_NODE_IP} registry.akiba.lan\n" and entry["append"] is True
+    sed = next(line for line in _script_lines(burst) if line.startswith("sed -i"))
+    assert f"s|{IMDS_NODE_IP}|$(md local-ipv4)|g" in sed and sed.endswith(" /etc/kubernetes/kubeadm.yaml /etc/hosts")
+
+
+# --- network ----------------------------------------------------------------------------------
+
+
+def test_flannel_kernel_settings() -> None:
+    files = _files(render_user_data(_node()))
     assert "net.bridge.bridge-nf-call-iptables = 1" in files["/etc/sysctl.d/90-akiba-k8s.conf"]
     assert "vxlan" in files["/etc/modules-load.d/akiba-k8s.conf"]
 

@@ -4,6 +4,7 @@ parliament, and the WireGuard key through `wg`."""
 from __future__ import annotations
 
 import base64
+import configparser
 import json
 import subprocess
 import warnings
@@ -11,10 +12,12 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from components.burst.autoscaler import autoscaler_policy
 from components.burst.nodes import autoscaler_tags
-from components.burst.wireguard import public_key
+from components.burst.wireguard import TUNNEL_MTU, public_key
+from components.cluster.bootstrap import GPU_TAINT
 from stacks import outputs
 from tests.conftest import ROOT, STACKS, edited, require_tool
 from tools.plan import references
@@ -113,6 +116,41 @@ def test_burst_nodes_join_with_their_aws_identity(plans: dict[str, Plan]) -> Non
     assert "value: aws:///__IMDS_ZONE__/__IMDS_INSTANCE_ID__" in text
     assert "k8s.amazonaws.com/accelerator=nvidia-tesla-t4" in text
     assert "X-aws-ec2-metadata-token" in text and "hostname:" not in text.split("write_files:")[0]
+
+
+def _user_data(template: Recorded) -> dict[str, Any]:
+    doc = yaml.safe_load(base64.b64decode(template.raw_inputs["userData"]).decode())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _written(doc: dict[str, Any], path: str) -> str:
+    return next(str(f["content"]) for f in doc["write_files"] if f["path"] == path)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_node_template_taints_are_what_burst_nodes_register(plans: dict[str, Plan], stack: str) -> None:
+    """The autoscaler scales from zero by the group's tags: they must name the taints the nodes
+    really register with, or it adds nodes the pending pod then refuses."""
+    prefix = "k8s.io/cluster-autoscaler/node-template/taint/"
+    tags = {k.removeprefix(prefix): v for k, v in _tags(_one(plans[stack], ASG)).items() if k.startswith(prefix)}
+    for lt in plans[stack].by_type(LT):
+        if lt.name == "burst-gateway":
+            continue
+        kubeadm = yaml.safe_load_all(_written(_user_data(lt), "/etc/kubernetes/kubeadm.yaml"))
+        registration = next(d for d in kubeadm if d["kind"] == "JoinConfiguration")["nodeRegistration"]
+        assert registration["taints"] == [GPU_TAINT], lt.name
+        assert {t["key"]: f"{t['value']}:{t['effect']}" for t in registration["taints"]} == tags, lt.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_wireguard_gateway_sets_the_tunnel_mtu(plans: dict[str, Plan], stack: str) -> None:
+    """wg-quick would take the EC2 interface's 9001 - 80; the tunnel crosses the internet (1500)."""
+    gateway = next(lt for lt in plans[stack].by_type(LT) if lt.name == "burst-gateway")
+    conf = configparser.ConfigParser()
+    conf.optionxform = str  # type: ignore[assignment,method-assign]  # WireGuard keys are case-sensitive
+    conf.read_string(_written(_user_data(gateway), "/etc/wireguard/wg0.conf"))
+    assert conf["Interface"]["MTU"] == str(TUNNEL_MTU) == "1420"
 
 
 def test_expected_cost_at_max_size_is_an_output(plans: dict[str, Plan]) -> None:

@@ -60,7 +60,9 @@ def test_dashboard_and_exporter_are_provisioned(plans: dict[str, Plan], stack: s
 def test_pod_network_and_gpu_plugin(plans: dict[str, Plan], stack: str) -> None:
     flannel = _chart(plans[stack], "flannel")
     assert flannel["values"]["podCidr"] == config_values(stack)["akiba:cluster"]["podCidr"]
-    assert flannel["values"]["flannel"] == {"backend": "vxlan", "mtu": 1450}
+    # The underlay MTU (flannel subtracts VXLAN's 50 itself): both stacks have burst nodes, whose
+    # VXLAN packets cross the WireGuard tunnel (1420) rather than only the bond (1500).
+    assert flannel["values"]["flannel"] == {"backend": "vxlan", "mtu": 1420}
     plugin = _chart(plans[stack], "nvidia-device-plugin")
     assert plugin["version"] == "0.20.0" and plugin["values"]["gfd"] == {"enabled": True}
 
@@ -71,10 +73,14 @@ def test_ml_apps(plans: dict[str, Plan], stack: str) -> None:
     domain = config_values(stack)["akiba:apps"]["domain"]
     assert plan.outputs["apps"] == {n: f"http://{n}.{domain}:30080" for n in ("icachan", "micancnn", "tacocnn")}
     deployments = {r.name: r.raw_inputs for r in plan.by_type("kubernetes:apps/v1:Deployment")}
-    for name, gpus in (("icachan", 1), ("micancnn", 1), ("tacocnn", 0)):
+    for app in config_values(stack)["akiba:apps"]["apps"]:
+        name, gpus = app["name"], app.get("gpus", 0)
         pod = deployments[name]["spec"]["template"]["spec"]
         container = pod["containers"][0]
         assert container["resources"]["limits"].get("nvidia.com/gpu") == (str(gpus) if gpus else None)
+        # Guaranteed: what it asks for is what it may use.
+        assert container["resources"]["requests"] == container["resources"]["limits"]
+        assert container["resources"]["limits"]["cpu"] == app.get("cpu", "2")
         assert ("tolerations" in pod) is bool(gpus)
         assert {"readinessProbe", "livenessProbe", "startupProbe"} <= set(container)
     ingresses = {r.name: r.raw_inputs for r in plan.by_type("kubernetes:networking.k8s.io/v1:Ingress")}
@@ -91,7 +97,16 @@ def test_home_container_on_every_gpu_node(plans: dict[str, Plan], stack: str) ->
     assert prepull["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     pod = ds["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    # Office GPU nodes only: burst nodes are for Jobs.
+    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [{"key": "akiba.io/node-kind", "operator": "In", "values": ["baremetal", "vm"]}]
     home, dind = pod["containers"]
+    # The image's USER is unprivileged; sshd and the accounts step start as root (tools/plan/cluster/start.py).
+    (accounts_step,) = pod["initContainers"]
+    for container in (home, accounts_step):
+        assert container["securityContext"]["runAsUser"] == 0
+        assert container["securityContext"]["runAsNonRoot"] is False
+    assert accounts_step["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert home["ports"] == [{"name": "ssh", "containerPort": 2222, "hostPort": 2222}]
     assert "nvidia.com/gpu" not in home["resources"]["limits"], "interactive use must not reserve GPUs"
     privileged = [c["name"] for c in pod["containers"] if c.get("securityContext", {}).get("privileged")]

@@ -1,4 +1,5 @@
-"""The ML runtime image: its Dockerfile passes hadolint, and its pins agree with each other.
+"""The images this repository builds: the ML runtime image and the GPU benchmark image FROM it.
+Their Dockerfiles pass hadolint, and their pins agree with each other.
 
 The image itself is not built here (no Docker, no CUDA); hadolint is the real checker.
 """
@@ -39,9 +40,13 @@ def _hadolint(dockerfile: Path, cwd: Path) -> list[dict[str, object]]:
     return findings
 
 
+BENCHMARK_DOCKERFILE = ROOT / "images" / "gpu-benchmark" / "Dockerfile"
+
+
 @pytest.mark.checker
-def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
-    findings = _hadolint(DOCKERFILE, tmp_path)
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, BENCHMARK_DOCKERFILE], ids=["ml-runtime", "gpu-benchmark"])
+def test_dockerfile_passes_hadolint(tmp_path: Path, dockerfile: Path) -> None:
+    findings = _hadolint(dockerfile, tmp_path)
     serious = [f for f in findings if f["level"] in ("error", "warning")]
     # info and style findings are allowed (there are none today).
     assert serious == [], json.dumps(serious, indent=1)
@@ -92,3 +97,21 @@ def test_same_torch_release_as_the_gpu_benchmark() -> None:
     bench_torch = re.search(r"^torch==([^\s+]+)", bench, re.MULTILINE)
     assert bench_torch
     assert dict(r.split("==") for r in _requirements())["torch"].split("+")[0] == bench_torch[1]
+
+
+def _names(path: Path) -> set[str]:
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return {_norm(line.split("==")[0]) for line in lines if line}
+
+
+def test_the_benchmark_image_has_every_package_the_payload_needs() -> None:
+    """The benchmark image is the runtime image plus what only the payload uses (installed by its
+    Dockerfile, at the payload's pins); the payload's package is copied into the image."""
+    needed = _names(ROOT / "benchmarks" / "gpu" / "requirements.txt")
+    text = BENCHMARK_DOCKERFILE.read_text()
+    extra = {_norm(n) for n in re.findall(r"\^([A-Za-z0-9._-]+)==", text)}
+    assert needed - _names(IMAGE / "requirements.txt") == extra == {"nvidia-ml-py"}
+    assert "COPY gpu/ benchmarks/gpu/" in text and re.search(r"^FROM \$\{BASE\}$", text, re.MULTILINE)
+    lines = (ROOT / "benchmarks" / ".dockerignore").read_text().splitlines()
+    ignored = [line for line in lines if line and not line.startswith("#")]
+    assert ignored[:3] == ["*", "!__init__.py", "!gpu/"], "the build context is the payload only"

@@ -4,6 +4,7 @@ both stacks with no mandatory violation."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Mapping
 from typing import Any
@@ -159,15 +160,22 @@ def _instance(plan: Plan) -> Any:
     return next(r for r in plan.resources if r.type == "maas:index/instance:Instance")
 
 
-def test_gpu_node_without_taint_fires_on_the_real_user_data(plans: dict[str, Plan]) -> None:
-    real = _instance(plans["prod"]).raw_inputs
-    assert violations("gpu-node-taint", "maas:index/instance:Instance", real) == []
-    bad = copy.deepcopy(real)
-    bad["deployParams"]["userData"] = real["deployParams"]["userData"].replace(
-        "key: nvidia.com/gpu", "key: example.com/other"
-    )
-    assert bad != real
-    assert violations("gpu-node-taint", "maas:index/instance:Instance", bad)
+def test_burst_node_without_gpu_taint_fires_on_the_real_user_data(plans: dict[str, Plan]) -> None:
+    lt = "aws:ec2/launchTemplate:LaunchTemplate"
+    templates = [r for r in plans["prod"].by_type(lt) if r.name != "burst-gateway"]
+    assert templates
+    for template in templates:
+        real = template.raw_inputs
+        assert violations("burst-gpu-taint", lt, real) == []
+        user_data = base64.b64decode(real["userData"]).decode()
+        bad = copy.deepcopy(real)
+        bad["userData"] = base64.b64encode(
+            user_data.replace("key: nvidia.com/gpu", "key: example.com/other").encode()
+        ).decode()
+        assert bad != real
+        assert violations("burst-gpu-taint", lt, bad), template.name
+    # Office nodes are untainted by design: the rule does not apply to them.
+    assert violations("burst-gpu-taint", "maas:index/instance:Instance", _instance(plans["prod"]).raw_inputs) == []
 
 
 def test_plaintext_secret_fires_offline_on_a_real_resource(plans: dict[str, Plan]) -> None:

@@ -32,7 +32,8 @@ import bcrypt
 import pytest
 import yaml
 
-from components.registry.config import cache_prefix, htpasswd_line, render_registry_config
+from components.registry.config import BCRYPT_COST, cache_prefix, htpasswd_line, render_registry_config
+from components.registry.credentials import PULL_USER, basic_authorization, htpasswd
 from tests.conftest import require_tool
 from tests.servers import free_port, stop
 
@@ -186,6 +187,7 @@ class Setup:
     certs_dir: Path  # skopeo's --*-cert-dir: the CA as ca.crt
     user: str
     password: str
+    pull_authorization: str  # the header every node's containerd sends (hosts.toml)
     private: Registry
     upstream: Registry
     cache: Registry
@@ -242,8 +244,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     certs_dir.mkdir()
     (certs_dir / "ca.crt").write_bytes(cert.read_bytes())
     user, password = "pusher", secrets.token_urlsafe(24)
-    htpasswd = state / "htpasswd"
-    htpasswd.write_text(htpasswd_line(user, password))
+    pull_password = secrets.token_urlsafe(24)
+    passwd = state / "htpasswd"
+
+    def bcrypt_hash(secret: str) -> str:  # what random.RandomPassword's bcrypt_hash holds
+        return bcrypt.hashpw(secret.encode(), bcrypt.gensalt(rounds=BCRYPT_COST)).decode()
+
+    # Both accounts, as the Registry component writes the file from RegistryCredentials.
+    passwd.write_text(htpasswd([(user, bcrypt_hash(password)), (PULL_USER, bcrypt_hash(pull_password))]))
     # REGISTRY_* variables override the config file; none may leak in from the caller.
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
 
@@ -252,7 +260,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         return render_registry_config(
             str(state / name),
             f"127.0.0.1:{free_port()}",
-            str(htpasswd),
+            str(passwd),
             str(cert),
             str(key),
             remote,
@@ -287,7 +295,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             "REGISTRY_AUTH_FILE": str(home / "auth.json"),
             "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
         }
-        yield Setup(state, cert, certs_dir, user, password, private, upstream, cache, env, policy)
+        pull = basic_authorization(PULL_USER, pull_password)
+        yield Setup(state, cert, certs_dir, user, password, pull, private, upstream, cache, env, policy)
     finally:
         for proc in procs:
             stop(proc)
@@ -305,11 +314,19 @@ def _creds(setup: Setup) -> str:
 
 
 def _get(
-    setup: Setup, url: str, *, auth: bool = True, method: str = "GET", accept: str = OCI_MANIFEST
+    setup: Setup,
+    url: str,
+    *,
+    auth: bool = True,
+    method: str = "GET",
+    accept: str = OCI_MANIFEST,
+    authorization: str | None = None,
 ) -> tuple[int, Mapping[str, str], bytes]:
     assert url.startswith(("https://127.0.0.1:", "http://127.0.0.1:"))  # loopback only
     request = urllib.request.Request(url, method=method, headers={"Accept": accept})  # noqa: S310 - checked above
-    if auth:
+    if authorization is not None:
+        request.add_header("Authorization", authorization)
+    elif auth:
         token = base64.b64encode(_creds(setup).encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     context = ssl.create_default_context(cafile=str(setup.cert)) if url.startswith("https") else None
@@ -372,6 +389,21 @@ def test_push_without_or_with_wrong_credentials_is_refused(setup: Setup, tmp_pat
     assert status == 401
     assert headers.get("Www-Authenticate", "").startswith('Basic realm="akiba-registry"')
     assert "test/intruder" not in _get(setup, f"https://127.0.0.1:{setup.private.port}/v2/_catalog")[2].decode()
+
+
+@pytest.mark.checker
+def test_nodes_pull_with_the_pull_accounts_static_header(setup: Setup) -> None:
+    """containerd sends hosts.toml's `Authorization` header with every request, without a 401
+    first: distribution's htpasswd auth takes it as it comes, on the private registry and on
+    each cache. (It also lets akiba-pull push: htpasswd has no read-only users.)"""
+    for url in (
+        f"https://127.0.0.1:{setup.private.port}/v2/",
+        f"https://127.0.0.1:{setup.cache.port}{cache_prefix(UPSTREAM)}v2/",
+    ):
+        status, _, body = _get(setup, url, authorization=setup.pull_authorization)
+        assert status == 200, body
+        wrong = basic_authorization(PULL_USER, "not-the-password")
+        assert _get(setup, url, authorization=wrong)[0] == 401
 
 
 @pytest.mark.checker

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
+from components.registry.credentials import PULL_USER, PUSH_USER
 from tests.conftest import STACKS, stack_file
 from tools.plan import artifacts, report
 from tools.plan.runner import Plan
@@ -49,3 +51,23 @@ def test_committed_stack_files_hold_no_plaintext_secret(stack: str) -> None:
     assert set(sf.secret_keys) == {"akiba:maasApiKey", "akiba:powerPassword", "akiba:goldenDbSourceUrl"}
     text = sf.path.read_text()
     assert "secure: v1:placeholder:" in text
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_registry_pull_credential_stays_secret(plans: dict[str, Plan], stack: str, tmp_path: Path) -> None:
+    """Every node's user-data carries the `Basic ...` header of akiba-pull: the header is a secret
+    of its own (not just the password inside it) and appears in nothing the plan writes."""
+    plan = plans[stack]
+    headers = [s for s in plan.secret_values if s.startswith("Basic ")]
+    assert len(headers) == 1
+    user, _, password = base64.b64decode(headers[0].removeprefix("Basic ")).decode().partition(":")
+    assert user == PULL_USER and password in plan.secret_values
+    nodes = plan.by_type("maas:index/instance:Instance")
+    assert nodes and all(headers[0] in r.raw_inputs["deployParams"]["userData"] for r in nodes)
+    for where, text in _everything_written(plan, tmp_path).items():
+        assert headers[0] not in text, where
+    secret = next(r for r in plan.by_type("kubernetes:core/v1:Secret") if r.name == "registry-htpasswd")
+    lines = secret.raw_inputs["stringData"]["htpasswd"].splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == [PUSH_USER, PULL_USER], "the registry knows both"
+    assert all(line.split(":", 1)[1].startswith("$2") for line in lines), "bcrypt hashes"
+    assert "registryPushPassword" in plan.secret_outputs

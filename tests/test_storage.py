@@ -87,9 +87,6 @@ def test_personal_databases_clone_the_newest_golden_snapshot(plans: dict[str, Pl
     plan = plans[stack]
     wanted = {e["name"] for e in config_values(stack)["akiba:engineers"] if e.get("personalDatabase")}
     assert wanted and set(plan.outputs["personalDatabases"]) == wanted
-    newest = _named(plan, "VolumeSnapshot", "golden-newest")
-    # Depth one: snapshots are taken of the golden volume itself, never of a clone.
-    assert newest["spec"]["source"] == {"persistentVolumeClaimName": "golden-postgres"}
     for name in wanted:
         claim = _named(plan, "PersistentVolumeClaim", f"db-{name}")
         assert claim["spec"]["dataSource"] == {
@@ -104,8 +101,32 @@ def test_personal_databases_clone_the_newest_golden_snapshot(plans: dict[str, Pl
         assert rule["ports"] == [{"protocol": "TCP", "port": 5432}]
     assert plan.outputs["personalDatabasePasswords"] == "[secret]"
     assert "personalDatabasePasswords" in plan.secret_outputs
-    snapshot_job = _named(plan, "CronJob", "golden-snapshot")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    assert "persistentVolumeClaimName: golden-postgres" in snapshot_job["containers"][0]["command"][-1]
+    # Personal claims and servers do not hold `pulumi up` until the first snapshot exists.
+    for name in wanted:
+        for kind in ("PersistentVolumeClaim", "Deployment"):
+            assert _named(plan, kind, f"db-{name}")["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_golden_snapshots_follow_only_a_successful_load(plans: dict[str, Plan], stack: str) -> None:
+    """The snapshot is a container after the refresh init container: a failed or unfinished load
+    is never snapshotted, on the first run (a Job made now) or any night (the CronJob)."""
+    plan = plans[stack]
+    nightly = _named(plan, "CronJob", "golden-refresh")["spec"]["jobTemplate"]["spec"]
+    first = _named(plan, "Job", "golden-refresh-initial")
+    assert first["spec"] == nightly
+    assert first["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    pod = nightly["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["refresh"]
+    assert [c["name"] for c in pod["containers"]] == ["snapshot"]
+    script = pod["containers"][0]["command"][-1]
+    # Depth one: snapshots are taken of the golden volume itself, never of a clone.
+    assert "persistentVolumeClaimName: golden-postgres" in script and "golden-newest" in script
+    # Only the snapshot step carries the API token; the refresh step holds the production URL.
+    assert pod["automountServiceAccountToken"] is False
+    assert [m["name"] for m in pod["containers"][0]["volumeMounts"]] == ["api"]
+    assert "volumeMounts" not in pod["initContainers"][0]
+    assert not [r for r in plan.resources if r.type.endswith(":VolumeSnapshot")], "the pipeline takes the snapshots"
 
 
 def _stateful(plan: Plan) -> list[Recorded]:

@@ -20,6 +20,8 @@ from xml.etree import ElementTree
 
 import pytest
 
+from components.machines.libvirt_vm import PassthroughGpu, VmHardware, vm_spec
+from components.machines.types import Nic
 from components.machines.vm_domain_xml import (
     PLACEHOLDER_DIR,
     ProviderReadError,
@@ -56,6 +58,25 @@ def gpu_vm(name: str = "akiba-gpu-vm") -> VmSpec:
         nics=(VmNic("52:54:00:a0:00:01", bridge="br0"), VmNic("52:54:00:a0:00:02", bridge="br0")),
         cpu_mode="host-passthrough",
     )
+
+
+def node_vm(name: str = "akiba-node-vm") -> VmSpec:
+    """A node's VM as the component makes it: two GPUs of two functions each (VGA and HDMI
+    audio, one IOMMU group per card), the host's CPU."""
+    hardware = VmHardware(
+        domain=name,
+        hypervisor="desk01",
+        vcpus=8,
+        memory_mib=32768,
+        bridge="br-office",
+        nics=(Nic("enp1s0", "52:54:00:d0:00:01"), Nic("enp2s0", "52:54:00:d0:00:02")),
+        gpus=(PassthroughGpu("0000:01:00.0", 2), PassthroughGpu("02:00.0", 2)),
+        boot_disk="/dev/disk/by-id/virtio-node-boot",
+        ceph_disks=("/dev/disk/by-id/virtio-node-osd0",),
+        boot_disk_gib=40,
+        osd_disk_gib=50,
+    )
+    return vm_spec(hardware, "vm-disks", MONS, "client.libvirt", SECRET)
 
 
 def plain_vm(name: str = "akiba-plain-vm") -> VmSpec:
@@ -141,6 +162,15 @@ def test_vm_spec_reports_every_problem_at_once() -> None:
 
 def test_gpu_addresses_are_normalised() -> None:
     assert gpu_vm().gpus == ("0000:01:00.0", "0000:02:00.0")
+
+
+def test_a_gpu_is_passed_with_every_function_of_its_slot() -> None:
+    """QEMU starts the VM only with the card's whole IOMMU group: VGA and HDMI audio."""
+    assert PassthroughGpu("01:00.0", 2).addresses() == ("0000:01:00.0", "0000:01:00.1")
+    assert node_vm().gpus == ("0000:01:00.0", "0000:01:00.1", "0000:02:00.0", "0000:02:00.1")
+    for bad in (PassthroughGpu("0000:01:00.1", 2), PassthroughGpu("0000:01:00.0", 0)):
+        with pytest.raises(ValueError, match="function 0"):
+            bad.addresses()
 
 
 # --- the provider's XML ----------------------------------------------------------------------
@@ -248,7 +278,15 @@ def test_xslt_rewrites_disks_and_adds_gpus(xsltproc: str) -> None:
         "52:54:00:A0:00:01",
         "52:54:00:A0:00:02",
     ]
-    assert dom.find("cpu").get("mode") == "host-passthrough"  # type: ignore[union-attr]
+    # The provider's cpu block has only `mode`; the XSLT completes it as libvirt stores it.
+    assert dom.find("cpu").attrib == {"mode": "host-passthrough", "check": "none", "migratable": "on"}  # type: ignore[union-attr]
+
+
+def test_node_vm_gets_one_hostdev_per_function_and_the_host_cpu(xsltproc: str) -> None:
+    xml = final(node_vm(), xsltproc, "pc-q35-7.2")
+    assert gpu_addresses(xml) == ["0000:01:00.0", "0000:01:00.1", "0000:02:00.0", "0000:02:00.1"]
+    cpu = ElementTree.fromstring(xml).find("cpu")  # noqa: S314
+    assert cpu is not None and cpu.attrib == {"mode": "host-passthrough", "check": "none", "migratable": "on"}
 
 
 def test_xslt_without_gpus_adds_no_hostdev(xsltproc: str) -> None:
@@ -296,7 +334,9 @@ def test_cloudinit_cdrom_moves_to_sata_on_q35(xsltproc: str) -> None:
 
 
 @pytest.mark.checker
-@pytest.mark.parametrize("vm", [gpu_vm(), plain_vm(), cloned_vm()], ids=["two-gpus", "no-gpu", "cloud-init"])
+@pytest.mark.parametrize(
+    "vm", [gpu_vm(), plain_vm(), cloned_vm(), node_vm()], ids=["two-gpus", "no-gpu", "cloud-init", "node"]
+)
 def test_final_xml_passes_virt_xml_validate(vm: VmSpec, xsltproc: str, tmp_path: Path) -> None:
     validate = require_tool("virt-xml-validate", "apt-get install libvirt-clients libxml2-utils")
     require_tool("xmllint", "apt-get install libxml2-utils")
@@ -313,7 +353,9 @@ def _kvm_available(lv: Libvirt) -> bool:
     return "type='kvm'" in lv.virsh("domcapabilities", "--virttype", "kvm", check=False).stdout
 
 
-@pytest.mark.parametrize("make", [gpu_vm, plain_vm, cloned_vm], ids=["two-gpus", "no-gpu", "cloud-init"])
+@pytest.mark.parametrize(
+    "make", [gpu_vm, plain_vm, cloned_vm, node_vm], ids=["two-gpus", "no-gpu", "cloud-init", "node"]
+)
 def test_final_xml_defines_on_real_libvirtd(
     make: Callable[[str], VmSpec], xsltproc: str, libvirt: Libvirt, tmp_path: Path
 ) -> None:
@@ -325,7 +367,7 @@ def test_final_xml_defines_on_real_libvirtd(
         # rest of the XML (RBD disks, hostdevs) is what is under test, so define it under TCG.
         xml = xml.replace('<domain type="kvm">', '<domain type="qemu">', 1)
         if vm.cpu_mode == "host-passthrough":
-            xml = xml.replace('<cpu mode="host-passthrough"/>', "<cpu/>")
+            xml = re.sub(r'<cpu mode="host-passthrough"[^>]*/>', "<cpu/>", xml)
     path = tmp_path / "domain.xml"
     path.write_text(xml)
     started = time.monotonic()

@@ -6,6 +6,8 @@ speed, energy and cost per model), results appended to a shared volume on Ceph, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,12 +19,17 @@ from components.context import PlatformContext
 RESULTS_PVC = "gpu-benchmark-results"
 
 
+def _job_spec(model: str, image: str, *, labels: dict[str, str], size: Size) -> dict[str, Any]:
+    spec: dict[str, Any] = benchmark_job_manifest(model, image, "__namespace__", RESULTS_PVC, labels, size=size)["spec"]
+    return spec
+
+
 @dataclass(frozen=True)
 class GpuBenchmarkArgs:
     ctx: PlatformContext
     provider: k8s.Provider
     namespace: pulumi.Input[str]
-    image: str  # pinned
+    image: pulumi.Input[str]  # the benchmark image the program builds, by digest
     gpu_models: tuple[str, ...]  # node label values: one Job each
     storage_class: str  # ReadWriteMany (CephFS)
     results_size: str
@@ -45,15 +52,17 @@ class GpuBenchmark(pulumi.ComponentResource):
             opts=args.ctx.stateful(self, provider=args.provider),
         )
         self.jobs: dict[str, k8s.batch.v1.Job] = {}
+        image = pulumi.Output.from_input(args.image)
         for model in args.gpu_models:
+            # The name and labels do not depend on the image: only the spec waits for its digest.
             manifest = benchmark_job_manifest(
-                model, args.image, "__namespace__", RESULTS_PVC, args.ctx.labels, size=args.size
+                model, "registry.invalid/placeholder:0", "__namespace__", RESULTS_PVC, args.ctx.labels, size=args.size
             )
             metadata = {**manifest["metadata"], "namespace": args.namespace}
             self.jobs[model] = k8s.batch.v1.Job(
                 manifest["metadata"]["name"],
                 metadata=metadata,
-                spec=manifest["spec"],
+                spec=image.apply(partial(_job_spec, model, labels=args.ctx.labels, size=args.size)),
                 opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[results])),
             )
         self.register_outputs({"resultsClaim": results.metadata.name})

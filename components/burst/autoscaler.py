@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.burst.nodes import CA_PREFIX
 from components.cluster.helm import pinned_chart
+from components.cluster.placement import ON_OFFICE_NODES
 from components.context import PlatformContext
 
 CHART = "cluster-autoscaler"
@@ -71,9 +72,8 @@ def chart_values(cluster: str, region: str) -> dict[str, Any]:
             "scale-down-unneeded-time": "10m",
             "skip-nodes-with-local-storage": False,
         },
-        # Run on the office controller, never on a node it may remove.
-        "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
-        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}],
+        # Any office node (so it fails over), never a burst node it may remove.
+        "affinity": ON_OFFICE_NODES,
         "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"cpu": "500m", "memory": "600Mi"}},
     }
 

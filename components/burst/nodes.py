@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -12,7 +13,6 @@ import pulumi_aws as aws
 from components.burst.aws_launch import launch_template
 from components.burst.instance_types import INSTANCE_TYPES, InstanceType
 from components.cluster.bootstrap import (
-    GPU_TAINT,
     ClusterJoin,
     NodeBootstrap,
     RegistryMirror,
@@ -23,6 +23,7 @@ from components.cluster.bootstrap import (
 from components.context import PlatformContext
 
 CA_PREFIX = "k8s.io/cluster-autoscaler"
+BURST_TAINTS = node_taints("burst")  # the GPU taint: paid capacity only for pods that need a GPU
 
 
 def burst_labels(itype: InstanceType) -> dict[str, str]:
@@ -34,14 +35,16 @@ def burst_labels(itype: InstanceType) -> dict[str, str]:
 
 def autoscaler_tags(cluster: str, first_type: str) -> dict[str, str]:
     """Discovery and scale-from-zero node-template tags. The autoscaler models the group by
-    its first instance type only, so the spec requires every type to bring as many GPUs."""
+    its first instance type only, so the spec requires every type to bring as many GPUs. Labels
+    and taints come from what the nodes register with (`bootstrap_for`): a template that
+    disagrees makes the autoscaler add nodes the pending pod then cannot use."""
     itype = INSTANCE_TYPES[first_type]
     tags = {
         f"{CA_PREFIX}/enabled": "true",
         f"{CA_PREFIX}/{cluster}": "owned",
         f"{CA_PREFIX}/node-template/resources/nvidia.com/gpu": str(itype.gpus),
-        f"{CA_PREFIX}/node-template/taint/{GPU_TAINT['key']}": f"{GPU_TAINT['value']}:{GPU_TAINT['effect']}",
     }
+    tags |= {f"{CA_PREFIX}/node-template/taint/{t['key']}": f"{t['value']}:{t['effect']}" for t in BURST_TAINTS}
     tags |= {f"{CA_PREFIX}/node-template/label/{k}": v for k, v in burst_labels(itype).items()}
     return tags
 
@@ -54,22 +57,26 @@ def generations(instance_types: tuple[str, ...]) -> dict[str, list[str]]:
     return out
 
 
-def bootstrap_for(itype: InstanceType, join: ClusterJoin, registry: RegistryMirror) -> NodeBootstrap:
+def bootstrap_for(
+    itype: InstanceType, join: ClusterJoin, registry: RegistryMirror, registry_auth: str
+) -> NodeBootstrap:
     return NodeBootstrap(
         role="worker",
         kind="burst",
         cluster=join,
         registry_mirror=registry.mirror,
         registry_upstreams=registry.upstreams,
+        registry_authorization=registry_auth,
         labels=burst_labels(itype),
-        taints=node_taints("worker", True),
+        taints=BURST_TAINTS,
         gpu_driver_branch=itype.driver_branch,
         instance_metadata="aws",
     )
 
 
-def _user_data(itype: InstanceType, registry: RegistryMirror, join: ClusterJoin) -> str:
-    return render_user_data(bootstrap_for(itype, join, registry))
+def _user_data(itype: InstanceType, registry: RegistryMirror, values: list[Any]) -> str:
+    join, registry_auth = values
+    return render_user_data(bootstrap_for(itype, join, registry, registry_auth))
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class BurstNodesArgs:
     max_size: int  # the most spot nodes at once
     root_volume_gib: int  # encrypted gp3 root volume of each node
     registry: RegistryMirror  # what the nodes' containerd pulls through (over the site link)
+    registry_auth: pulumi.Output[str]  # secret: the registry pull account's `Basic ...` header
     join: pulumi.Output[ClusterJoin]
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Output[str]
@@ -99,7 +107,9 @@ class BurstNodes(pulumi.ComponentResource):
                 f"burst-{generation}",
                 ctx=ctx,
                 ubuntu=itype.ubuntu,
-                user_data=args.join.apply(partial(_user_data, itype, args.registry)),
+                user_data=pulumi.Output.all(args.join, args.registry_auth).apply(
+                    partial(_user_data, itype, args.registry)
+                ),
                 security_group_ids=[args.security_group_id],
                 root_volume_gib=args.root_volume_gib,
                 parent=self,

@@ -17,6 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from components import yamltext
 
 NAT_SCRIPT = "/usr/local/sbin/akiba-nat"
+# The tunnel's MTU: 1500 (what crosses the internet) - 80 (WireGuard over IPv6, the larger
+# overhead). Set explicitly: wg-quick would take the route's MTU minus 80, and on an EC2 ENI
+# (MTU 9001) that is 8921, which the internet path then fragments or drops. The office router
+# sets the same. Everything that crosses the tunnel (flannel's VXLAN to burst nodes) must fit.
+TUNNEL_MTU = 1420
 
 
 def public_key(private_key_b64: str) -> str:
@@ -41,6 +46,7 @@ def render_wg_conf(cfg: GatewayConfig) -> str:
         "[Interface]\n"
         f"Address = {cfg.address}\n"
         f"ListenPort = {cfg.listen_port}\n"
+        f"MTU = {TUNNEL_MTU}\n"
         f"PrivateKey = {cfg.private_key}\n"
         f"PostUp = {NAT_SCRIPT} up\n"
         f"PostDown = {NAT_SCRIPT} down\n"

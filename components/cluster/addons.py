@@ -16,7 +16,6 @@ from components.context import PlatformContext
 FLANNEL_VERSION = "v0.28.9"
 DEVICE_PLUGIN_VERSION = "0.20.0"
 TRAEFIK_VERSION = "41.3.0"  # Traefik v3.7.11
-VXLAN_OVERHEAD = 50  # bytes VXLAN adds to every packet
 ALL_NODES = [
     {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]},
     {"key": CONTROL_PLANE_TAINT["key"], "operator": "Exists", "effect": CONTROL_PLANE_TAINT["effect"]},
@@ -28,7 +27,9 @@ class ClusterAddonsArgs:
     ctx: PlatformContext
     provider: k8s.Provider
     pod_cidr: str
-    mtu: int  # of the node network (the bond)
+    # The underlay MTU the pod network's VXLAN packets must fit, e.g. 1500: the bond's, or less
+    # where they cross a tunnel. flannel subtracts the 50 bytes of VXLAN itself.
+    mtu: int
     ingress_http_port: int
     ingress_https_port: int
     ca_cert_pem: pulumi.Output[str]  # Traefik trusts in-cluster HTTPS backends (the registry) by it
@@ -52,7 +53,9 @@ class ClusterAddons(pulumi.ComponentResource):
             namespace=namespace("kube-flannel", "privileged").metadata.name,
             values={
                 "podCidr": args.pod_cidr,
-                "flannel": {"backend": "vxlan", "mtu": args.mtu - VXLAN_OVERHEAD},
+                # flannel's Backend.MTU is the outgoing packets' (the underlay's); flannel.1 and the
+                # pods get it minus the VXLAN overhead (flannel Documentation/backends.md).
+                "flannel": {"backend": "vxlan", "mtu": args.mtu},
             },
             opts=on_cluster,
         )
@@ -87,6 +90,19 @@ class ClusterAddons(pulumi.ComponentResource):
             repo="https://traefik.github.io/charts",
             namespace=traefik_ns.metadata.name,
             values={
+                # Two, spread over nodes: the registry and every app are reached through it.
+                "deployment": {"replicas": 2},
+                "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                                "topologyKey": "kubernetes.io/hostname",
+                            }
+                        ]
+                    }
+                },
                 "service": {"type": "NodePort"},
                 "ports": {
                     "web": {"nodePort": args.ingress_http_port},

@@ -1,13 +1,15 @@
 """The one renderer of cloud-init user-data for every node kind.
 
-Controllers, bare-metal GPU workers, VMs and spot burst nodes all boot from this: containerd
-with the registry mirror, the NVIDIA driver and container toolkit where there are GPUs,
-kernel settings for flannel VXLAN, the bonded network, and kubeadm init/join with the node's
-labels and taints. Pure functions: they take resolved values and return text.
+Controllers, bare-metal GPU workers, VMs and spot burst nodes all boot from this: containerd 2.x
+(Docker's `containerd.io`) with the registry mirror and its credentials, the NVIDIA driver and
+container toolkit where there are GPUs, kernel settings for flannel VXLAN, the bonded network,
+and kubeadm init/join with the node's labels, taints and reserved resources. Pure functions:
+they take resolved values and return text.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +28,27 @@ BOOTSTRAP_SCRIPT = "/usr/local/sbin/akiba-bootstrap"
 # Placeholders the bootstrap script fills from IMDSv2 on burst nodes.
 IMDS_NODE_NAME, IMDS_NODE_IP = "__IMDS_NODE_NAME__", "__IMDS_NODE_IP__"
 IMDS_ZONE, IMDS_INSTANCE_ID = "__IMDS_ZONE__", "__IMDS_INSTANCE_ID__"
-PACKAGES = ["apt-transport-https", "ca-certificates", "curl", "gpg", "containerd"]
+# No "containerd" here: Ubuntu's package is 1.7 in noble's release pocket and moves to 2.x in
+# noble-updates under us; containerd.io below is pinned instead.
+PACKAGES = ["apt-transport-https", "ca-certificates", "curl", "gpg"]
+# Kubernetes 1.36 supports containerd 2.2+ only (containerd RELEASES.md, "Kubernetes Support").
+# Docker's apt repository builds it per Ubuntu release: 2.2.6-1~ubuntu.24.04~noble, ...~22.04~jammy
+# (burst Kepler nodes run jammy). Check a new pin with `apt-cache madison containerd.io` on a node.
+CONTAINERD_VERSION = "2.2.6-1"
+SANDBOX_IMAGE = "registry.k8s.io/pause:3.10.1"  # containerd 2.2's default and kubeadm 1.36's pause
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+# Written by cloud-init before apt runs, installed over the package's file after it: a file
+# already at CONTAINERD_CONFIG would make dpkg ask about its conffile.
+STAGED_CONTAINERD_CONFIG = "/etc/akiba/containerd-config.toml"
+CERTS_D = "/etc/containerd/certs.d"
+# A node boots unattended: a download that fails once (a mirror hiccup, the bond still
+# settling) would otherwise leave it half installed.
+CURL = "curl -fsSL --retry 5 --retry-all-errors --retry-delay 3"
+APT_GET = "apt-get -o Acquire::Retries=5"
+# What the kubelet keeps off the pods' allocatable for the OS and for itself. evictionHard is
+# left alone: setting one signal zeroes the kubelet's other default thresholds.
+SYSTEM_RESERVED = {"cpu": "500m", "memory": "1Gi"}
+KUBE_RESERVED = {"cpu": "500m", "memory": "1Gi"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,9 @@ class NodeBootstrap:
     cluster: ClusterJoin
     registry_mirror: str
     registry_upstreams: tuple[str, ...]
+    # secret: `Basic <base64 user:password>` of the registry's pull account, which containerd
+    # sends with every request to the registry (it needs htpasswd auth).
+    registry_authorization: str
     hostname: str = ""  # empty only with instance_metadata="aws"
     ip: str = ""
     labels: dict[str, str] = field(default_factory=dict)
@@ -103,20 +128,21 @@ def node_labels(gpu_model: str | None, gpu_count: int, kind: NodeKind) -> dict[s
     return labels
 
 
-def node_taints(role: Role, has_gpu: bool) -> tuple[dict[str, str], ...]:
-    """GPU nodes are tainted so only pods that asked for GPUs land there."""
-    taints = [CONTROL_PLANE_TAINT] if role != "worker" else []
-    if has_gpu:
-        taints.append(GPU_TAINT)
-    return tuple(taints)
+def node_taints(kind: NodeKind) -> tuple[dict[str, str], ...]:
+    """Office nodes (PCs and VMs, controllers included) carry no taint: every one of them has
+    GPUs, and the nvidia.com/gpu extended resource already keeps pods that did not ask for one
+    off the GPUs, so a GPU taint would only push the platform's own pods off every node. The
+    empty list also stops kubeadm's control-plane taint (the control-plane label stays).
+    Burst nodes keep the GPU taint: paid spot capacity is for pods that need a GPU."""
+    return (GPU_TAINT,) if kind == "burst" else ()
 
 
 def render_user_data(node: NodeBootstrap) -> str:
     """`#cloud-config` user-data for one node."""
-    shared = _shared_files(node.registry_mirror, node.registry_upstreams) + _file_items(
+    shared = _shared_files(node.registry_mirror, node.registry_upstreams, node.registry_authorization) + _file_items(
         ((BOOTSTRAP_SCRIPT, _script(node), "0755"),)
     )
-    own = _kubeadm_files(node)
+    own = [*_kubeadm_files(node), _registry_address(node)]
     if node.network is not None:
         own += _network_files(node.network)
     if node.pki is not None:
@@ -124,7 +150,9 @@ def render_user_data(node: NodeBootstrap) -> str:
             {"path": f"{PKI_DIR}/{name}", "content": body, "permissions": "0600" if name.endswith(".key") else "0644"}
             for name, body in sorted(node.pki.items())
         ]
-    head: dict[str, object] = {"manage_etc_hosts": True, "package_update": True, "packages": PACKAGES}
+    # "localhost": cloud-init only keeps the hostname's own line; True would re-render /etc/hosts
+    # from its template at every boot and drop the registry's line.
+    head: dict[str, object] = {"manage_etc_hosts": "localhost", "package_update": True, "packages": PACKAGES}
     if node.instance_metadata == "none":
         head = {"hostname": node.hostname, **head}
     return (
@@ -140,9 +168,10 @@ def render_user_data(node: NodeBootstrap) -> str:
 # Files that are the same on many nodes are rendered to YAML once: at 500 nodes PyYAML's
 # representer was the program's largest cost in `make bench`. Two block sequences at the same
 # indent concatenate into one sequence, so the cached text splices into `write_files`.
+# The key includes the pull credential: one text per stack's registry account.
 @lru_cache(maxsize=64)
-def _shared_files(mirror: str, upstreams: tuple[str, ...]) -> str:
-    return yamltext.dump(_containerd_files(mirror, upstreams) + _kernel_files())
+def _shared_files(mirror: str, upstreams: tuple[str, ...], authorization: str) -> str:
+    return yamltext.dump(_containerd_files(mirror, upstreams, authorization) + _kernel_files())
 
 
 @lru_cache(maxsize=64)
@@ -150,21 +179,68 @@ def _file_items(items: tuple[tuple[str, str, str], ...]) -> str:
     return yamltext.dump([{"path": path, "permissions": mode, "content": content} for path, content, mode in items])
 
 
-def _containerd_files(mirror: str, upstreams: tuple[str, ...]) -> list[dict[str, str]]:
+def render_containerd_config() -> str:
+    """containerd 2.x's config.toml (version 3), complete: the package's own file disables the
+    CRI plugin, and a versionless file would be read as version 1. Keys from containerd's
+    docs/cri/config.md; `config_path` set explicitly (2.0/2.1 have no default for it)."""
+    return (
+        "# Written by akiba's node bootstrap; GPU nodes add their runtime as a drop-in.\n"
+        "version = 3\n"
+        "\n"
+        "[plugins.'io.containerd.cri.v1.images'.pinned_images]\n"
+        f"  sandbox = '{SANDBOX_IMAGE}'\n"
+        "\n"
+        "[plugins.'io.containerd.cri.v1.images'.registry]\n"
+        f"  config_path = '{CERTS_D}'\n"
+        "\n"
+        "[plugins.'io.containerd.cri.v1.runtime'.containerd]\n"
+        "  default_runtime_name = 'runc'\n"
+        "\n"
+        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n"
+        "  runtime_type = 'io.containerd.runc.v2'\n"
+        "\n"
+        "# The kubelet's cgroupDriver is systemd too.\n"
+        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n"
+        "  SystemdCgroup = true\n"
+    )
+
+
+def _containerd_files(mirror: str, upstreams: tuple[str, ...], authorization: str) -> list[dict[str, str]]:
     """Every upstream registry resolves through its in-cluster pull-through cache first (served
-    under /<upstream>/, containerd adds /v2), then upstream. The cache's certificate comes from
-    the cluster CA, which kubeadm puts on every node."""
+    under /<upstream>/, containerd adds /v2), then upstream; the registry's own images
+    (<mirror>/...) only from it. The registry needs credentials on every request: the pull
+    account's header is sent with each (containerd merges `header` into every request to that
+    host; no 401 round trip). Its certificate comes from the cluster CA, which kubeadm puts on
+    every node. The header makes these files secrets: root-only."""
+    ca = f'"{PKI_DIR}/ca.crt"'
+    auth = f"Authorization = [{json.dumps(authorization)}]\n"  # a JSON string is a TOML basic string
     files = []
     for upstream in upstreams:
         server = "https://registry-1.docker.io" if upstream == "docker.io" else f"https://{upstream}"
+        host = f'host."https://{mirror}/{upstream}"'
         hosts = (
             f'server = "{server}"\n\n'
-            f'[host."https://{mirror}/{upstream}"]\n'
+            f"[{host}]\n"
             '  capabilities = ["pull", "resolve"]\n'
-            f'  ca = "{PKI_DIR}/ca.crt"\n'
+            f"  ca = {ca}\n\n"
+            f"[{host}.header]\n"
+            f"  {auth}"
         )
-        files.append({"path": f"/etc/containerd/certs.d/{upstream}/hosts.toml", "content": hosts})
+        files.append({"path": f"{CERTS_D}/{upstream}/hosts.toml", "permissions": "0600", "content": hosts})
+    # The private images (<mirror>/akiba/...): containerd looks up certs.d/<host:port>/.
+    own = f'server = "https://{mirror}"\nca = {ca}\n\n[header]\n  {auth}'
+    files.append({"path": f"{CERTS_D}/{mirror}/hosts.toml", "permissions": "0600", "content": own})
+    files.append({"path": STAGED_CONTAINERD_CONFIG, "permissions": "0644", "content": render_containerd_config()})
     return files
+
+
+def _registry_address(node: NodeBootstrap) -> dict[str, object]:
+    """The registry's name resolves to the node itself: the ingress NodePort listens on every
+    node. Appended, so cloud-init (manage_etc_hosts: localhost) keeps it; on burst nodes the
+    bootstrap script puts the instance's address in for the placeholder."""
+    ip = IMDS_NODE_IP if node.instance_metadata == "aws" else node.ip
+    host = node.registry_mirror.rsplit(":", 1)[0]  # host[:port]
+    return {"path": "/etc/hosts", "append": True, "content": f"{ip} {host}\n"}
 
 
 def _kernel_files() -> list[dict[str, str]]:
@@ -265,7 +341,13 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
             join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
         docs.append(join)
     docs.append(
-        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "cgroupDriver": "systemd"}
+        {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "cgroupDriver": "systemd",
+            "systemReserved": SYSTEM_RESERVED,
+            "kubeReserved": KUBE_RESERVED,
+        }
     )
     text = yamltext.dump_all(docs)
     return [{"path": "/etc/kubernetes/kubeadm.yaml", "permissions": "0600", "content": text}]
@@ -285,42 +367,55 @@ def _script(node: NodeBootstrap) -> str:
     if node.instance_metadata == "aws":
         imds = "http://169.254.169.254/latest"
         lines += [
-            f"IMDS_TOKEN=$(curl -fsS -X PUT {imds}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
-            f'md() {{ curl -fsS -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "{imds}/meta-data/$1"; }}',
+            f"IMDS_TOKEN=$({CURL} -X PUT {imds}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
+            f'md() {{ {CURL} -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "{imds}/meta-data/$1"; }}',
             f'sed -i -e "s|{IMDS_NODE_NAME}|$(md local-hostname)|g" -e "s|{IMDS_NODE_IP}|$(md local-ipv4)|g"'
             f' -e "s|{IMDS_ZONE}|$(md placement/availability-zone)|g" -e "s|{IMDS_INSTANCE_ID}|$(md instance-id)|g"'
-            " /etc/kubernetes/kubeadm.yaml",
+            " /etc/kubernetes/kubeadm.yaml /etc/hosts",
         ]
     if node.network is not None:
-        lines += ["rm -f /etc/netplan/50-cloud-init.yaml", "netplan apply"]
+        # netplan apply returns before bond0 has its address: wait for it, or the downloads
+        # below race the bond coming up.
+        lines += [
+            "rm -f /etc/netplan/50-cloud-init.yaml",
+            "netplan apply",
+            "/usr/lib/systemd/systemd-networkd-wait-online --interface=bond0:routable --timeout=120",
+        ]
     lines += [
         "install -d -m 0755 /etc/apt/keyrings",
-        f"curl -fsSL https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key"
+        f"{CURL} https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key"
         " | gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg",
         "echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
         f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb/ /' > /etc/apt/sources.list.d/kubernetes.list",
+        # Docker's repository for containerd.io (docs.docker.com/engine/install/ubuntu, deb822).
+        f"{CURL} https://download.docker.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker.asc",
+        "chmod a+r /etc/apt/keyrings/docker.asc",
+        ". /etc/os-release",
+        'printf "%s\\n" "Types: deb" "URIs: https://download.docker.com/linux/ubuntu" "Suites: $VERSION_CODENAME"'
+        ' "Components: stable" "Architectures: $(dpkg --print-architecture)"'
+        ' "Signed-By: /etc/apt/keyrings/docker.asc" > /etc/apt/sources.list.d/docker.sources',
     ]
     if node.gpu_driver_branch:
         lines += [
-            "curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey"
+            f"{CURL} https://nvidia.github.io/libnvidia-container/gpgkey"
             " | gpg --dearmor --yes -o /etc/apt/keyrings/nvidia-container-toolkit.gpg",
-            "curl -fsSL https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list"
+            f"{CURL} https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list"
             " | sed 's#deb https://#deb [signed-by=/etc/apt/keyrings/nvidia-container-toolkit.gpg] https://#g'"
             " > /etc/apt/sources.list.d/nvidia-container-toolkit.list",
         ]
-    lines.append("apt-get update")
+    lines.append(f"{APT_GET} update")
     packages = [f"kubelet={pkg}", f"kubeadm={pkg}", f"kubectl={pkg}"]
     if node.gpu_driver_branch:
         b = node.gpu_driver_branch
         packages += [f"nvidia-headless-{b}", f"nvidia-utils-{b}", "nvidia-container-toolkit"]
+    # Docker builds containerd.io per Ubuntu release; the release comes from /etc/os-release.
+    containerd = f'"containerd.io={CONTAINERD_VERSION}~ubuntu.${{VERSION_ID}}~${{VERSION_CODENAME}}"'
     lines += [
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y " + " ".join(shlex.quote(p) for p in packages),
-        "apt-mark hold kubelet kubeadm kubectl",
-        "install -d /etc/containerd",
-        "containerd config default > /etc/containerd/config.toml",
-        "sed -i -e 's/SystemdCgroup = false/SystemdCgroup = true/'"
-        " -e \"s#config_path = ''#config_path = '/etc/containerd/certs.d'#\""
-        ' -e \'s#config_path = ""#config_path = "/etc/containerd/certs.d"#\' /etc/containerd/config.toml',
+        f"DEBIAN_FRONTEND=noninteractive {APT_GET} install -y {containerd} "
+        + " ".join(shlex.quote(p) for p in packages),
+        "apt-mark hold kubelet kubeadm kubectl containerd.io",
+        # The package's config disables the CRI plugin: ours replaces it whole.
+        f"install -D -m 0644 {STAGED_CONTAINERD_CONFIG} {CONTAINERD_CONFIG}",
     ]
     if node.gpu_driver_branch:
         lines.append("nvidia-ctk runtime configure --runtime=containerd --set-as-default")

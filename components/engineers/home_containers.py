@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
-from components.cluster.addons import ALL_NODES
+from components.cluster.placement import ON_OFFICE_NODES
 from components.context import PlatformContext
 from components.engineers.home_sshd import (
     AUTHORIZED_KEYS_DIR,
@@ -32,9 +32,14 @@ DIND_IMAGE = "docker.io/library/docker:29.8.1-dind"  # the CLI in the ML image i
 DOCKER_GID = 2375
 HOST_KEY = "/etc/ssh/host/ssh_host_ed25519_key"
 CONFIG_DIR = "/etc/akiba"
+# Both DaemonSets run on every office GPU node, the controllers included, and never on a paid
+# burst node (those are for Jobs; they also carry the GPU taint these pods do not tolerate).
+ON_GPU_NODES: dict[str, Any] = {"nodeSelector": {"nvidia.com/gpu.present": "true"}, "affinity": ON_OFFICE_NODES}
+# The image's USER is the unprivileged `runtime` (65532): sshd must start as root to switch to the
+# engineer who logs in (and chroot its privilege-separation child), and the accounts step reads the
+# image's /etc/shadow (root:shadow 0640). Both keep only the capabilities they use.
+AS_ROOT = {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False}
 # sshd must switch users and write their login records; nothing else of root's.
-# Both DaemonSets run on every GPU node, the controller included.
-ON_GPU_NODES: dict[str, Any] = {"tolerations": ALL_NODES, "nodeSelector": {"nvidia.com/gpu.present": "true"}}
 SSHD_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "SYS_CHROOT", "AUDIT_WRITE", "KILL"]
 
 
@@ -60,9 +65,12 @@ def accounts_config(engineers: list[Engineer]) -> dict[str, str]:
 def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
     accounts = "accounts"
     keys_items = [{"key": f"authorized_keys.{e.name}", "path": e.name} for e in engineers]
+    # The image's own account files plus the platform's lines (one command per file, so what is
+    # read is plain to see).
     merge = (
-        "set -eu; for f in passwd group shadow; do cp /etc/$f /merged/$f; cat /config/$f >> /merged/$f; done;"
-        " chmod 0640 /merged/shadow"
+        "set -eu; "
+        + " ".join(f"cp /etc/{f} /merged/{f} && cat /config/{f} >> /merged/{f};" for f in ("passwd", "group", "shadow"))
+        + " chmod 0640 /merged/shadow"
     )
     docker_env = [
         {"name": "DOCKER_HOST", "value": "tcp://127.0.0.1:2376"},
@@ -82,7 +90,12 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
                     "image": image,
                     "command": ["bash", "-c", merge],
                     "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
-                    "securityContext": {"allowPrivilegeEscalation": False},
+                    # root owns the files it reads and writes: no capability needed.
+                    "securityContext": {
+                        **AS_ROOT,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
                     "volumeMounts": [
                         {"name": accounts, "mountPath": "/config"},
                         {"name": "merged", "mountPath": "/merged"},
@@ -102,8 +115,14 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
                         *docker_env,
                     ],
                     "readinessProbe": {"tcpSocket": {"port": HOME_PORT}, "periodSeconds": 10},
-                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "16", "memory": "64Gi"}},
+                    # Requests are what an idle sshd holds back from the scheduler on every node;
+                    # interactive work bursts up to the limits (and is the first to be throttled).
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "1Gi"},
+                        "limits": {"cpu": "16", "memory": "64Gi"},
+                    },
                     "securityContext": {
+                        **AS_ROOT,
                         "allowPrivilegeEscalation": True,  # sshd's privilege separation
                         "capabilities": {"drop": ["ALL"], "add": SSHD_CAPABILITIES},
                     },
@@ -126,7 +145,7 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
                     "env": [{"name": "DOCKER_TLS_CERTDIR", "value": "/certs"}],
                     "securityContext": {"privileged": True},
                     "resources": {
-                        "requests": {"cpu": "500m", "memory": "1Gi"},
+                        "requests": {"cpu": "100m", "memory": "256Mi"},
                         "limits": {"cpu": "8", "memory": "32Gi"},
                     },
                     "volumeMounts": [

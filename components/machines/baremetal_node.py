@@ -58,12 +58,15 @@ class BareMetalNodeArgs:
     identity: ClusterIdentity
     lan: OfficeLan  # the bond's address, gateway and resolvers come from it
     registry: RegistryMirror  # what the node's containerd pulls through
+    registry_auth: pulumi.Output[str]  # secret: the registry pull account's `Basic ...` header
     maas: maas_backend.MaasSettings
     power_password: pulumi.Output[str] | None  # secret; None: power types that need none
     after: tuple[pulumi.Resource, ...] = ()  # joining nodes: the first controller's deployment
 
 
-def bootstrap_for(args: BareMetalNodeArgs, join: ClusterJoin, pki: dict[str, str] | None) -> NodeBootstrap:
+def bootstrap_for(
+    args: BareMetalNodeArgs, join: ClusterJoin, registry_auth: str, pki: dict[str, str] | None
+) -> NodeBootstrap:
     """The bootstrap description of one MAAS node (pure: tests call it directly)."""
     machine, lan, gpus = args.machine, args.lan, args.gpus
     prefix = ipaddress.IPv4Network(lan.cidr).prefixlen
@@ -76,8 +79,9 @@ def bootstrap_for(args: BareMetalNodeArgs, join: ClusterJoin, pki: dict[str, str
         cluster=join,
         registry_mirror=args.registry.mirror,
         registry_upstreams=args.registry.upstreams,
+        registry_authorization=registry_auth,
         labels=node_labels(gpus.model if gpus else None, gpus.count if gpus else 0, kind),
-        taints=node_taints(args.role, gpus is not None),
+        taints=node_taints(kind),
         gpu_driver_branch=gpus.driver_branch if gpus else None,
         network=BondNetwork(
             nics=tuple((n.name, n.mac) for n in machine.nics),
@@ -99,18 +103,28 @@ class BareMetalNode(pulumi.ComponentResource):
     def __init__(self, name: str, args: BareMetalNodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:node:BareMetalNode", name, None, opts)
         if args.role == "worker":
-            self.user_data = args.join.apply(lambda j: render_user_data(bootstrap_for(args, j, None)))
-        else:
-            self.user_data = pulumi.Output.all(args.join, args.identity.controller_pki.files).apply(
-                lambda v: render_user_data(bootstrap_for(args, v[0], v[1]))
+            self.user_data = pulumi.Output.all(args.join, args.registry_auth).apply(
+                lambda v: render_user_data(bootstrap_for(args, v[0], v[1], None))
             )
-        # Secret without saying so: it is derived from the join token (and, on controllers, the
-        # CA keys), which are secrets; tests/test_secrets.py holds that.
+        else:
+            self.user_data = pulumi.Output.all(args.join, args.registry_auth, args.identity.controller_pki.files).apply(
+                lambda v: render_user_data(bootstrap_for(args, v[0], v[1], v[2]))
+            )
+        # Secret without saying so: it is derived from the join token and the registry's pull
+        # credential (and, on controllers, the CA keys), which are secrets; tests/test_secrets.py
+        # holds that.
         params = maas_backend.power_parameters(args.machine.power, args.power_password)
         self.machine = maas_backend.enlist(name, args.machine, params, args.maas, parent=self)
         hostname = args.machine.hostname
         self.instance = maas_backend.deploy(
-            name, hostname, self.machine, self.user_data, args.maas, parent=self, after=args.after
+            name,
+            hostname,
+            args.machine.hardware,
+            self.machine,
+            self.user_data,
+            args.maas,
+            parent=self,
+            after=args.after,
         )
         # userData stays an attribute: registering it again would copy ~12 KB per node.
         self.register_outputs({"hostname": hostname, "systemId": self.machine.id})

@@ -17,7 +17,15 @@ import pulumi
 from components.machines.libvirt_domain import LibvirtDomain, LibvirtDomainArgs
 from components.machines.rbd_image import RbdImage, RbdImageArgs
 from components.machines.types import Nic
-from components.machines.vm_domain_xml import VmDisk, VmNic, VmSpec, domain_args, provider_domain_xml, render_xslt
+from components.machines.vm_domain_xml import (
+    VmDisk,
+    VmNic,
+    VmSpec,
+    domain_args,
+    normal_pci,
+    provider_domain_xml,
+    render_xslt,
+)
 
 SERIAL_PREFIX = "/dev/disk/by-id/virtio-"
 
@@ -33,6 +41,24 @@ class VmCephAccess:
 
 
 @dataclass(frozen=True)
+class PassthroughGpu:
+    """A GPU the VM owns by VT-d: its slot and every PCI function the card has there."""
+
+    pci: str  # the slot's function 0, e.g. "0000:01:00.0"
+    functions: int  # e.g. 2: VGA and HDMI audio, which share the card's IOMMU group
+
+    def addresses(self) -> tuple[str, ...]:
+        """Every function of the slot, function 0 first. QEMU starts the VM only when every
+        device of an IOMMU group is assigned to it ("group N is not viable"), and libvirt's
+        managed hostdevs detach only what is listed."""
+        pci = normal_pci(self.pci)
+        if not pci.endswith(".0") or not 1 <= self.functions <= 8:
+            raise ValueError(f"GPU {self.pci!r} x{self.functions}: its slot's function 0 and 1..8 functions")
+        slot = pci[: -len(".0")]
+        return tuple(f"{slot}.{f}" for f in range(self.functions))
+
+
+@dataclass(frozen=True)
 class VmHardware:
     """The VM a node is: its domain on a hypervisor, CPUs, memory, NICs, GPUs and disks."""
 
@@ -42,7 +68,7 @@ class VmHardware:
     memory_mib: int  # e.g. 32768
     bridge: str  # host bridge every NIC joins, e.g. "br0"
     nics: tuple[Nic, ...]  # the node's NICs (their MACs), the PXE one first
-    gpus: tuple[str, ...]  # PCI addresses passed through by VT-d, e.g. "0000:01:00.0"
+    gpus: tuple[PassthroughGpu, ...]  # passed through by VT-d
     boot_disk: str  # /dev/disk/by-id/virtio-<serial>: the serial names the RBD image
     ceph_disks: tuple[str, ...]  # the OSD disks, the same kind of path
     boot_disk_gib: int  # e.g. 40
@@ -56,6 +82,8 @@ def disk_serials(vm: VmHardware) -> list[tuple[str, int]]:
 
 
 def vm_spec(vm: VmHardware, pool: str, monitors: tuple[str, ...], user: str, secret_uuid: str) -> VmSpec:
+    """The VM as libvirt will define it: one <hostdev> per PCI function of each GPU, and the
+    host's CPU as it is (CUDA and the ML libraries pick their code paths from its features)."""
     return VmSpec(
         name=vm.domain,
         vcpus=vm.vcpus,
@@ -64,9 +92,10 @@ def vm_spec(vm: VmHardware, pool: str, monitors: tuple[str, ...], user: str, sec
         monitors=monitors,
         ceph_user=user,
         secret_uuid=secret_uuid,
-        gpus=vm.gpus,
+        gpus=tuple(address for gpu in vm.gpus for address in gpu.addresses()),
         nics=tuple(VmNic(mac=n.mac, bridge=vm.bridge) for n in vm.nics),
         boot=("network", "hd"),  # PXE first: MAAS installs it; then the disk
+        cpu_mode="host-passthrough",
     )
 
 
@@ -86,7 +115,7 @@ class LibvirtVm(pulumi.ComponentResource):
     domain_name: str
     hypervisor: str
     disks: pulumi.Output[list[str]]  # pool/image
-    gpus: list[str]
+    gpus: list[str]  # one PCI slot (function 0) per GPU
 
     def __init__(self, name: str, args: LibvirtVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:vm:LibvirtVm", name, None, opts)
@@ -123,5 +152,5 @@ class LibvirtVm(pulumi.ComponentResource):
         self.disks = pulumi.Output.from_input(args.pool).apply(
             lambda pool: [f"{pool}/{serial}" for serial, _ in disk_serials(vm)]
         )
-        self.gpus = list(vm.gpus)
+        self.gpus = [gpu.pci for gpu in vm.gpus]
         self.register_outputs({"domain": self.domain.name})

@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     import pulumi_maas as maas
 
-from components.machines.types import AmtPower, IpmiPower, Machine, Power, VirshPower
+from components.machines.types import AmtPower, Hardware, IpmiPower, Machine, Power, VirshPower
 
 
 @dataclass(frozen=True)
@@ -86,17 +86,23 @@ def enlist(
 def deploy(
     name: str,
     hostname: str,
+    hardware: Hardware,
     machine: maas.Machine,
     user_data: pulumi.Output[str],
     settings: MaasSettings,
     parent: pulumi.Resource,
     after: tuple[pulumi.Resource, ...] = (),
 ) -> maas.Instance:
-    """Allocate exactly that machine and deploy Ubuntu with the node's user-data."""
+    """Allocate exactly that machine, if it has at least `hardware`, and deploy Ubuntu with the
+    node's user-data."""
     return maas.Instance(
         name,
-        # The hostname the machine was enlisted with; depends_on orders the two.
-        allocate_params=maas.InstanceAllocateParamsArgs(hostname=hostname),
+        # The hostname the machine was enlisted with; depends_on orders the two. The floor makes
+        # MAAS refuse a machine smaller than the node was planned as (a swapped board, a dead
+        # DIMM) instead of deploying it into a cluster that schedules for more.
+        allocate_params=maas.InstanceAllocateParamsArgs(
+            hostname=hostname, min_cpu_count=hardware.cpus, min_memory=hardware.memory_mib
+        ),
         deploy_params=maas.InstanceDeployParamsArgs(
             distro_series=settings.target.distro_series,
             hwe_kernel=settings.target.hwe_kernel,

@@ -53,12 +53,22 @@ Power = ManualPower | IpmiPower | AmtPower | VirshPower
 
 
 @dataclass(frozen=True)
+class Hardware:
+    """The least a machine has: MAAS refuses to allocate one with less, and the node's
+    capacity (what the scheduler may place there) is planned from it."""
+
+    cpus: int  # CPU threads, as MAAS counts them, e.g. 8
+    memory_mib: int  # as MAAS reports it (a little under the installed RAM), e.g. 63488
+
+
+@dataclass(frozen=True)
 class Machine:
     """A machine as MAAS enlists it: by the MAC it PXE-boots from, with its power control."""
 
     hostname: str  # e.g. "akiba01"
     nics: tuple[Nic, ...]  # bond members; the first one PXE-boots
     power: Power  # how MAAS powers it on
+    hardware: Hardware  # the floor MAAS allocates it by
 
     @property
     def pxe_mac(self) -> str:

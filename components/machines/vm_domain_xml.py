@@ -146,7 +146,8 @@ class VmNic:
 
 @dataclass(frozen=True)
 class VmSpec:
-    """A VM as the platform declares it. `gpus` are host PCI addresses handed over by VT-d;
+    """A VM as the platform declares it. `gpus` are the host PCI addresses handed over by VT-d
+    (every function of each GPU card: `libvirt_vm.PassthroughGpu`);
     `boot` is libvirt's boot order (network first: dev machines PXE-boot into MAAS)."""
 
     name: str
@@ -470,7 +471,8 @@ def _hostdev(pci: str) -> str:
 
 def render_xslt(vm: VmSpec) -> str:
     """One XSLT 1.0 stylesheet: identity copy of the provider's XML, each placeholder disk vdX
-    replaced by the RBD network disk with cephx <auth>, and one <hostdev> per GPU appended.
+    replaced by the RBD network disk with cephx <auth>, one <hostdev> per PCI device in `gpus`
+    appended, and a host-passthrough CPU completed.
 
     xsltproc stops (non-zero exit, so the provider fails the create) when a placeholder is missing
     or doubled: a VM defined without its disk would PXE-boot and be wiped by MAAS."""
@@ -492,6 +494,16 @@ def render_xslt(vm: VmSpec) -> str:
     <xsl:copy>
       <xsl:apply-templates select="@*|node()"/>{hostdevs}
     </xsl:copy>
+  </xsl:template>"""
+    cpu = ""
+    if vm.cpu_mode == "host-passthrough":
+        # The provider's cpu block knows only `mode`. check='none': libvirt compares nothing, the
+        # guest sees the host CPU as it is; migratable='on' (QEMU's default for -cpu host, libvirt
+        # >= 6.5) drops only features that cannot migrate, such as invtsc. Written as libvirt
+        # itself stores a host-passthrough CPU.
+        cpu = """
+  <xsl:template match="/domain/cpu">
+    <cpu mode="host-passthrough" check="none" migratable="on"/>
   </xsl:template>"""
     cdrom = ""
     if vm.q35:
@@ -515,7 +527,7 @@ def render_xslt(vm: VmSpec) -> str:
   <xsl:template match="/">{guards}
     <xsl:apply-templates/>
   </xsl:template>
-{disks}{devices}{cdrom}
+{disks}{devices}{cpu}{cdrom}
 </xsl:stylesheet>
 """
 

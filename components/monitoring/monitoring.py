@@ -86,7 +86,12 @@ class Monitoring(pulumi.ComponentResource):
                         },
                     }
                 },
+                # Every node, burst nodes (GPU taint) included.
                 "prometheus-node-exporter": {"tolerations": ALL_NODES},
+                # Pulumi's helm.v4.Chart skips Helm hooks (pulumi/pulumi-kubernetes#3284), so the Jobs
+                # that would make the operator's TLS Secret never run and the operator would never
+                # start: serve its API without TLS (in-cluster only) and drop the admission webhooks.
+                "prometheusOperator": {"tls": {"enabled": False}, "admissionWebhooks": {"enabled": False}},
             },
             opts=in_ns,
         )

@@ -4,7 +4,9 @@ private registry, `/<upstream>/v2/...` that upstream's cache (distribution proxi
 per instance). Every node's containerd uses the caches as mirrors (the bootstrap renders that).
 
 TLS: the ingress and each instance present certificates from the cluster CA, which every node
-already trusts (/etc/kubernetes/pki/ca.crt). Pushes need the `akiba-push` account.
+already trusts (/etc/kubernetes/pki/ca.crt). Every request needs an account
+(`components.registry.credentials`): `akiba-push` for people and `pulumi up`, `akiba-pull` for
+the nodes' containerd.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import pulumi_tls as tls
 from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
 from components.registry.config import cache_prefix, render_registry_config, upstream_url
+from components.registry.credentials import PUSH_USER as PUSH_USER  # re-exported: callers import it from here
+from components.registry.credentials import RegistryCredentials
 from components.storage.ceph_storage import RBD_CLASS
 
 NAMESPACE = "akiba-registry"
 IMAGE = "docker.io/library/registry:3.0.0"
-PUSH_USER = "akiba-push"
 CERT_DIR, AUTH_DIR, DATA_DIR = "/etc/registry/tls", "/etc/registry/auth", "/var/lib/registry"
 SERVERS_SCHEME = {"traefik.ingress.kubernetes.io/service.serversscheme": "https"}
 
@@ -89,6 +92,7 @@ class RegistryArgs:
     ca_cert_pem: pulumi.Output[str]
     ca_key_pem: pulumi.Output[str]  # secret
     ingress_class: str
+    credentials: RegistryCredentials  # the accounts the htpasswd file holds
     private_size: str = "500Gi"
     cache_size: str = "200Gi"
 
@@ -131,13 +135,11 @@ class Registry(pulumi.ComponentResource):
             ),
             opts=in_ns,
         )
-        push = random.RandomPassword("registry-push", length=32, special=False, opts=child)
-        self.push_password = push.result
+        self.push_password = args.credentials.push_password
         k8s.core.v1.Secret(
             "registry-htpasswd",
             metadata={"name": "registry-htpasswd", "namespace": NAMESPACE, "labels": ctx.labels},
-            # bcrypt_hash is kept in state, so the file does not change on every run.
-            string_data=push.bcrypt_hash.apply(lambda h: {"htpasswd": f"{PUSH_USER}:{h}\n"}),
+            string_data=args.credentials.htpasswd.apply(lambda text: {"htpasswd": text}),
             opts=in_ns,
         )
         upload_secret = random.RandomPassword("registry-http-secret", length=32, special=False, opts=child)

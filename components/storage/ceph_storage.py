@@ -13,8 +13,10 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.k8s_object import KubernetesObject
 from components.context import PlatformContext
-from components.storage.rook_ceph import CLUSTER_NAME, NAMESPACE
+from components.storage.rook_ceph import CEPHFS_DRIVER, CLUSTER_NAME, NAMESPACE, RBD_DRIVER
 
+# pulumi-kubernetes (4.18+) awaits a custom resource only when told what "ready" means.
+WAIT_FOR = "pulumi.com/waitFor"
 RBD_CLASS = "akiba-rbd"
 CEPHFS_CLASS = "akiba-cephfs"
 RBD_SNAPSHOT_CLASS = "akiba-rbd"
@@ -90,14 +92,17 @@ class CephStorage(pulumi.ComponentResource):
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.cluster])
 
         def cr(
-            kind: str, cr_name: str, spec: dict[str, Any], stateful: bool = False
+            kind: str, cr_name: str, spec: dict[str, Any], stateful: bool = False, wait_for: str | None = None
         ) -> k8s.apiextensions.CustomResource:
             opts = ctx.stateful(self, provider=args.provider, depends_on=[args.cluster]) if stateful else on_cluster
+            metadata: dict[str, Any] = {"name": cr_name, "namespace": NAMESPACE, "labels": ctx.labels}
+            if wait_for:
+                metadata["annotations"] = {WAIT_FOR: wait_for}
             return k8s.apiextensions.CustomResource(
                 f"{kind.lower()}-{cr_name}",
                 api_version="ceph.rook.io/v1",
                 kind=kind,
-                metadata={"name": cr_name, "namespace": NAMESPACE, "labels": ctx.labels},
+                metadata=metadata,
                 spec=spec,
                 opts=opts,
             )
@@ -118,7 +123,9 @@ class CephStorage(pulumi.ComponentResource):
         self.client_secret_names = {}
         clients = {}
         for client, caps in client_caps(pools).items():
-            clients[client] = cr("CephClient", client, {"caps": caps})
+            # Rook writes the client's key Secret, then reports the phase Ready (cephclient
+            # controller): the provider waits for that, so the read below finds the Secret.
+            clients[client] = cr("CephClient", client, {"caps": caps}, wait_for="jsonpath={.status.phase}=Ready")
             self.client_secret_names[client] = f"rook-ceph-client-{client}"  # Rook writes the key there
         # The libvirt key, read back from the Secret Rook wrote, for the hypervisors (a secret).
         libvirt_secret = k8s.core.v1.Secret.get(
@@ -137,7 +144,7 @@ class CephStorage(pulumi.ComponentResource):
                 "labels": ctx.labels,
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
             },
-            provisioner=f"{NAMESPACE}.rbd.csi.ceph.com",
+            provisioner=RBD_DRIVER,
             parameters={
                 "clusterID": NAMESPACE,
                 "pool": pools.block_pool,
@@ -154,7 +161,7 @@ class CephStorage(pulumi.ComponentResource):
         k8s.storage.v1.StorageClass(
             CEPHFS_CLASS,
             metadata={"name": CEPHFS_CLASS, "labels": ctx.labels},
-            provisioner=f"{NAMESPACE}.cephfs.csi.ceph.com",
+            provisioner=CEPHFS_DRIVER,
             parameters={
                 "clusterID": NAMESPACE,
                 "fsName": pools.filesystem,
@@ -176,7 +183,7 @@ class CephStorage(pulumi.ComponentResource):
                 "apiVersion": "snapshot.storage.k8s.io/v1",
                 "kind": "VolumeSnapshotClass",
                 "metadata": {"name": RBD_SNAPSHOT_CLASS, "labels": ctx.labels},
-                "driver": f"{NAMESPACE}.rbd.csi.ceph.com",
+                "driver": RBD_DRIVER,
                 # Retain: deleting a VolumeSnapshot object in prod leaves the RBD snapshot in Ceph.
                 "deletionPolicy": retain,
                 "parameters": {

@@ -16,7 +16,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.cluster.k8s_object import KubernetesObject
 from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
 from components.storage.ceph_storage import RBD_CLASS, RBD_SNAPSHOT_CLASS
@@ -24,6 +23,7 @@ from components.storage.ceph_storage import RBD_CLASS, RBD_SNAPSHOT_CLASS
 NAMESPACE = "akiba-db"
 GOLDEN = "golden-postgres"
 NEWEST = "golden-newest"
+SKIP_AWAIT = "pulumi.com/skipAwait"
 KUBECTL_IMAGE = "docker.io/alpine/k8s:1.36.4"
 PGDATA = "/var/lib/postgresql/data/pgdata"
 POSTGRES_UID = 999  # the postgres user of the official image
@@ -36,8 +36,7 @@ class GoldenDatabase:
 
     version: str  # PostgreSQL image tag, e.g. "17.6"
     size: str  # volume size of the golden copy and of each clone, e.g. "200Gi"
-    refresh_schedule: str  # cron: reload the golden copy from production
-    snapshot_schedule: str  # cron: snapshot the golden volume
+    refresh_schedule: str  # cron: reload the golden copy from production, then snapshot it
     keep_snapshots: int  # how many dated snapshots to keep, e.g. 7
 
 
@@ -78,6 +77,67 @@ def refresh_script() -> str:
         '| pg_restore --clean --if-exists --no-owner --dbname="postgresql://postgres:${POSTGRES_PASSWORD}@'
         f'{GOLDEN}:5432/postgres"\n'
     )
+
+
+PIPELINE = "golden-refresh"
+SNAPSHOTTER = "golden-snapshot"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _api_token_volume() -> dict[str, Any]:
+    """The service account's token, CA and namespace where kubectl looks for them; mounted into
+    the snapshot step only (the pod does not automount it into the step that holds the source URL)."""
+    return {
+        "name": "api",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            ]
+        },
+    }
+
+
+def pipeline_pod(db: GoldenDatabase, labels: dict[str, str]) -> dict[str, Any]:
+    """Reload the golden copy, then snapshot it: the snapshot step is a container that starts only
+    after the refresh (an init container) succeeded, so a failed night leaves yesterday's
+    `golden-newest` in place and no snapshot of a half-loaded database is ever taken."""
+    locked = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    secret_env = [
+        {"name": "SOURCE_URL", "valueFrom": {"secretKeyRef": {"name": GOLDEN, "key": "source-url"}}},
+        {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": GOLDEN, "key": "password"}}},
+    ]
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "serviceAccountName": SNAPSHOTTER,
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "initContainers": [
+                {
+                    "name": "refresh",
+                    "image": postgres_image(db),
+                    "command": ["bash", "-c", refresh_script()],
+                    "env": secret_env,
+                    "resources": LIMITS,
+                    "securityContext": {**locked, "runAsUser": POSTGRES_UID},
+                }
+            ],
+            "containers": [
+                {
+                    "name": "snapshot",
+                    "image": KUBECTL_IMAGE,
+                    "command": ["sh", "-c", snapshot_script(db)],
+                    "resources": {"limits": {"cpu": "200m", "memory": "128Mi"}},
+                    "securityContext": {**locked, "runAsUser": 65534},
+                    "volumeMounts": [{"name": "api", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}],
+                }
+            ],
+            "volumes": [_api_token_volume()],
+        },
+    }
 
 
 def postgres_pod(
@@ -188,77 +248,35 @@ class PersonalDatabases(pulumi.ComponentResource):
         )
         golden_labels = {**ctx.labels, "app.kubernetes.io/name": GOLDEN}
         self._server(GOLDEN, image, GOLDEN, GOLDEN, golden_labels, reset_password=False, opts=in_ns, after=golden_claim)
-        refresh_labels = {**ctx.labels, "app.kubernetes.io/name": "golden-refresh"}
+        refresh_labels = {**ctx.labels, "app.kubernetes.io/name": PIPELINE}
+        self._snapshot_account(ctx, in_ns)
+        job_spec = {"backoffLimit": 1, "template": pipeline_pod(db, refresh_labels)}
         k8s.batch.v1.CronJob(
-            "golden-refresh",
-            metadata={"name": "golden-refresh", "namespace": NAMESPACE, "labels": refresh_labels},
-            spec={
-                "schedule": db.refresh_schedule,
-                "concurrencyPolicy": "Forbid",
-                "jobTemplate": {
-                    "spec": {
-                        "backoffLimit": 1,
-                        "template": {
-                            "metadata": {"labels": refresh_labels},
-                            "spec": {
-                                "restartPolicy": "Never",
-                                "automountServiceAccountToken": False,
-                                "securityContext": {"runAsNonRoot": True, "runAsUser": POSTGRES_UID},
-                                "containers": [
-                                    {
-                                        "name": "refresh",
-                                        "image": image,
-                                        "command": ["bash", "-c", refresh_script()],
-                                        "env": [
-                                            {
-                                                "name": "SOURCE_URL",
-                                                "valueFrom": {"secretKeyRef": {"name": GOLDEN, "key": "source-url"}},
-                                            },
-                                            {
-                                                "name": "POSTGRES_PASSWORD",
-                                                "valueFrom": {"secretKeyRef": {"name": GOLDEN, "key": "password"}},
-                                            },
-                                        ],
-                                        "resources": LIMITS,
-                                        "securityContext": {
-                                            "allowPrivilegeEscalation": False,
-                                            "capabilities": {"drop": ["ALL"]},
-                                        },
-                                    }
-                                ],
-                            },
-                        },
-                    }
-                },
-            },
+            PIPELINE,
+            metadata={"name": PIPELINE, "namespace": NAMESPACE, "labels": refresh_labels},
+            spec={"schedule": db.refresh_schedule, "concurrencyPolicy": "Forbid", "jobTemplate": {"spec": job_spec}},
             opts=in_ns,
         )
-        self._snapshots(db, ctx, in_ns)
+        # The first load and the first `golden-newest`, now rather than tonight. `pulumi up` does not
+        # wait for it (a production dump takes hours); the personal claims below bind once the
+        # snapshot exists (the CSI provisioner retries until then).
+        k8s.batch.v1.Job(
+            f"{PIPELINE}-initial",
+            metadata={
+                "name": f"{PIPELINE}-initial",
+                "namespace": NAMESPACE,
+                "labels": refresh_labels,
+                "annotations": {SKIP_AWAIT: "true"},
+            },
+            spec=job_spec,
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[golden_claim])),
+        )
         self._network_policy(
             GOLDEN,
             {"app.kubernetes.io/name": GOLDEN},
-            {"app.kubernetes.io/name": "golden-refresh"},
+            {"app.kubernetes.io/name": PIPELINE},
             same_namespace=True,
             opts=in_ns,
-        )
-        # The first `golden-newest`, so personal volumes can be cloned on day one; the
-        # snapshot CronJob replaces it with each new snapshot.
-        first = KubernetesObject(
-            NEWEST,
-            {
-                "apiVersion": "snapshot.storage.k8s.io/v1",
-                "kind": "VolumeSnapshot",
-                "metadata": {
-                    "name": NEWEST,
-                    "namespace": NAMESPACE,
-                    "labels": {**ctx.labels, "akiba.io/golden": "postgres"},
-                },
-                "spec": {
-                    "volumeSnapshotClassName": RBD_SNAPSHOT_CLASS,
-                    "source": {"persistentVolumeClaimName": GOLDEN},
-                },
-            },
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[golden_claim])),
         )
 
         # One clone per engineer who asked.
@@ -284,6 +302,8 @@ class PersonalDatabases(pulumi.ComponentResource):
                     "name": dbname,
                     "namespace": NAMESPACE,
                     "labels": {**ctx.labels, "akiba.io/engineer": owner},
+                    # Binds when the first `golden-newest` exists: see the initial Job above.
+                    "annotations": {SKIP_AWAIT: "true"},
                 },
                 spec={
                     "accessModes": ["ReadWriteOnce"],
@@ -291,10 +311,12 @@ class PersonalDatabases(pulumi.ComponentResource):
                     "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": NEWEST},
                     "resources": {"requests": {"storage": db.size}},
                 },
-                opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, first, *args.after]),
+                opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, *args.after]),
             )
             labels = {**ctx.labels, "app.kubernetes.io/name": dbname, "akiba.io/engineer": owner}
-            self._server(dbname, image, dbname, dbname, labels, reset_password=True, opts=in_ns, after=claim)
+            self._server(
+                dbname, image, dbname, dbname, labels, reset_password=True, opts=in_ns, after=claim, awaited=False
+            )
             self._network_policy(
                 dbname,
                 {"app.kubernetes.io/name": dbname},
@@ -317,10 +339,14 @@ class PersonalDatabases(pulumi.ComponentResource):
         reset_password: bool,
         opts: pulumi.ResourceOptions,
         after: pulumi.Resource,
+        awaited: bool = True,
     ) -> None:
+        meta: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "labels": labels}
+        if not awaited:  # its volume binds later (a clone of a snapshot that may not exist yet)
+            meta["annotations"] = {SKIP_AWAIT: "true"}
         k8s.apps.v1.Deployment(
             name,
-            metadata={"name": name, "namespace": NAMESPACE, "labels": labels},
+            metadata=meta,
             spec={
                 "replicas": 1,
                 "strategy": {"type": "Recreate"},  # one writer on a ReadWriteOnce volume
@@ -362,13 +388,14 @@ class PersonalDatabases(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _snapshots(self, db: GoldenDatabase, ctx: PlatformContext, opts: pulumi.ResourceOptions) -> None:
-        name = "golden-snapshot"
-        labels = {**ctx.labels, "app.kubernetes.io/name": name}
-        k8s.core.v1.ServiceAccount(name, metadata={"name": name, "namespace": NAMESPACE, "labels": labels}, opts=opts)
+    def _snapshot_account(self, ctx: PlatformContext, opts: pulumi.ResourceOptions) -> None:
+        """The identity the snapshot step uses: VolumeSnapshots in this namespace, nothing else."""
+        labels = {**ctx.labels, "app.kubernetes.io/name": SNAPSHOTTER}
+        meta = {"name": SNAPSHOTTER, "namespace": NAMESPACE, "labels": labels}
+        k8s.core.v1.ServiceAccount(SNAPSHOTTER, metadata=meta, opts=opts)
         k8s.rbac.v1.Role(
-            name,
-            metadata={"name": name, "namespace": NAMESPACE, "labels": labels},
+            SNAPSHOTTER,
+            metadata=meta,
             rules=[
                 {
                     "apiGroups": ["snapshot.storage.k8s.io"],
@@ -379,43 +406,9 @@ class PersonalDatabases(pulumi.ComponentResource):
             opts=opts,
         )
         k8s.rbac.v1.RoleBinding(
-            name,
-            metadata={"name": name, "namespace": NAMESPACE, "labels": labels},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            subjects=[{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
-            opts=opts,
-        )
-        k8s.batch.v1.CronJob(
-            name,
-            metadata={"name": name, "namespace": NAMESPACE, "labels": labels},
-            spec={
-                "schedule": db.snapshot_schedule,
-                "concurrencyPolicy": "Forbid",
-                "jobTemplate": {
-                    "spec": {
-                        "backoffLimit": 2,
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": {
-                                "restartPolicy": "Never",
-                                "serviceAccountName": name,
-                                "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
-                                "containers": [
-                                    {
-                                        "name": "snapshot",
-                                        "image": KUBECTL_IMAGE,
-                                        "command": ["sh", "-c", snapshot_script(db)],
-                                        "resources": {"limits": {"cpu": "200m", "memory": "128Mi"}},
-                                        "securityContext": {
-                                            "allowPrivilegeEscalation": False,
-                                            "capabilities": {"drop": ["ALL"]},
-                                        },
-                                    }
-                                ],
-                            },
-                        },
-                    }
-                },
-            },
+            SNAPSHOTTER,
+            metadata=meta,
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SNAPSHOTTER},
+            subjects=[{"kind": "ServiceAccount", "name": SNAPSHOTTER, "namespace": NAMESPACE}],
             opts=opts,
         )

@@ -1,6 +1,7 @@
 """Rook runs Ceph on the bare-metal nodes' SSDs: the operator (Helm chart, pinned to the CRDs
-the tests validate against) and one CephCluster whose OSDs are exactly the disks each node
-declares. Host networking, so libvirt hypervisors outside Kubernetes reach the monitors."""
+the tests validate against), the Ceph CSI drivers, and one CephCluster whose OSDs are exactly the
+disks each node declares. Host networking, so libvirt hypervisors outside Kubernetes reach the
+monitors."""
 
 from __future__ import annotations
 
@@ -20,11 +21,55 @@ ROOK_CHART_VERSION = "v1.20.6"  # ../shared/crds/rook-ceph-v1.20.6.crds.yaml
 ROOK_REPO = "https://charts.rook.io/release"
 CEPH_IMAGE = "quay.io/ceph/ceph:v19.2.3"  # Squid
 CLUSTER_NAME = "rook-ceph"
-# Every node is a GPU node (tainted), the first is also the controller: Ceph runs on all of them.
-TOLERATIONS = [
-    {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]},
-    {"key": CONTROL_PLANE_TAINT["key"], "operator": "Exists", "effect": CONTROL_PLANE_TAINT["effect"]},
-]
+# Ceph runs on the office nodes, controllers included (tolerated in case a controller is ever
+# tainted again), and never on a burst node: those carry the GPU taint, which Ceph does not tolerate.
+TOLERATIONS = [{"key": CONTROL_PLANE_TAINT["key"], "operator": "Exists", "effect": CONTROL_PLANE_TAINT["effect"]}]
+# Rook 1.20 no longer runs the CSI drivers: its chart installs ceph-csi-operator, and the
+# ceph-csi-drivers chart (with Rook's values, deploy/charts/ceph-csi-drivers/values.yaml at v1.20.6)
+# declares the drivers the operator runs. Without it no claim on a Ceph StorageClass ever binds.
+CSI_DRIVERS_CHART = "ceph-csi-drivers"
+CSI_DRIVERS_VERSION = "1.0.4"  # ceph-csi-operator v1.0.4, the one rook-ceph v1.20.6 installs
+CSI_DRIVERS_REPO = "https://ceph.github.io/ceph-csi-operator"
+RBD_DRIVER = f"{NAMESPACE}.rbd.csi.ceph.com"
+CEPHFS_DRIVER = f"{NAMESPACE}.cephfs.csi.ceph.com"
+
+
+def csi_drivers_values(node_count: int) -> dict[str, Any]:
+    """Rook's values for ceph-csi-drivers, plus snapshots for RBD (the golden database's) and a
+    controller per node up to two, so provisioning survives a node (required anti-affinity)."""
+    controller = {"replicas": min(2, node_count), "tolerations": TOLERATIONS}
+    # The node plugin mounts volumes for the pods of its node: burst nodes too (a Job there
+    # checkpoints to its home and writes results to CephFS, across the WireGuard link).
+    node_plugin = {
+        "tolerations": [*TOLERATIONS, {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}]
+    }
+    return {
+        "operatorConfig": {
+            "namespace": NAMESPACE,
+            "driverSpecDefaults": {
+                "imageSet": {"name": "rook-csi-operator-image-set-configmap"},
+                "nodePlugin": {"priorityClassName": "system-node-critical"},
+                "controllerPlugin": {"priorityClassName": "system-cluster-critical"},
+            },
+        },
+        "drivers": {
+            "rbd": {
+                "enabled": True,
+                "name": RBD_DRIVER,
+                "snapshotPolicy": "volumeSnapshot",
+                "controllerPlugin": controller,
+                "nodePlugin": node_plugin,
+            },
+            "cephfs": {
+                "enabled": True,
+                "name": CEPHFS_DRIVER,
+                "controllerPlugin": controller,
+                "nodePlugin": node_plugin,
+            },
+            "nfs": {"enabled": False},
+            "nvmeof": {"enabled": False},
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -40,7 +85,9 @@ def ceph_cluster_spec(nodes: tuple[CephHost, ...], mons: Literal[1, 3, 5]) -> di
     return {
         "cephVersion": {"image": CEPH_IMAGE, "allowUnsupported": False},
         "dataDirHostPath": "/var/lib/rook",
-        "mon": {"count": mons, "allowMultiplePerNode": mons > len(nodes)},
+        # Host networking binds each mon's ports on its node: one per node (the spec checks there
+        # are enough nodes).
+        "mon": {"count": mons, "allowMultiplePerNode": False},
         "mgr": {"count": 2 if len(nodes) > 1 else 1, "modules": [{"name": "rook", "enabled": True}]},
         "dashboard": {"enabled": True, "ssl": True},
         "network": {"provider": "host"},
@@ -81,16 +128,20 @@ class RookCeph(pulumi.ComponentResource):
             namespace=ns.metadata.name,
             values={
                 "crds": {"enabled": True},
-                "csi": {
-                    "enableRbdDriver": True,
-                    "enableCephfsDriver": True,
-                    "provisionerTolerations": TOLERATIONS,
-                    "pluginTolerations": TOLERATIONS,
-                },
+                "csi": {"installCsiOperator": True},
                 "tolerations": TOLERATIONS,
                 "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             },
             opts=on_cluster,
+        )
+        pinned_chart(
+            CSI_DRIVERS_CHART,
+            chart=CSI_DRIVERS_CHART,
+            version=CSI_DRIVERS_VERSION,
+            repo=CSI_DRIVERS_REPO,
+            namespace=ns.metadata.name,
+            values=csi_drivers_values(len(args.nodes)),
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[operator])),
         )
         self.cluster = k8s.apiextensions.CustomResource(
             CLUSTER_NAME,

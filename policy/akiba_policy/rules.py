@@ -3,6 +3,8 @@ enforcement level. Mandatory rules stop a plan or a preview; advisory ones only 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -214,12 +216,18 @@ def resource_limits(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
             yield f"container {c.get('name')!r} has no {' and '.join(missing)} limit"
 
 
-def gpu_node_taint(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
-    """A GPU node without the taint lets any pod land there and sit on the GPUs' host."""
-    if res.type != "maas:index/instance:Instance":
+def burst_gpu_taint(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
+    """A spot GPU node without the taint takes any pending pod, so paid capacity starts (and
+    keeps running) for pods that need no GPU. Office nodes carry no taint on purpose: all of them
+    have GPUs, which the nvidia.com/gpu resource already guards."""
+    if res.type != "aws:ec2/launchTemplate:LaunchTemplate":
         return
-    user_data = _get(res.props, "deployParams", "userData")
-    if not isinstance(user_data, str):
+    encoded = res.props.get("userData")
+    if not isinstance(encoded, str):
+        return  # unknown during a preview
+    try:
+        user_data = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
         return
     for reg in _node_registrations(user_data):
         labels = next(
@@ -228,7 +236,7 @@ def gpu_node_taint(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
         if GPU_LABEL in labels.split(","):
             taints = reg.get("taints") or []
             if not any(t.get("key") == GPU_TAINT_KEY and t.get("effect") == "NoSchedule" for t in taints):
-                yield f"GPU node {reg.get('name')!r} joins without the {GPU_TAINT_KEY}:NoSchedule taint"
+                yield f"burst GPU node {reg.get('name')!r} joins without the {GPU_TAINT_KEY}:NoSchedule taint"
 
 
 def _node_registrations(user_data: str) -> Iterator[Mapping[str, Any]]:
@@ -273,7 +281,12 @@ RULES: tuple[Rule, ...] = (
         pinned_versions,
     ),
     Rule("resource-limits", "mandatory", "Every container has CPU and memory limits.", resource_limits),
-    Rule("gpu-node-taint", "mandatory", "GPU nodes join with the nvidia.com/gpu:NoSchedule taint.", gpu_node_taint),
+    Rule(
+        "burst-gpu-taint",
+        "mandatory",
+        "Spot GPU (burst) nodes join with the nvidia.com/gpu:NoSchedule taint.",
+        burst_gpu_taint,
+    ),
     Rule("burst-size", "advisory", "Burst groups stay small unless the budget says otherwise.", burst_size),
     Rule("namespace-pod-security", "advisory", "Namespaces enforce a Pod Security level.", namespace_pod_security),
     Rule("platform-labels", "advisory", "Kubernetes objects carry the platform labels.", platform_labels),

@@ -75,6 +75,10 @@ class AkibaMocks(Mocks):
             alphabet = string.ascii_lowercase + (string.ascii_uppercase if state.get("upper", True) else "")
             alphabet += string.digits if state.get("numeric", True) else ""
             state["result"] = _chars(name, int(state["length"]), alphabet)
+            if typ == "random:index/randomPassword:RandomPassword":  # bcrypt's $2a$<cost>$ + 53 chars
+                state["bcryptHash"] = "$2a$10$" + _chars(
+                    f"bcrypt/{name}", 53, "./" + string.ascii_letters + string.digits
+                )
         elif typ == "random:index/randomBytes:RandomBytes":
             raw = (_digest("bytes", name) * (int(state["length"]) // 32 + 1))[: int(state["length"])]
             state |= {"base64": base64.b64encode(raw).decode(), "hex": raw.hex()}
@@ -226,6 +230,11 @@ class RecordingMonitor(MockMonitor):
                 self.raw_outputs[name] = unwrap(value)
                 if paths:
                     self.secret_outputs.add(name)
+        else:
+            # A component's scalar secret output is a credential of its own (an Authorization
+            # header made from a password): as atomic as the password, never to be written.
+            outputs = rpc.deserialize_properties(request.outputs)
+            self._remember([v for v in map(unwrap, filter(rpc.is_rpc_secret, outputs.values())) if isinstance(v, str)])
         return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
     def _remember(self, values: list[Any]) -> None:

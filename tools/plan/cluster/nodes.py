@@ -205,7 +205,7 @@ def machine_nodes(plan: Plan) -> tuple[list[Node], list[str]]:
             problems.append(str(err))
             continue
         nodes.append(node)
-    return nodes, problems
+    return sorted(nodes, key=lambda n: n.name), problems
 
 
 def _asg_tags(group: Recorded) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,19 @@ from tools.plan.cluster.rules import Report
 from tools.plan.cluster.scheduler import Placement
 
 
-def _nodes(nodes: list[Node]) -> list[str]:
-    rows: list[tuple[str, ...]] = [("node", "kind", "cpu", "memory", "gpus", "taints")]
-    for n in nodes:
+def _nodes(report: Report) -> list[str]:
+    """Each node with what its placed pods request of what it offers (a template: per new node)."""
+    rows: list[tuple[str, ...]] = [("node", "kind", "cpu req/alloc", "memory req/alloc", "gpus", "taints")]
+    for n in report.nodes:
         name = f"{n.name} (burst, up to {n.max_count})" if n.template else n.name
         taints = ", ".join(f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}" for t in n.taints)
+        used = report.requested.get(n.name, {})
         rows.append(
             (
                 name,
                 n.kind,
-                quantity.show("cpu", n.capacity["cpu"]),
-                quantity.show("memory", n.capacity["memory"]),
+                "/".join(quantity.show("cpu", v) for v in (used.get("cpu", Decimal(0)), n.capacity["cpu"])),
+                "/".join(quantity.show("memory", v) for v in (used.get("memory", Decimal(0)), n.capacity["memory"])),
                 str(n.gpus or "-"),
                 taints or "-",
             )
@@ -65,7 +68,7 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def render(report: Report) -> list[str]:
-    lines = ["Cluster check: nodes as they register", *_nodes(report.nodes), ""]
+    lines = ["Cluster check: nodes as they register", *_nodes(report), ""]
     lines += ["Placement (workload -> nodes it can land on; * = where the check placed its pods)"]
     lines += placement_lines(report)
     lines += ["", f"cluster check: {len(report.problems)} problem(s)"]

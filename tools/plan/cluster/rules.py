@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from tools.plan.cluster import addons, charts, network, nodes, pulls, start, workloads
@@ -60,6 +61,8 @@ class Report:
     placements: list[Placement]
     problems: list[Problem] = field(default_factory=list)
     built: dict[str, str] = field(default_factory=dict)  # repository -> Dockerfile
+    requested: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # node -> what its pods request
+    origin: dict[str, str] = field(default_factory=dict)  # burst node the autoscaler added -> its template
 
 
 def _order(all_workloads: list[Workload]) -> list[Workload]:
@@ -120,6 +123,8 @@ def check(plan: Plan, settings: Settings) -> Report:
         cluster.place_daemonset(w) if w.replicas == 0 else cluster.place_replicas(w) for w in _order(everything)
     ]
     report = Report(nodes=[*machine_nodes, *templates], placements=placements, problems=problems)
+    report.requested = {name: dict(use.requests) for name, use in cluster.use.items()}
+    report.origin = dict(cluster.origin)
     _scheduling(report, cluster, settings)
     _claim_rules(report, plan)
     _storage_rules(report, plan)
@@ -276,7 +281,8 @@ def _storage_rules(report: Report, plan: Plan) -> None:
             if used is None:
                 continue
             driver = str(used.get("provisioner"))
-            missing = sorted({n.name for n in p.placed} - node_plugins[driver])
+            # A burst node the autoscaler adds runs what its template's DaemonSets select.
+            missing = sorted({report.origin.get(n.name, n.name) for n in p.placed} - node_plugins[driver])
             if missing:
                 add(
                     Problem(

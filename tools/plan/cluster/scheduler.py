@@ -15,7 +15,7 @@ burst node the autoscaler adds (as many as the group's maximum).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -26,7 +26,7 @@ from tools.plan.cluster.model import GPU, Node, Workload
 class NodeUse:
     """What is already placed on a node."""
 
-    requests: Counter[str] = field(default_factory=Counter)
+    requests: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     ports: set[tuple[int, str]] = field(default_factory=set)
     pods: list[Workload] = field(default_factory=list)
 
@@ -116,7 +116,8 @@ class Cluster:
 
     def place(self, workload: Workload, node: Node) -> None:
         use = self.use[node.name]
-        use.requests.update(workload.requests)
+        for resource, amount in workload.requests.items():
+            use.requests[resource] += amount
         use.ports |= workload.host_ports
         use.pods.append(workload)
 
@@ -197,6 +198,6 @@ class Cluster:
             self.nodes.append(node)
             self.origin[node.name] = template.name
             seed = self.use[template.name]
-            self.use[node.name] = NodeUse(Counter(seed.requests), set(seed.ports), list(seed.pods))
+            self.use[node.name] = NodeUse(defaultdict(Decimal, seed.requests), set(seed.ports), list(seed.pods))
             return node
         return None
