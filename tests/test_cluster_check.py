@@ -3,10 +3,14 @@ quiet on the one it could, through the same Plan objects `make plan` gives it.""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cluster_fixtures import (
     REGISTRY,
@@ -23,8 +27,12 @@ from tests.cluster_fixtures import (
     resource,
     settings,
 )
-from tools.plan.cluster import Problem, check
+from tests.conftest import STACKS, stack_file
+from tools.plan.__main__ import cluster_settings
+from tools.plan.cluster import Problem, Report, check
+from tools.plan.cluster.report import write as report_file
 from tools.plan.mocks import Recorded
+from tools.plan.runner import Plan
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 TOLERATE_GPU = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -353,3 +361,64 @@ def test_the_pod_network_fits_the_office_bond() -> None:
     found = problems(*fleet(2, mtu=1500), too_big, rule="mtu")
     assert len(found) == 2 and "larger than node1's interface MTU 1500" in found[0].message
     assert problems(*fleet(2, mtu=1500), chart("flannel", "v0.28.9", {"flannel": {"mtu": 1500}}), rule="mtu") == []
+
+
+# --- the real stacks ---------------------------------------------------------------------------
+
+
+def _real(plans: dict[str, Plan], stack: str) -> Report:
+    plan = plans[stack]
+    assert plan.resources, f"{stack}: the recorded plan is empty"
+    return check(plan, cluster_settings(stack_file(stack).config))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_both_stacks_run_as_planned(plans: dict[str, Plan], stack: str, tmp_path: Path) -> None:
+    report = _real(plans, stack)
+    assert report.problems == []
+    labels = {p.workload.label: p for p in report.placements}
+    # kubeadm's add-ons, the charts' and Rook's pods are all part of the picture.
+    for name in ("Deployment kube-system/coredns", "DaemonSet kube-system/kube-proxy", "Deployment traefik/traefik"):
+        assert labels[name].placed, name
+    assert any(label.startswith("Ceph daemon rook-ceph/osd@") for label in labels)
+    gpu_nodes = [n for n in report.nodes if n.gpus and not n.template]
+    plugin = labels["DaemonSet nvidia-device-plugin/nvidia-device-plugin"]
+    assert gpu_nodes and {n.name for n in gpu_nodes} <= {n.name for n in plugin.placed}
+    # The table a reviewer reads, written where the plan writes its artifacts.
+    text = report_file(report, tmp_path).read_text()
+    assert "can land on" in text and "cluster check: 0 problem(s)" in text
+    assert json.loads((tmp_path / "placement.json").read_text())["placements"]
+
+
+def test_prod_platform_services_fail_over(plans: dict[str, Plan]) -> None:
+    """Every platform service that asks for no GPU fits at least two office nodes in prod."""
+    report = _real(plans, "prod")
+    for p in report.placements:
+        w = p.workload
+        if w.replicas and not w.node_local and w.gpus == 0:
+            assert len([n for n in p.candidates if not n.template]) >= 2, w.label
+
+
+def _with_gpu_taint(r: Recorded) -> Recorded:
+    """A MAAS deployment whose node registers with the GPU taint, as every PC did before."""
+    doc = yaml.safe_load(r.raw_inputs["deployParams"]["userData"].removeprefix("#cloud-config\n"))
+    for f in doc["write_files"]:
+        if f["path"] == "/etc/kubernetes/kubeadm.yaml":
+            docs = list(yaml.safe_load_all(f["content"]))
+            for d in docs:
+                if "nodeRegistration" in d:
+                    d["nodeRegistration"]["taints"] = [GPU_TAINT]
+            f["content"] = yaml.safe_dump_all(docs)
+    inputs = copy.deepcopy(r.raw_inputs)
+    inputs["deployParams"]["userData"] = "#cloud-config\n" + yaml.safe_dump(doc)
+    return dataclasses.replace(r, raw_inputs=inputs)
+
+
+def test_the_old_gpu_taint_on_every_pc_is_caught_in_the_real_plan(plans: dict[str, Plan]) -> None:
+    plan = plans["dev"]
+    tainted = [_with_gpu_taint(r) if r.type == "maas:index/instance:Instance" else r for r in plan.resources]
+    found = check(dataclasses.replace(plan, resources=tainted), cluster_settings(stack_file("dev").config)).problems
+    coredns = [f.message for f in found if f.subject == "Deployment kube-system/coredns"]
+    assert coredns and coredns[0].startswith(
+        "2 pods: 0/2 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}."
+    )

@@ -53,50 +53,51 @@ def _container(
 
 def kubeadm(kubernetes_version: str) -> list[Workload]:
     everything = (Toleration("", "Exists", "", ""),)
+    linux = {"kubernetes.io/os": "linux"}
+
+    def system(kind: str, name: str, replicas: int, containers: tuple[Container, ...], **extra: Any) -> Workload:
+        return Workload(
+            kind=kind,
+            namespace="kube-system",
+            name=name,
+            source="kubeadm",
+            replicas=replicas,
+            node_selector=extra.pop("node_selector", linux),
+            affinity_terms=(),
+            tolerations=extra.pop("tolerations", everything),
+            containers=containers,
+            priority=PRIORITIES[extra.pop("priority", "system-node-critical")],
+            **extra,
+        )
+
     return [
-        Workload(
-            kind="static pods",
-            namespace="kube-system",
-            name="control-plane",
-            source="kubeadm (static pods on control-plane nodes)",
-            replicas=0,
+        # Static pods are not scheduled (taints do not apply), but they take their share of the node.
+        system(
+            "static pods",
+            "control-plane",
+            0,
+            tuple(_container(n, f"registry.k8s.io/{n}:v{kubernetes_version}", r) for n, r in STATIC_PODS.items()),
             node_selector={CONTROL_PLANE: ""},
-            affinity_terms=(),
-            tolerations=everything,  # static pods are not scheduled: taints do not apply
-            containers=tuple(
-                _container(n, f"registry.k8s.io/{n}:v{kubernetes_version}", r) for n, r in STATIC_PODS.items()
-            ),
             host_network=True,
-            priority=PRIORITIES["system-node-critical"],
         ),
-        Workload(
-            kind="DaemonSet",
-            namespace="kube-system",
-            name="kube-proxy",
-            source="kubeadm add-on",
-            replicas=0,
-            node_selector={"kubernetes.io/os": "linux"},
-            affinity_terms=(),
-            tolerations=everything,
-            containers=(_container("kube-proxy", f"registry.k8s.io/kube-proxy:v{kubernetes_version}"),),
+        system(
+            "DaemonSet",
+            "kube-proxy",
+            0,
+            (_container("kube-proxy", f"registry.k8s.io/kube-proxy:v{kubernetes_version}"),),
             host_network=True,
             every_node=True,
-            priority=PRIORITIES["system-node-critical"],
         ),
-        Workload(
-            kind="Deployment",
-            namespace="kube-system",
-            name="coredns",
-            source="kubeadm add-on",
-            replicas=2,
-            node_selector={"kubernetes.io/os": "linux"},
-            affinity_terms=(),
+        system(
+            "Deployment",
+            "coredns",
+            2,
+            (_container("coredns", COREDNS_IMAGE, {"cpu": "100m", "memory": "70Mi"}),),
             tolerations=(
                 Toleration("CriticalAddonsOnly", "Exists", "", ""),
                 Toleration(CONTROL_PLANE, "Equal", "", "NoSchedule"),
             ),
-            containers=(_container("coredns", COREDNS_IMAGE, {"cpu": "100m", "memory": "70Mi"}),),
-            priority=PRIORITIES["system-cluster-critical"],
+            priority="system-cluster-critical",
         ),
     ]
 
