@@ -58,6 +58,8 @@ class NodeDeployer:
                 maas=self.maas,
                 power_password=self.secrets.power_password,
                 after=tuple(after),
+                # dev's VMs keep their disks on prod's Ceph; prod's platform VM on prod's own.
+                boots_from_cluster_ceph=vm is not None and self.spec.libvirt.ceph_stack is None,
             ),
         )
         if role == "controller-init":

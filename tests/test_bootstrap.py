@@ -163,7 +163,11 @@ def test_first_controller_inits_with_the_programs_pki() -> None:
 
 
 def test_kubelet_reserves_cpu_and_memory_and_keeps_the_default_eviction() -> None:
-    kubelet = next(d for d in _kubeadm(render_user_data(_node())) if d["kind"] == "KubeletConfiguration")
+    """The cluster's kubelet configuration goes with `kubeadm init`, which stores it for every
+    node; `kubeadm join` would ignore a copy beside its JoinConfiguration, so none is written."""
+    assert not [d for d in _kubeadm(render_user_data(_node())) if d["kind"] == "KubeletConfiguration"]
+    init = render_user_data(_node(role="controller-init", pki={"ca.key": "k"}))
+    kubelet = next(d for d in _kubeadm(init) if d["kind"] == "KubeletConfiguration")
     assert kubelet["systemReserved"] == SYSTEM_RESERVED == {"cpu": "500m", "memory": "1Gi"}
     assert kubelet["kubeReserved"] == KUBE_RESERVED == {"cpu": "500m", "memory": "1Gi"}
     assert kubelet["cgroupDriver"] == "systemd"
@@ -276,7 +280,12 @@ def test_the_registry_resolves_to_the_node_itself() -> None:
     (entry,) = [f for f in _entries(burst) if f["path"] == "/etc/hosts"]
     assert entry["content"] == f"{IMDS_NODE_IP} registry.akiba.lan\n" and entry["append"] is True
     sed = next(line for line in _script_lines(burst) if line.startswith("sed -i"))
-    assert f"s|{IMDS_NODE_IP}|$(md local-ipv4)|g" in sed and sed.endswith(" /etc/kubernetes/kubeadm.yaml /etc/hosts")
+    assert f"s|{IMDS_NODE_IP}|$node_ip|g" in sed and sed.endswith(" /etc/kubernetes/kubeadm.yaml /etc/hosts")
+    # Looked up one by one, so a failed lookup stops the script, and none may be empty.
+    lines = _script_lines(burst)
+    assert "node_name=$(md local-hostname); node_ip=$(md local-ipv4)" in lines
+    assert ': "${node_name:?}" "${node_ip:?}" "${zone:?}" "${instance_id:?}"' in lines
+    assert lines.index(': "${node_name:?}" "${node_ip:?}" "${zone:?}" "${instance_id:?}"') < lines.index(sed)
 
 
 # --- network ----------------------------------------------------------------------------------

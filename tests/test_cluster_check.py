@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.cluster_fixtures import (
 from tests.conftest import STACKS, stack_file
 from tools.plan.__main__ import cluster_settings
 from tools.plan.cluster import Problem, Report, check
+from tools.plan.cluster.report import document
 from tools.plan.cluster.report import write as report_file
 from tools.plan.mocks import Recorded
 from tools.plan.runner import Plan
@@ -49,7 +51,9 @@ def problems(
 
 
 def fleet(n: int = 3, **kwargs: Any) -> list[Recorded]:
-    return [machine(f"node{i}", f"10.0.0.{10 + i}", **kwargs) for i in range(1, n + 1)]
+    """n office nodes; the first runs `kubeadm init` (untainted, like the platform's controllers)."""
+    init = {"control_plane": True, "taints": kwargs.get("taints", [])}
+    return [machine(f"node{i}", f"10.0.0.{10 + i}", **(kwargs | init if i == 1 else kwargs)) for i in range(1, n + 1)]
 
 
 def test_a_healthy_small_cluster_has_no_problems() -> None:
@@ -320,7 +324,8 @@ def test_volumes_need_their_csi_driver_running() -> None:
     )
     user = _with_claim("db", 1, "Recreate")
     found = problems(*fleet(2), *node_basics(), sc, claim("data"), user, rule="storage")
-    assert found and "no controller of CSI driver rook-ceph.rbd.csi.ceph.com" in found[0].message
+    assert any("no controller of CSI driver rook-ceph.rbd.csi.ceph.com" in f.message for f in found)
+    assert any("where that driver's node plugin does not run" in f.message for f in found)
     drivers = chart(
         "ceph-csi-drivers",
         "1.0.4",
@@ -422,3 +427,76 @@ def test_the_old_gpu_taint_on_every_pc_is_caught_in_the_real_plan(plans: dict[st
     assert coredns and coredns[0].startswith(
         "2 pods: 0/2 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}."
     )
+
+
+def test_a_one_per_node_rollout_needs_a_spare_node() -> None:
+    spread = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
+    web = deployment("web", replicas=2, strategy="RollingUpdate", affinity=spread)
+    web.raw_inputs["spec"]["template"]["metadata"] = {"labels": {"app": "web"}}
+    found = problems(*fleet(2), *node_basics(), web, rule="rollout")
+    assert found and "only 2 node(s) fit 3" in found[0].message
+    assert problems(*fleet(3), *node_basics(), web, rule="rollout") == []
+    no_surge = copy.deepcopy(web)
+    no_surge.raw_inputs["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0}}
+    assert problems(*fleet(2), *node_basics(), no_surge, rule="rollout") == []
+
+
+def test_ceph_daemons_keep_off_a_vm_that_boots_from_that_ceph() -> None:
+    vm = machine("vm1", "10.0.0.30", labels={"akiba.io/boots-from-cluster-ceph": "true"})
+    cluster = resource(
+        "kubernetes:ceph.rook.io/v1:CephCluster",
+        "ceph",
+        {
+            "metadata": {"name": "ceph", "namespace": "rook-ceph"},
+            "spec": {"mon": {"count": 1}, "network": {"provider": "host"}},
+        },
+    )
+    found = problems(*fleet(2), vm, *node_basics(), cluster, rule="ceph-on-itself")
+    assert {f.subject for f in found} == {"Ceph daemon rook-ceph/mon", "Ceph daemon rook-ceph/mgr"}
+    away = {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "akiba.io/boots-from-cluster-ceph", "operator": "DoesNotExist"}]}
+            ]
+        }
+    }
+    placed = copy.deepcopy(cluster)
+    placed.raw_inputs["spec"]["placement"] = {"all": {"nodeAffinity": away}}
+    assert problems(*fleet(2), vm, *node_basics(), placed, rule="ceph-on-itself") == []
+
+
+def test_every_node_gets_the_kubelet_configuration_kubeadm_init_stored() -> None:
+    """A joining node's own KubeletConfiguration is ignored by kubeadm join: sizes come from init's."""
+    joiner = machine("node2", "10.0.0.12")
+    doc = yaml.safe_load(joiner.raw_inputs["deployParams"]["userData"].removeprefix("#cloud-config\n"))
+    kubeadm = doc["write_files"][0]
+    docs = list(yaml.safe_load_all(kubeadm["content"]))
+    docs[1]["systemReserved"] = {"cpu": "6", "memory": "1Gi"}  # would leave 2 CPUs if it counted
+    kubeadm["content"] = yaml.safe_dump_all(docs)
+    joiner.raw_inputs["deployParams"]["userData"] = "#cloud-config\n" + yaml.safe_dump(doc)
+    report = check(plan(*fleet(1), joiner, *node_basics()), settings())
+    assert {n.name: float(n.capacity["cpu"]) for n in report.nodes} == {"node1": 7.5, "node2": 7.5}
+    alone = check(plan(joiner, *node_basics()), settings()).problems
+    assert [p.message for p in alone if p.rule == "node"] == ["no node runs `kubeadm init`: nothing would ever start"]
+
+
+def test_images_teams_push_are_listed_not_failed() -> None:
+    app = deployment("app", containers=[container(image=f"{REGISTRY}/team/app:1.0")])
+    report = check(plan(*fleet(1), *node_basics(), app), settings())
+    assert report.problems == [] and report.external == {f"{REGISTRY}/team/app": ["Deployment apps/app"]}
+
+
+def test_the_same_plan_gives_the_same_answer_whatever_the_order(plans: dict[str, Plan]) -> None:
+    plan_ = plans["dev"]
+    shuffled = list(plan_.resources)
+    random.Random(11).shuffle(shuffled)  # noqa: S311 (an order, not a secret)
+    config = cluster_settings(stack_file("dev").config)
+    first = document(check(plan_, config))
+    again = document(check(dataclasses.replace(plan_, resources=shuffled), config))
+    assert first == again and first["placements"]

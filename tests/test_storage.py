@@ -4,10 +4,13 @@ snapshot, and nothing that holds data left unprotected in prod."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components.storage.personal_databases import REFRESH_APP, refresh_script
 from policy.akiba_policy.rules import STATEFUL_K8S_KINDS
 from tests.conftest import config_values, edited, parse
 from tools.plan.mocks import Recorded
@@ -159,3 +162,17 @@ def test_more_copies_than_hosts_is_refused() -> None:
 
     with pytest.raises(ConfigError, match=r"akiba:storage.replicas: expected at most 2 \(nodes with Ceph disks\)"):
         parse(edited("dev", too_many))
+
+
+def test_the_golden_load_waits_for_its_server_and_never_runs_twice(tmp_path: Path) -> None:
+    script = refresh_script()
+    path = tmp_path / "refresh.sh"
+    path.write_text(script)
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True, check=False).returncode == 0
+    steps = script.splitlines()
+    wait = next(i for i, line in enumerate(steps) if line.startswith("pg_isready"))
+    guard = next(i for i, line in enumerate(steps) if "pg_stat_activity" in line)
+    load = next(i for i, line in enumerate(steps) if line.startswith("pg_dump"))
+    assert wait < guard < load
+    # The load announces itself under the name the guard looks for.
+    assert f"application_name={REFRESH_APP}" in steps[load] and f"'{REFRESH_APP}'" in steps[guard]

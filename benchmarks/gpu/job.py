@@ -51,7 +51,7 @@ def benchmark_job_manifest(
     # smallest burst type, g4dn.xlarge: 4 vCPUs, 3 allocatable), so GPUs are compared alike.
     cpu: str = "2",
     memory: str = "8Gi",
-    run_as_user: int = 1000,  # any non-root UID the image can run as
+    run_as_user: int = 65532,  # the images' unprivileged user (1000 and up belong to engineers)
     backoff_limit: int = 1,  # a benchmark that failed twice will fail a third time
     ttl_seconds_after_finished: int = 7 * 24 * 3600,  # the results live on the volume, not in the Job
     active_deadline_seconds: int = 3600,

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Literal
 
 from components import yamltext
+from components.cluster.placement import BOOTS_FROM_CLUSTER_CEPH
 
 Role = Literal["controller-init", "controller-join", "worker"]
 NodeKind = Literal["baremetal", "vm", "burst"]
@@ -25,6 +26,7 @@ CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect":
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
 PKI_DIR = "/etc/kubernetes/pki"
 BOOTSTRAP_SCRIPT = "/usr/local/sbin/akiba-bootstrap"
+KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
 # Placeholders the bootstrap script fills from IMDSv2 on burst nodes.
 IMDS_NODE_NAME, IMDS_NODE_IP = "__IMDS_NODE_NAME__", "__IMDS_NODE_IP__"
 IMDS_ZONE, IMDS_INSTANCE_ID = "__IMDS_ZONE__", "__IMDS_INSTANCE_ID__"
@@ -116,9 +118,15 @@ class NodeBootstrap:
             raise ValueError("only workers take their identity from instance metadata")
 
 
-def node_labels(gpu_model: str | None, gpu_count: int, kind: NodeKind) -> dict[str, str]:
-    """Labels every node carries; the scheduler and the dashboard select on them."""
+def node_labels(
+    gpu_model: str | None, gpu_count: int, kind: NodeKind, boots_from_cluster_ceph: bool = False
+) -> dict[str, str]:
+    """Labels every node carries; the scheduler and the dashboard select on them.
+    `boots_from_cluster_ceph`: a VM whose disks are images in this cluster's own Ceph (Ceph's
+    daemons must not run there: see components/cluster/placement.py)."""
     labels: dict[str, str] = {"akiba.io/node-kind": kind}
+    if boots_from_cluster_ceph:
+        labels[BOOTS_FROM_CLUSTER_CEPH] = "true"
     if gpu_model:
         labels |= {
             "akiba.io/gpu-model": gpu_model,
@@ -340,17 +348,21 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
         if node.role == "controller-join":
             join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
         docs.append(join)
-    docs.append(
-        {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1",
-            "kind": "KubeletConfiguration",
-            "cgroupDriver": "systemd",
-            "systemReserved": SYSTEM_RESERVED,
-            "kubeReserved": KUBE_RESERVED,
-        }
-    )
+    if node.role == "controller-init":
+        # The whole cluster's kubelet configuration: `kubeadm init` stores it in the kubelet-config
+        # ConfigMap and every `kubeadm join` takes it from there (join ignores any
+        # KubeletConfiguration beside its JoinConfiguration).
+        docs.append(
+            {
+                "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                "kind": "KubeletConfiguration",
+                "cgroupDriver": "systemd",
+                "systemReserved": SYSTEM_RESERVED,
+                "kubeReserved": KUBE_RESERVED,
+            }
+        )
     text = yamltext.dump_all(docs)
-    return [{"path": "/etc/kubernetes/kubeadm.yaml", "permissions": "0600", "content": text}]
+    return [{"path": KUBEADM_CONFIG, "permissions": "0600", "content": text}]
 
 
 def _script(node: NodeBootstrap) -> str:
@@ -369,8 +381,13 @@ def _script(node: NodeBootstrap) -> str:
         lines += [
             f"IMDS_TOKEN=$({CURL} -X PUT {imds}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
             f'md() {{ {CURL} -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "{imds}/meta-data/$1"; }}',
-            f'sed -i -e "s|{IMDS_NODE_NAME}|$(md local-hostname)|g" -e "s|{IMDS_NODE_IP}|$(md local-ipv4)|g"'
-            f' -e "s|{IMDS_ZONE}|$(md placement/availability-zone)|g" -e "s|{IMDS_INSTANCE_ID}|$(md instance-id)|g"'
+            # Each value in its own assignment, so a failed lookup stops the script (set -e does
+            # not see a failure inside another command's arguments), and none may be empty.
+            "node_name=$(md local-hostname); node_ip=$(md local-ipv4)",
+            "zone=$(md placement/availability-zone); instance_id=$(md instance-id)",
+            ': "${node_name:?}" "${node_ip:?}" "${zone:?}" "${instance_id:?}"',
+            f'sed -i -e "s|{IMDS_NODE_NAME}|$node_name|g" -e "s|{IMDS_NODE_IP}|$node_ip|g"'
+            f' -e "s|{IMDS_ZONE}|$zone|g" -e "s|{IMDS_INSTANCE_ID}|$instance_id|g"'
             " /etc/kubernetes/kubeadm.yaml /etc/hosts",
         ]
     if node.network is not None:

@@ -62,6 +62,7 @@ class BareMetalNodeArgs:
     maas: maas_backend.MaasSettings
     power_password: pulumi.Output[str] | None  # secret; None: power types that need none
     after: tuple[pulumi.Resource, ...] = ()  # joining nodes: the first controller's deployment
+    boots_from_cluster_ceph: bool = False  # a VM whose disks are in this cluster's own Ceph
 
 
 def bootstrap_for(
@@ -80,7 +81,7 @@ def bootstrap_for(
         registry_mirror=args.registry.mirror,
         registry_upstreams=args.registry.upstreams,
         registry_authorization=registry_auth,
-        labels=node_labels(gpus.model if gpus else None, gpus.count if gpus else 0, kind),
+        labels=node_labels(gpus.model if gpus else None, gpus.count if gpus else 0, kind, args.boots_from_cluster_ceph),
         taints=node_taints(kind),
         gpu_driver_branch=gpus.driver_branch if gpus else None,
         network=BondNetwork(

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.k8s_object import KubernetesObject
 from components.context import PlatformContext
-from components.storage.rook_ceph import CEPHFS_DRIVER, CLUSTER_NAME, NAMESPACE, RBD_DRIVER
+from components.storage.rook_ceph import CEPHFS_DRIVER, CLUSTER_NAME, MDS_REQUESTS, NAMESPACE, PLACEMENT, RBD_DRIVER
 
 # pulumi-kubernetes (4.18+) awaits a custom resource only when told what "ready" means.
 WAIT_FOR = "pulumi.com/waitFor"
@@ -116,7 +116,12 @@ class CephStorage(pulumi.ComponentResource):
                 "metadataPool": pool_spec(pools.replicas),
                 "dataPools": [{"name": "data0", **pool_spec(pools.replicas)}],
                 "preserveFilesystemOnDelete": True,
-                "metadataServer": {"activeCount": 1, "activeStandby": True},
+                "metadataServer": {
+                    "activeCount": 1,
+                    "activeStandby": True,
+                    "placement": PLACEMENT,
+                    "resources": MDS_REQUESTS,
+                },
             },
             stateful=True,
         )

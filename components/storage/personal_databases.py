@@ -69,13 +69,29 @@ def snapshot_script(db: GoldenDatabase) -> str:
     )
 
 
+REFRESH_APP = "akiba-golden-refresh"  # the load's application_name, so another load can see it
+OTHER_LOADS = f"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{REFRESH_APP}'"  # noqa: S608 (constant)
+
+
 def refresh_script() -> str:
-    """Reload the golden copy from production (read-only source URL, a secret)."""
+    """Reload the golden copy from production (read-only source URL, a secret): once the golden
+    server answers (on the first run it may still be starting), and never two loads at once
+    (the first run's Job and a nightly one can overlap; CronJob's Forbid covers only its own)."""
+    golden = f"postgresql://postgres:${{POSTGRES_PASSWORD}}@{GOLDEN}:5432/postgres"
     return (
-        "set -euo pipefail\n"
-        'pg_dump --format=custom --no-owner --no-privileges "$SOURCE_URL" '
-        '| pg_restore --clean --if-exists --no-owner --dbname="postgresql://postgres:${POSTGRES_PASSWORD}@'
-        f'{GOLDEN}:5432/postgres"\n'
+        "\n".join(
+            [
+                "set -euo pipefail",
+                f'golden="{golden}"',
+                f"for _ in $(seq 360); do pg_isready -q -h {GOLDEN} -p 5432 && break; sleep 5; done",
+                f"pg_isready -h {GOLDEN} -p 5432",
+                f'running=$(psql "$golden" -tAc "{OTHER_LOADS}")',
+                'if [ "$running" != 0 ]; then echo "another load of the golden copy is running" >&2; exit 1; fi',
+                'pg_dump --format=custom --no-owner --no-privileges "$SOURCE_URL"'
+                f' | pg_restore --clean --if-exists --no-owner --dbname="$golden?application_name={REFRESH_APP}"',
+            ]
+        )
+        + "\n"
     )
 
 
@@ -247,7 +263,9 @@ class PersonalDatabases(pulumi.ComponentResource):
             opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, *args.after]),
         )
         golden_labels = {**ctx.labels, "app.kubernetes.io/name": GOLDEN}
-        self._server(GOLDEN, image, GOLDEN, GOLDEN, golden_labels, reset_password=False, opts=in_ns, after=golden_claim)
+        golden = self._server(
+            GOLDEN, image, GOLDEN, GOLDEN, golden_labels, reset_password=False, opts=in_ns, after=golden_claim
+        )
         refresh_labels = {**ctx.labels, "app.kubernetes.io/name": PIPELINE}
         self._snapshot_account(ctx, in_ns)
         job_spec = {"backoffLimit": 1, "template": pipeline_pod(db, refresh_labels)}
@@ -269,7 +287,8 @@ class PersonalDatabases(pulumi.ComponentResource):
                 "annotations": {SKIP_AWAIT: "true"},
             },
             spec=job_spec,
-            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[golden_claim])),
+            # After the golden server is ready (awaited), so the load has a database to go into.
+            opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[golden])),
         )
         self._network_policy(
             GOLDEN,
@@ -340,11 +359,11 @@ class PersonalDatabases(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
         after: pulumi.Resource,
         awaited: bool = True,
-    ) -> None:
+    ) -> k8s.apps.v1.Deployment:
         meta: dict[str, Any] = {"name": name, "namespace": NAMESPACE, "labels": labels}
         if not awaited:  # its volume binds later (a clone of a snapshot that may not exist yet)
             meta["annotations"] = {SKIP_AWAIT: "true"}
-        k8s.apps.v1.Deployment(
+        server = k8s.apps.v1.Deployment(
             name,
             metadata=meta,
             spec={
@@ -364,6 +383,7 @@ class PersonalDatabases(pulumi.ComponentResource):
             },
             opts=opts,
         )
+        return server
 
     def _network_policy(
         self,

@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
 from components.cluster.helm import pinned_chart
 from components.cluster.namespaces import declare_namespace
+from components.cluster.placement import NOT_ON_CEPH_BACKED_VMS
 from components.context import PlatformContext
 
 NAMESPACE = "rook-ceph"
@@ -24,6 +25,18 @@ CLUSTER_NAME = "rook-ceph"
 # Ceph runs on the office nodes, controllers included (tolerated in case a controller is ever
 # tainted again), and never on a burst node: those carry the GPU taint, which Ceph does not tolerate.
 TOLERATIONS = [{"key": CONTROL_PLANE_TAINT["key"], "operator": "Exists", "effect": CONTROL_PLANE_TAINT["effect"]}]
+# Every Ceph daemon's placement: the office nodes, never a VM that boots from this Ceph.
+PLACEMENT: dict[str, Any] = {"tolerations": TOLERATIONS, "nodeAffinity": NOT_ON_CEPH_BACKED_VMS}
+# What Ceph's daemons hold back for themselves on a node (requests, no limits: a limit would
+# throttle or OOM-kill an OSD in recovery, when it needs most). Memory is what they use: an
+# OSD's default memory target is 4 GiB, an MDS's cache 4 GiB. CPU is their idle share: six OSDs
+# on an 8-thread PC that also trains models; recovery borrows what GPU jobs leave idle.
+DAEMON_REQUESTS = {
+    "mon": {"requests": {"cpu": "250m", "memory": "1Gi"}},
+    "mgr": {"requests": {"cpu": "100m", "memory": "512Mi"}},
+    "osd": {"requests": {"cpu": "250m", "memory": "4Gi"}},
+}
+MDS_REQUESTS = {"requests": {"cpu": "250m", "memory": "4Gi"}}
 # Rook 1.20 no longer runs the CSI drivers: its chart installs ceph-csi-operator, and the
 # ceph-csi-drivers chart (with Rook's values, deploy/charts/ceph-csi-drivers/values.yaml at v1.20.6)
 # declares the drivers the operator runs. Without it no claim on a Ceph StorageClass ever binds.
@@ -92,7 +105,10 @@ def ceph_cluster_spec(nodes: tuple[CephHost, ...], mons: Literal[1, 3, 5]) -> di
         "dashboard": {"enabled": True, "ssl": True},
         "network": {"provider": "host"},
         "crashCollector": {"disable": False},
-        "placement": {"all": {"tolerations": TOLERATIONS}},
+        "placement": {"all": PLACEMENT},
+        # What Ceph's daemons hold back for themselves on a node (requests, no limits: a limit
+        # would OOM-kill an OSD under recovery). An OSD's default memory target is 4 GiB.
+        "resources": DAEMON_REQUESTS,
         "storage": {
             "useAllNodes": False,
             "useAllDevices": False,

@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
 from components.storage.ceph_storage import CEPHFS_CLASS
-from components.storage.rook_ceph import CEPH_IMAGE, TOLERATIONS
+from components.storage.rook_ceph import CEPH_IMAGE, PLACEMENT, TOLERATIONS
 from components.storage.rook_ceph import NAMESPACE as ROOK_NAMESPACE
 
 NAMESPACE = "akiba-homes"
@@ -152,7 +152,10 @@ class SharedHomes(pulumi.ComponentResource):
             spec={
                 "server": {
                     "active": 1,
-                    "placement": {"tolerations": [*TOLERATIONS, *FAST_FAILOVER]},
+                    "placement": {
+                        "tolerations": [*TOLERATIONS, *FAST_FAILOVER],
+                        "nodeAffinity": PLACEMENT["nodeAffinity"],
+                    },
                     "resources": {"limits": {"memory": "2Gi"}},
                 }
             },

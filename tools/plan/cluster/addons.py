@@ -19,7 +19,7 @@ from typing import Any
 
 from tools.plan.cluster import quantity
 from tools.plan.cluster.model import CONTROL_PLANE, Container, Toleration, Workload, requests_of
-from tools.plan.cluster.workloads import PRIORITIES
+from tools.plan.cluster.workloads import PRIORITIES, affinity_terms
 from tools.plan.runner import Plan
 
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1"
@@ -105,12 +105,14 @@ def kubeadm(kubernetes_version: str) -> list[Workload]:
 UNREACHABLE_5S = Toleration("node.kubernetes.io/unreachable", "Exists", "", "NoExecute")
 
 
-def _tolerations(placement: Mapping[str, Any], *roles: str) -> tuple[Toleration, ...]:
-    """A Rook placement's tolerations: `all` and the daemon's own are appended (placement.go Merge)."""
-    out: list[Toleration] = []
-    for role in roles:
-        out += [Toleration.of(t) for t in (placement.get(role) or {}).get("tolerations") or ()]
-    return tuple(out)
+def merged_placement(placement: Mapping[str, Any], role: str) -> dict[str, Any]:
+    """A daemon's placement from a CephCluster's: `all` and the daemon's own tolerations are
+    appended; its own nodeAffinity replaces `all`'s (placement.go Merge)."""
+    everyone, own = placement.get("all") or {}, placement.get(role) or {}
+    return {
+        "tolerations": [*(everyone.get("tolerations") or ()), *(own.get("tolerations") or ())],
+        "nodeAffinity": own.get("nodeAffinity") or everyone.get("nodeAffinity") or {},
+    }
 
 
 @dataclass(frozen=True)
@@ -121,36 +123,39 @@ class _CephCluster:
     source: str
     image: str
     host_network: bool
-    spec: Mapping[str, Any]
 
     def daemon(
         self,
         name: str,
-        role: str,
         replicas: int,
-        tolerations: tuple[Toleration, ...],
+        placement: Mapping[str, Any],
+        requests: Mapping[str, Any] | None,
         ports: tuple[int, ...] = (),
+        node_selector: Mapping[str, str] | None = None,
+        extra_tolerations: tuple[Toleration, ...] = (),
         **extra: Any,
     ) -> Workload:
-        requests = requests_of((self.spec.get("resources") or {}).get(role))
-        container = replace(_container(role, self.image, ports=ports if self.host_network else ()), requests=requests)
+        container = replace(
+            _container(name.split("@")[0], self.image, ports=ports if self.host_network else ()),
+            requests=requests_of(requests),
+        )
         return Workload(
             kind="Ceph daemon",
             namespace=self.namespace,
             name=name,
             source=self.source,
             replicas=replicas,
-            node_selector={},
-            affinity_terms=(),
-            tolerations=tolerations,
+            node_selector=dict(node_selector or {}),
+            affinity_terms=affinity_terms({"affinity": {"nodeAffinity": placement.get("nodeAffinity") or {}}}),
+            tolerations=(*(Toleration.of(t) for t in placement.get("tolerations") or ()), *extra_tolerations),
             containers=(container,),
             host_network=self.host_network,
             **extra,
         )
 
 
-def _cluster_daemons(c: _CephCluster) -> list[Workload]:
-    spec, placement = c.spec, c.spec.get("placement") or {}
+def _cluster_daemons(c: _CephCluster, spec: Mapping[str, Any]) -> list[Workload]:
+    placement, resources = spec.get("placement") or {}, spec.get("resources") or {}
     mon, mgr = spec.get("mon") or {}, spec.get("mgr") or {}
     dashboard = spec.get("dashboard") or {}
     mgr_ports = (6800, 9283, int(dashboard.get("port") or (8443 if dashboard.get("ssl") else 7000)))
@@ -159,35 +164,47 @@ def _cluster_daemons(c: _CephCluster) -> list[Workload]:
         # mon.go: required anti-affinity per host with host networking, or unless allowMultiplePerNode.
         c.daemon(
             "mon",
-            "mon",
             int(mon.get("count", 3)),
-            _tolerations(placement, "all", "mon"),
+            merged_placement(placement, "mon"),
+            resources.get("mon"),
             (3300, 6789),
             one_per_node=c.host_network or not mon.get("allowMultiplePerNode"),
         ),
         c.daemon(
             "mgr",
-            "mgr",
             mgr_count,
-            (*_tolerations(placement, "all", "mgr"), UNREACHABLE_5S),
+            merged_placement(placement, "mgr"),
+            resources.get("mgr"),
             mgr_ports,
+            extra_tolerations=(UNREACHABLE_5S,),
             one_per_node=mgr_count > 1 and not mgr.get("allowMultiplePerNode"),
         ),
     ]
     for node in (spec.get("storage") or {}).get("nodes") or ():
         pinned = {"kubernetes.io/hostname": str(node["name"])}
-        osd = c.daemon(
-            f"osd@{node['name']}",
-            "osd",
-            len(node.get("devices") or ()),
-            _tolerations(placement, "all", "osd"),
-            node_local=True,
+        osd_placement = merged_placement(placement, "osd")
+        found.append(
+            c.daemon(
+                f"osd@{node['name']}",
+                len(node.get("devices") or ()),
+                osd_placement,
+                resources.get("osd"),
+                node_selector=pinned,
+                node_local=True,
+            )
         )
-        # One crash collector and one exporter on every node that runs Ceph daemons.
-        exporter = c.daemon(f"exporter@{node['name']}", "exporter", 1, osd.tolerations, (9926,), node_local=True)
-        for w in (osd, exporter):
-            w.node_selector = pinned
-        found += [osd, exporter]
+        # One exporter (and crash collector) on every node that runs Ceph daemons.
+        found.append(
+            c.daemon(
+                f"exporter@{node['name']}",
+                1,
+                osd_placement,
+                resources.get("exporter"),
+                (9926,),
+                pinned,
+                node_local=True,
+            )
+        )
     return found
 
 
@@ -201,21 +218,28 @@ def rook(plan: Plan) -> list[Workload]:
             source=f"Rook, from CephCluster {meta['namespace']}/{meta['name']}",
             image=str((spec.get("cephVersion") or {}).get("image", "")),
             host_network=(spec.get("network") or {}).get("provider") == "host",
-            spec=spec,
         )
-        found += _cluster_daemons(cluster)
-        # MDS and NFS servers take their own placement, not the cluster's `all`.
+        found += _cluster_daemons(cluster, spec)
+        # MDS and NFS servers take their own placement and resources, not the cluster's.
         for fs in plan.by_type("kubernetes:ceph.rook.io/v1:CephFilesystem"):
             mds = (fs.raw_inputs.get("spec") or {}).get("metadataServer") or {}
             count = int(mds.get("activeCount", 1)) * (2 if mds.get("activeStandby") else 1)
-            tolerations = (*_tolerations({"mds": mds.get("placement") or {}}, "mds"), UNREACHABLE_5S)
-            found.append(cluster.daemon(f"mds-{fs.raw_inputs['metadata']['name']}", "mds", count, tolerations))
+            name = f"mds-{fs.raw_inputs['metadata']['name']}"
+            found.append(
+                cluster.daemon(
+                    name, count, mds.get("placement") or {}, mds.get("resources"), extra_tolerations=(UNREACHABLE_5S,)
+                )
+            )
         for nfs in plan.by_type("kubernetes:ceph.rook.io/v1:CephNFS"):
             server = (nfs.raw_inputs.get("spec") or {}).get("server") or {}
-            tolerations = (*_tolerations({"nfs": server.get("placement") or {}}, "nfs"), UNREACHABLE_5S)
-            w = cluster.daemon(
-                f"nfs-{nfs.raw_inputs['metadata']['name']}", "nfs", int(server.get("active", 1)), tolerations
+            name = f"nfs-{nfs.raw_inputs['metadata']['name']}"
+            found.append(
+                cluster.daemon(
+                    name,
+                    int(server.get("active", 1)),
+                    server.get("placement") or {},
+                    server.get("resources"),
+                    extra_tolerations=(UNREACHABLE_5S,),
+                )
             )
-            w.containers = (replace(w.containers[0], requests=requests_of(server.get("resources"))),)
-            found.append(w)
     return found

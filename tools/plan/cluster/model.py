@@ -174,6 +174,7 @@ class Workload:
     every_node: bool = False  # a node without it is not Ready (CNI, kube-proxy)
     priority: int = 0  # higher places first (system-node-critical, system-cluster-critical)
     rolling: bool = False  # a Deployment's RollingUpdate: the new pod starts before the old stops
+    surge: int = 0  # extra pods a rolling update starts before it stops old ones (maxSurge)
     blocked: tuple[str, ...] = ()  # why its pods never start, wherever they land
     csi_node: str = ""  # the node plugin of this CSI driver: volumes of it mount only where it runs
     csi_driver: str = ""  # the controller of this CSI driver: it provisions the driver's volumes

@@ -1,12 +1,14 @@
 """The nodes as the cluster will know them, read from what the plan gives each machine.
 
 Every node's identity comes from its own user-data, the way the kubelet registers it: the kubeadm
-`nodeRegistration` (name, taints, the kubelet's `--node-labels`), the KubeletConfiguration
-(reserved CPU and memory, eviction threshold, pod limit), containerd's `certs.d/*/hosts.toml`
-and the `/etc/hosts` lines it appends. Capacity comes from where the plan pins the hardware:
-the MAAS allocation constraints (`min_cpu_count`, `min_memory`) of a PC or VM, and the burst
-group's first instance type (the one the cluster-autoscaler models). The burst group is a node
-*template*: no node exists until a pending pod makes the autoscaler add one.
+`nodeRegistration` (name, taints, the kubelet's `--node-labels`), containerd's
+`certs.d/*/hosts.toml` and the `/etc/hosts` lines it appends. The kubelet's configuration
+(reserved CPU and memory, eviction threshold, pod limit) is the cluster's: the one beside the
+InitConfiguration, which `kubeadm init` stores and every `kubeadm join` reads back. Capacity
+comes from where the plan pins the hardware: the MAAS allocation constraints (`min_cpu_count`,
+`min_memory`) of a PC or VM, and the burst group's first instance type (the one the
+cluster-autoscaler models). The burst group is a node *template*: no node exists until a
+pending pod makes the autoscaler add one.
 """
 
 from __future__ import annotations
@@ -18,17 +20,15 @@ from typing import Any
 
 import yaml
 
+from components.cluster.bootstrap import CERTS_D, IMDS_NODE_IP, KUBEADM_CONFIG, PKI_DIR
 from tools.plan.artifacts import CLOUD_CONFIG, user_data_of
 from tools.plan.cluster import quantity
 from tools.plan.cluster.model import CONTROL_PLANE, OS_ARCH, HostEntry, Node, NodeKind, RegistryHosts, Taint
 from tools.plan.mocks import Recorded
 from tools.plan.runner import Plan
 
-KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
-CERTS_D = "/etc/containerd/certs.d/"
-CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"  # kubeadm writes it on init and on join
+CLUSTER_CA = f"{PKI_DIR}/ca.crt"  # kubeadm writes it on init and on join
 OWN_ADDRESS = "(own address)"
-IMDS_NODE_IP = "__IMDS_NODE_IP__"  # filled from instance metadata at boot (burst nodes)
 ASG = "aws:autoscaling/group:Group"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 CA_TEMPLATE = "k8s.io/cluster-autoscaler/node-template/"
@@ -108,9 +108,9 @@ def registries(files: Mapping[str, list[str]]) -> dict[str, RegistryHosts]:
     """containerd's view of each registry namespace (certs.d/<namespace>/hosts.toml)."""
     out = {}
     for path, contents in files.items():
-        if not (path.startswith(CERTS_D) and path.endswith("/hosts.toml")):
+        if not (path.startswith(CERTS_D + "/") and path.endswith("/hosts.toml")):
             continue
-        namespace = path.removeprefix(CERTS_D).removesuffix("/hosts.toml")
+        namespace = path.removeprefix(CERTS_D + "/").removesuffix("/hosts.toml")
         doc = tomllib.loads(contents[-1])
 
         def entry(url: str, raw: Mapping[str, Any]) -> HostEntry:
@@ -142,13 +142,26 @@ def etc_hosts(files: Mapping[str, list[str]], own_address: str) -> dict[str, str
     return names
 
 
-def _node(name_hint: str, kind: NodeKind, source: str, user_data: str, cpus: Decimal, memory: Decimal) -> Node:
+def cluster_kubelet(plan: Plan) -> dict[str, Any] | None:
+    """The KubeletConfiguration `kubeadm init` stores for the cluster; None without an init node."""
+    for r in plan.by_type("maas:index/instance:Instance"):
+        files = written_files(cloud_config(user_data_of(r.type, r.raw_inputs) or ""))
+        if KUBEADM_CONFIG in files:
+            docs = [d for d in yaml.safe_load_all(files[KUBEADM_CONFIG][-1]) if d]
+            if any(d.get("kind") == "InitConfiguration" for d in docs):
+                return next((d for d in docs if d.get("kind") == "KubeletConfiguration"), {})
+    return None
+
+
+def _node(
+    name_hint: str, kind: NodeKind, source: str, user_data: str, cpus: Decimal, memory: Decimal, kubelet: dict[str, Any]
+) -> Node:
     """One node from its user-data; `kind` unless its akiba.io/node-kind label says otherwise."""
     doc = cloud_config(user_data)
     files = written_files(doc)
     if KUBEADM_CONFIG not in files:
         raise NodeError(f"{source}: its user-data writes no {KUBEADM_CONFIG}")
-    registration, control_plane, kubelet = _registration(files[KUBEADM_CONFIG][-1])
+    registration, control_plane, _ = _registration(files[KUBEADM_CONFIG][-1])
     labels, taints = _labels_and_taints(registration, control_plane)
     name = str(registration.get("name") or name_hint)
     args = {a["name"]: str(a["value"]) for a in registration.get("kubeletExtraArgs") or ()}
@@ -180,7 +193,7 @@ def _node(name_hint: str, kind: NodeKind, source: str, user_data: str, cpus: Dec
     )
 
 
-def machine_nodes(plan: Plan) -> tuple[list[Node], list[str]]:
+def machine_nodes(plan: Plan, kubelet: dict[str, Any]) -> tuple[list[Node], list[str]]:
     """PCs and VMs: each MAAS deployment, sized by its allocation constraints."""
     nodes, problems = [], []
     for r in plan.by_type("maas:index/instance:Instance"):
@@ -200,6 +213,7 @@ def machine_nodes(plan: Plan) -> tuple[list[Node], list[str]]:
                 text or "",
                 Decimal(int(alloc["minCpuCount"])),
                 Decimal(int(alloc["minMemory"])) * 2**20,  # MAAS counts memory in MiB
+                kubelet,
             )
         except NodeError as err:
             problems.append(str(err))
@@ -212,7 +226,9 @@ def _asg_tags(group: Recorded) -> dict[str, str]:
     return {str(t["key"]): str(t["value"]) for t in group.raw_inputs.get("tags") or ()}
 
 
-def burst_templates(plan: Plan, instance_types: Mapping[str, tuple[int, float]]) -> tuple[list[Node], list[str]]:
+def burst_templates(
+    plan: Plan, instance_types: Mapping[str, tuple[int, float]], kubelet: dict[str, Any]
+) -> tuple[list[Node], list[str]]:
     """The burst group as the autoscaler models it (first instance type), with the labels and
     taints its nodes really register with (that type's launch template). A disagreement between
     the two means the autoscaler scales for pods the new node then refuses, or never scales."""
@@ -243,6 +259,7 @@ def burst_templates(plan: Plan, instance_types: Mapping[str, tuple[int, float]])
                 user_data_of(template.type, template.raw_inputs) or "",
                 Decimal(cpus),
                 Decimal(str(memory_gib)) * 2**30,
+                kubelet,
             )
         except NodeError as err:
             problems.append(str(err))

@@ -71,6 +71,9 @@ def render(report: Report) -> list[str]:
     lines = ["Cluster check: nodes as they register", *_nodes(report), ""]
     lines += ["Placement (workload -> nodes it can land on; * = where the check placed its pods)"]
     lines += placement_lines(report)
+    if report.external:
+        lines += ["", "Pulled from the platform registry, built elsewhere (their teams push them):"]
+        lines += [f"  {repo}  ({', '.join(users)})" for repo, users in sorted(report.external.items())]
     lines += ["", f"cluster check: {len(report.problems)} problem(s)"]
     lines += [f"  {p}" for p in report.problems]
     return lines
@@ -101,6 +104,7 @@ def document(report: Report) -> dict[str, Any]:
             for p in report.placements
         ],
         "builtImages": report.built,
+        "externalImages": report.external,
         "problems": [{"rule": p.rule, "subject": p.subject, "message": p.message} for p in report.problems],
     }
 

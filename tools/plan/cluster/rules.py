@@ -15,17 +15,21 @@
   that needs what never gets made (a Secret only a skipped Helm hook creates);
 - `storage`: a claim whose CSI driver does not run, a pod on a node without its node plugin;
 - `mtu`: the pod network's packets do not fit a path they cross (office bond, WireGuard tunnel);
+- `rollout`: a one-pod-per-node Deployment whose rolling update needs more nodes than fit it;
+- `ceph-on-itself`: a Ceph daemon that can land on a VM whose disks live in that Ceph;
 - `chart`: a chart (or version) the check has no model of.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from components.cluster.placement import BOOTS_FROM_CLUSTER_CEPH
 from tools.plan.cluster import addons, charts, network, nodes, pulls, start, workloads
 from tools.plan.cluster.model import Node, Workload
 from tools.plan.cluster.scheduler import Cluster, Placement
@@ -63,13 +67,19 @@ class Report:
     built: dict[str, str] = field(default_factory=dict)  # repository -> Dockerfile
     requested: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # node -> what its pods request
     origin: dict[str, str] = field(default_factory=dict)  # burst node the autoscaler added -> its template
+    # Images on the platform registry the plan neither builds nor has a Dockerfile for: their
+    # teams push them (repository -> workloads pulling it); listed for the reviewer.
+    external: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _order(all_workloads: list[Workload]) -> list[Workload]:
-    """Static pods and DaemonSets first, then the rest; higher priority first, else as declared."""
-    per_node = [w for w in all_workloads if w.replicas == 0]
-    rest = [w for w in all_workloads if w.replicas > 0]
-    return sorted(per_node, key=lambda w: -w.priority) + sorted(rest, key=lambda w: -w.priority)
+    """Static pods and DaemonSets first, then the rest, higher priority first, then by name: the
+    program registers resources in no fixed order, and the same plan must give the same answer."""
+
+    def key(w: Workload) -> tuple[int, int, str, str, str]:
+        return (0 if w.replicas == 0 else 1, -w.priority, w.kind, w.namespace, w.name)
+
+    return sorted(all_workloads, key=key)
 
 
 def _built_images(plan: Plan, root: Path) -> dict[str, start.ImageFacts]:
@@ -84,8 +94,6 @@ def _built_images(plan: Plan, root: Path) -> dict[str, start.ImageFacts]:
 
 
 def _pull_secret_hosts(plan: Plan) -> dict[tuple[str, str], frozenset[str]]:
-    import json
-
     found = {}
     for r in plan.by_type("kubernetes:core/v1:Secret"):
         raw = r.raw_inputs
@@ -110,8 +118,11 @@ def _claims(plan: Plan) -> dict[tuple[str, str], tuple[str, ...]]:
 
 def check(plan: Plan, settings: Settings) -> Report:
     problems: list[Problem] = []
-    machine_nodes, node_problems = nodes.machine_nodes(plan)
-    templates, template_problems = nodes.burst_templates(plan, settings.instance_types)
+    kubelet = nodes.cluster_kubelet(plan)
+    if kubelet is None:
+        problems.append(Problem("node", "cluster", "no node runs `kubeadm init`: nothing would ever start"))
+    machine_nodes, node_problems = nodes.machine_nodes(plan, kubelet or {})
+    templates, template_problems = nodes.burst_templates(plan, settings.instance_types, kubelet or {})
     problems += [Problem("node", p.split(":", 1)[0], p.split(":", 1)[1].strip()) for p in node_problems]
     problems += [Problem("burst-template", p.split(":", 1)[0], p.split(":", 1)[1].strip()) for p in template_problems]
     chart_workloads, chart_problems = charts.of_plan(plan)
@@ -133,6 +144,7 @@ def check(plan: Plan, settings: Settings) -> Report:
     report.built = {repo: facts.dockerfile for repo, facts in built.items()}
     _pull_rules(report, plan, settings, machine_nodes)
     _image_rules(report, settings, built)
+    report.problems.sort(key=lambda p: (p.rule, p.subject, p.message))
     return report
 
 
@@ -153,6 +165,24 @@ def _scheduling(report: Report, cluster: Cluster, settings: Settings) -> None:
         if w.gpus <= 0 and p.candidates and not on_prem:
             names = ", ".join(n.name for n in p.candidates)
             add(Problem("burst-only", w.label, f"asks for no GPU yet fits only burst capacity ({names})"))
+        if w.one_per_node and w.surge and len(p.candidates) < w.replicas + w.surge:
+            add(
+                Problem(
+                    "rollout",
+                    w.label,
+                    f"an update starts {w.surge} new pod(s) before stopping an old one, one pod per node, "
+                    f"but only {len(p.candidates)} node(s) fit {w.replicas + w.surge}: the rollout never finishes",
+                )
+            )
+        if w.kind == "Ceph daemon" and (own := [n.name for n in p.candidates if n.labels.get(BOOTS_FROM_CLUSTER_CEPH)]):
+            add(
+                Problem(
+                    "ceph-on-itself",
+                    w.label,
+                    f"can land on {', '.join(own)}, whose disks are images in this Ceph: it stalls with the "
+                    "Ceph it serves and, after a power cut, cannot start until Ceph is back",
+                )
+            )
         if settings.require_failover and w.gpus <= 0 and len(on_prem) == 1:
             add(
                 Problem(
@@ -304,12 +334,14 @@ def _image_rules(report: Report, settings: Settings, built: Mapping[str, start.I
         for c in w.containers:
             repo = pulls.repository_of(c.image)
             namespace, _, path = repo.partition("/")
-            own_image = (settings.root / "images" / path.rsplit("/", 1)[-1]).is_dir()
-            if namespace in own and repo not in built and own_image and (w.label, repo) not in seen:
+            name = path.rsplit("/", 1)[-1]
+            if namespace in own and repo not in built and (w.label, repo) not in seen:
                 seen.add((w.label, repo))
-                name = path.rsplit("/", 1)[-1]
-                message = f"pulls {repo}, built from images/{name}, which the plan never builds"
-                report.problems.append(Problem("not-built", w.label, message))
+                if (settings.root / "images" / name).is_dir():
+                    message = f"pulls {repo}, built from images/{name}, which the plan never builds"
+                    report.problems.append(Problem("not-built", w.label, message))
+                else:
+                    report.external.setdefault(repo, []).append(w.label)
             facts = built.get(repo)
             if facts is not None:
                 for problem in start.start_problems(c, facts):

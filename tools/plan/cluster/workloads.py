@@ -47,7 +47,7 @@ def _containers(spec: Mapping[str, Any], key: str, init: bool) -> list[Container
     return out
 
 
-def _affinity_terms(spec: Mapping[str, Any]) -> tuple[tuple[Requirement, ...], ...]:
+def affinity_terms(spec: Mapping[str, Any]) -> tuple[tuple[Requirement, ...], ...]:
     node = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or {}
@@ -96,7 +96,7 @@ def pod_workload(
         source=source,
         replicas=replicas,
         node_selector={str(k): str(v) for k, v in (spec.get("nodeSelector") or {}).items()},
-        affinity_terms=_affinity_terms(spec),
+        affinity_terms=affinity_terms(spec),
         tolerations=tuple(Toleration.of(t) for t in spec.get("tolerations") or ()),
         containers=tuple(containers),
         host_network=bool(spec.get("hostNetwork")),
@@ -127,8 +127,19 @@ def of_manifest(manifest: Mapping[str, Any]) -> Workload | None:
     if kind == "Job":
         return pod_workload(kind, namespace, name, source, spec.get("template") or {}, int(spec.get("parallelism", 1)))
     replicas = 0 if kind == "DaemonSet" else int(spec.get("replicas", 1))
-    rolling = kind == "Deployment" and (spec.get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
-    return pod_workload(kind, namespace, name, source, spec.get("template") or {}, replicas, rolling=rolling)
+    strategy = spec.get("strategy") or {}
+    rolling = kind == "Deployment" and strategy.get("type", "RollingUpdate") == "RollingUpdate"
+    surge = max_surge((strategy.get("rollingUpdate") or {}).get("maxSurge", "25%"), replicas) if rolling else 0
+    return pod_workload(
+        kind, namespace, name, source, spec.get("template") or {}, replicas, rolling=rolling, surge=surge
+    )
+
+
+def max_surge(value: int | str, replicas: int) -> int:
+    """A Deployment's maxSurge in pods: a count, or a percentage of the replicas rounded up."""
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-replicas * int(value[:-1]) // 100)
+    return int(value)
 
 
 def of_plan(plan: Plan) -> list[Workload]:
