@@ -500,3 +500,21 @@ def test_the_same_plan_gives_the_same_answer_whatever_the_order(plans: dict[str,
     first = document(check(plan_, config))
     again = document(check(dataclasses.replace(plan_, resources=shuffled), config))
     assert first == again and first["placements"]
+
+
+def test_traefik_spread_over_nodes_updates_without_a_spare_one() -> None:
+    spread = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "traefik"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+    values: dict[str, Any] = {"deployment": {"replicas": 2}, "affinity": spread}
+    found = problems(*fleet(2), *node_basics(), chart("traefik", "41.3.0", values, "traefik"), rule="rollout")
+    assert found and found[0].subject == "Deployment traefik/traefik"
+    values["updateStrategy"] = {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
+    assert problems(*fleet(2), *node_basics(), chart("traefik", "41.3.0", values, "traefik"), rule="rollout") == []

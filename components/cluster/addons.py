@@ -93,6 +93,9 @@ class ClusterAddons(pulumi.ComponentResource):
                 # Two, spread over nodes: the registry and every app are reached through it.
                 "deployment": {"replicas": 2},
                 "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+                # One pod per node: an update replaces a pod in place (the chart's surge of one
+                # would need a third node that dev does not have).
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
                 "affinity": {
                     "podAntiAffinity": {
                         "requiredDuringSchedulingIgnoredDuringExecution": [

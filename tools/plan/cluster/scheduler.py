@@ -41,10 +41,12 @@ def untolerated(workload: Workload, node: Node) -> str | None:
 
 
 def selects(workload: Workload, node: Node) -> bool:
+    """nodeSelector, then required node affinity: any term whose expressions all match. A term
+    with no matchExpressions matches no node (matchFields, not modelled, leaves a term empty)."""
     if any(node.labels.get(k) != v for k, v in workload.node_selector.items()):
         return False
     terms = workload.affinity_terms
-    return not terms or any(all(r.matches(node.labels) for r in term) for term in terms)
+    return not terms or any(term and all(r.matches(node.labels) for r in term) for term in terms)
 
 
 def static_reason(workload: Workload, node: Node) -> str | None:

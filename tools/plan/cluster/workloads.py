@@ -143,7 +143,7 @@ def max_surge(value: int | str, replicas: int) -> int:
 
 
 def of_plan(plan: Plan) -> list[Workload]:
-    """Every workload object the program declares directly (charts are in `charts.py`)."""
+    """Every workload object the program declares directly (charts are in `charts/`)."""
     found = []
     for r in plan.resources:
         if r.type.startswith("kubernetes:") and r.type.rsplit(":", 1)[-1] in KINDS:

@@ -1,0 +1,137 @@
+"""Monitoring: kube-prometheus-stack and the subcharts it turns on.
+
+Sources: prometheus-community/helm-charts, charts/kube-prometheus-stack @ kube-prometheus-stack-88.5.3
+(templates/prometheus-operator/deployment.yaml, values.yaml), with its subcharts at their own tags:
+charts/kube-state-metrics @ kube-state-metrics-8.4.0, charts/prometheus-node-exporter @
+prometheus-node-exporter-4.56.1 (same repository), and grafana-community/helm-charts charts/grafana @
+grafana-12.11.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tools.plan.cluster.charts.base import (
+    EXISTS_NO_SCHEDULE,
+    NOT_FARGATE,
+    Pod,
+    container,
+    merge,
+    required_node_affinity,
+)
+
+PLAIN = {"tolerations": [], "nodeSelector": {}, "replicas": 1, "resources": {}}
+
+
+def kube_prometheus_stack(v: Mapping[str, Any]) -> list[Pod]:
+    """The operator, the Prometheus and Alertmanager it runs, Grafana, kube-state-metrics and the
+    node exporter (a host-network DaemonSet whose port 9100 is a host port)."""
+    po = merge(
+        {
+            "tolerations": [],
+            "nodeSelector": {},
+            "resources": {},
+            "admissionWebhooks": {"enabled": True, "certManager": {"enabled": False}},
+            "tls": {"enabled": True},
+        },
+        v.get("prometheusOperator") or {},
+    )
+    blocked = []
+    # templates/prometheus-operator/deployment.yaml: with tls.enabled the operator mounts the Secret
+    # <fullname>-admission, which cert-manager or the admission webhook's hook Jobs create.
+    if po["tls"].get("enabled") and not po["admissionWebhooks"]["certManager"].get("enabled"):
+        blocked.append(
+            "mounts the Secret kube-prometheus-stack-admission, which only the chart's hook Jobs create; "
+            "Pulumi's helm.v4.Chart skips hooks, so the pod never starts"
+        )
+    prom = merge(PLAIN, (v.get("prometheus") or {}).get("prometheusSpec") or {})
+    am = merge(PLAIN, (v.get("alertmanager") or {}).get("alertmanagerSpec") or {})
+    graf = merge(PLAIN, v.get("grafana") or {})
+    ksm = merge(PLAIN, v.get("kube-state-metrics") or {})
+    ne = merge(
+        {
+            "tolerations": [EXISTS_NO_SCHEDULE],
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "resources": {},
+            "hostNetwork": True,
+            "service": {"port": 9100},
+        },
+        v.get("prometheus-node-exporter") or {},
+    )
+    return [
+        Pod(
+            kind="Deployment",
+            name="kube-prometheus-stack-operator",
+            replicas=1,
+            containers=[
+                container("operator", "quay.io/prometheus-operator/prometheus-operator:v0.93.1", po["resources"])
+            ],
+            tolerations=po["tolerations"],
+            node_selector=po["nodeSelector"],
+            extra={"blocked": tuple(blocked)},
+        ),
+        Pod(
+            kind="StatefulSet",
+            name="prometheus",
+            replicas=int(prom["replicas"]),
+            containers=[
+                container("prometheus", "quay.io/prometheus/prometheus:v3.14.0-distroless", prom["resources"]),
+                container("config-reloader", "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1"),
+            ],
+            tolerations=prom["tolerations"],
+            node_selector=prom["nodeSelector"],
+        ),
+        Pod(
+            kind="StatefulSet",
+            name="alertmanager",
+            replicas=int(am["replicas"]),
+            containers=[container("alertmanager", "quay.io/prometheus/alertmanager:v0.34.0", am["resources"])],
+            tolerations=am["tolerations"],
+            node_selector=am["nodeSelector"],
+        ),
+        Pod(
+            kind="Deployment",
+            name="grafana",
+            replicas=int(graf["replicas"]),
+            containers=[
+                container("grafana", "docker.io/grafana/grafana:13.2.0", graf["resources"]),
+                container("sidecar", "quay.io/kiwigrid/k8s-sidecar:2.10.1"),
+            ],
+            tolerations=graf["tolerations"],
+            node_selector=graf["nodeSelector"],
+        ),
+        Pod(
+            kind="Deployment",
+            name="kube-state-metrics",
+            replicas=int(ksm["replicas"]),
+            containers=[
+                container(
+                    "kube-state-metrics",
+                    "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0",
+                    ksm["resources"],
+                )
+            ],
+            tolerations=ksm["tolerations"],
+            node_selector=ksm["nodeSelector"],
+        ),
+        Pod(
+            kind="DaemonSet",
+            name="prometheus-node-exporter",
+            replicas=0,
+            containers=[
+                container(
+                    "node-exporter",
+                    "quay.io/prometheus/node-exporter:v1.12.1-distroless",
+                    ne["resources"],
+                    (int(ne["service"]["port"]),),
+                )
+            ],
+            tolerations=ne["tolerations"],
+            node_selector=ne["nodeSelector"],
+            affinity=required_node_affinity(
+                [NOT_FARGATE, {"key": "type", "operator": "NotIn", "values": ["virtual-kubelet"]}]
+            ),
+            host_network=bool(ne["hostNetwork"]),
+        ),
+    ]
