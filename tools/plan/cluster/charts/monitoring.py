@@ -22,6 +22,30 @@ from tools.plan.cluster.charts.base import (
 )
 
 PLAIN = {"tolerations": [], "nodeSelector": {}, "replicas": 1, "resources": {}}
+OPERATOR = "quay.io/prometheus-operator/prometheus-operator:v0.93.1"
+PROMETHEUS = (
+    "quay.io/prometheus/prometheus:v3.14.0-distroless",
+    "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1",
+)
+ALERTMANAGER = "quay.io/prometheus/alertmanager:v0.34.0"
+GRAFANA = ("docker.io/grafana/grafana:13.2.0", "quay.io/kiwigrid/k8s-sidecar:2.10.1")
+KUBE_STATE_METRICS = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
+
+
+def _plain(kind: str, name: str, values: Mapping[str, Any] | None, *images: str, **extra: Any) -> Pod:
+    """A workload with no placement, requests or ports of its own by default: `values` may set
+    replicas, tolerations, nodeSelector and the main container's resources."""
+    d = merge(PLAIN, values or {})
+    containers = [container(f"{name}-{i}", image, d["resources"] if i == 0 else None) for i, image in enumerate(images)]
+    return Pod(
+        kind=kind,
+        name=name,
+        replicas=int(d["replicas"]),
+        containers=containers,
+        tolerations=d["tolerations"],
+        node_selector=d["nodeSelector"],
+        extra=extra,
+    )
 
 
 def kube_prometheus_stack(v: Mapping[str, Any]) -> list[Pod]:
@@ -45,10 +69,6 @@ def kube_prometheus_stack(v: Mapping[str, Any]) -> list[Pod]:
             "mounts the Secret kube-prometheus-stack-admission, which only the chart's hook Jobs create; "
             "Pulumi's helm.v4.Chart skips hooks, so the pod never starts"
         )
-    prom = merge(PLAIN, (v.get("prometheus") or {}).get("prometheusSpec") or {})
-    am = merge(PLAIN, (v.get("alertmanager") or {}).get("alertmanagerSpec") or {})
-    graf = merge(PLAIN, v.get("grafana") or {})
-    ksm = merge(PLAIN, v.get("kube-state-metrics") or {})
     ne = merge(
         {
             "tolerations": [EXISTS_NO_SCHEDULE],
@@ -60,61 +80,11 @@ def kube_prometheus_stack(v: Mapping[str, Any]) -> list[Pod]:
         v.get("prometheus-node-exporter") or {},
     )
     return [
-        Pod(
-            kind="Deployment",
-            name="kube-prometheus-stack-operator",
-            replicas=1,
-            containers=[
-                container("operator", "quay.io/prometheus-operator/prometheus-operator:v0.93.1", po["resources"])
-            ],
-            tolerations=po["tolerations"],
-            node_selector=po["nodeSelector"],
-            extra={"blocked": tuple(blocked)},
-        ),
-        Pod(
-            kind="StatefulSet",
-            name="prometheus",
-            replicas=int(prom["replicas"]),
-            containers=[
-                container("prometheus", "quay.io/prometheus/prometheus:v3.14.0-distroless", prom["resources"]),
-                container("config-reloader", "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1"),
-            ],
-            tolerations=prom["tolerations"],
-            node_selector=prom["nodeSelector"],
-        ),
-        Pod(
-            kind="StatefulSet",
-            name="alertmanager",
-            replicas=int(am["replicas"]),
-            containers=[container("alertmanager", "quay.io/prometheus/alertmanager:v0.34.0", am["resources"])],
-            tolerations=am["tolerations"],
-            node_selector=am["nodeSelector"],
-        ),
-        Pod(
-            kind="Deployment",
-            name="grafana",
-            replicas=int(graf["replicas"]),
-            containers=[
-                container("grafana", "docker.io/grafana/grafana:13.2.0", graf["resources"]),
-                container("sidecar", "quay.io/kiwigrid/k8s-sidecar:2.10.1"),
-            ],
-            tolerations=graf["tolerations"],
-            node_selector=graf["nodeSelector"],
-        ),
-        Pod(
-            kind="Deployment",
-            name="kube-state-metrics",
-            replicas=int(ksm["replicas"]),
-            containers=[
-                container(
-                    "kube-state-metrics",
-                    "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0",
-                    ksm["resources"],
-                )
-            ],
-            tolerations=ksm["tolerations"],
-            node_selector=ksm["nodeSelector"],
-        ),
+        _plain("Deployment", "kube-prometheus-stack-operator", po, OPERATOR, blocked=tuple(blocked)),
+        _plain("StatefulSet", "prometheus", (v.get("prometheus") or {}).get("prometheusSpec"), *PROMETHEUS),
+        _plain("StatefulSet", "alertmanager", (v.get("alertmanager") or {}).get("alertmanagerSpec"), ALERTMANAGER),
+        _plain("Deployment", "grafana", v.get("grafana"), *GRAFANA),
+        _plain("Deployment", "kube-state-metrics", v.get("kube-state-metrics"), KUBE_STATE_METRICS),
         Pod(
             kind="DaemonSet",
             name="prometheus-node-exporter",
