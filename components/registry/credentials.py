@@ -7,9 +7,10 @@ hands them to the nodes and to the Registry, which writes the htpasswd file from
 
 distribution's htpasswd auth cannot make a user read-only: it ignores the access a request asks
 for and grants any valid user everything, pushes included (registry/auth/htpasswd/access.go).
-So `akiba-pull` is as strong as `akiba-push`; its password lives only on the nodes, in root-only
-files (0600) inside their user-data, which is a secret as a whole. A read-only pull account
-would need token auth in front of the registry.
+So `akiba-pull` is as strong as `akiba-push`. On a node it is a root-only file (0600); it gets
+there in the node's user-data, a Pulumi secret as a whole but stored by MAAS and carried by the
+burst launch templates, like the join token (see README, "Known limits"). A read-only pull
+account would need token auth in front of the registry.
 """
 
 from __future__ import annotations
