@@ -518,3 +518,12 @@ def test_traefik_spread_over_nodes_updates_without_a_spare_one() -> None:
     assert found and found[0].subject == "Deployment traefik/traefik"
     values["updateStrategy"] = {"rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
     assert problems(*fleet(2), *node_basics(), chart("traefik", "41.3.0", values, "traefik"), rule="rollout") == []
+
+
+def test_a_node_whose_user_data_does_not_register_it_is_named() -> None:
+    node = machine("node2", "10.0.0.12")
+    node.raw_inputs["deployParams"]["userData"] = "#cloud-config\nwrite_files: []\n"
+    found = problems(*fleet(1), node, *node_basics(), rule="node")
+    assert [(f.subject, f.message) for f in found] == [
+        ("MAAS deployment node2", "its user-data writes no /etc/kubernetes/kubeadm.yaml")
+    ]

@@ -227,7 +227,7 @@ def test_cluster_autoscaler_priority_comes_from_its_values() -> None:
     assert burst.cluster_autoscaler({"priorityClassName": ""})[0].priority == ""
 
 
-def rendered(values_by_chart: dict[str, dict[str, Any]]) -> tuple[list[Any], list[str]]:
+def rendered(values_by_chart: dict[str, dict[str, Any]]) -> tuple[list[Any], list[tuple[str, str]]]:
     resources = [chart(name, charts.MODELS[name][0], values) for name, values in values_by_chart.items()]
     return charts.of_plan(plan(*resources))
 

@@ -55,21 +55,13 @@ def written_files(doc: Mapping[str, Any]) -> dict[str, list[str]]:
     return files
 
 
-def _registration(kubeadm: str) -> tuple[dict[str, Any], bool, dict[str, Any]]:
-    """(nodeRegistration, is a control-plane node, KubeletConfiguration) of a kubeadm config."""
-    registration: dict[str, Any] | None = None
-    control_plane = False
-    kubelet: dict[str, Any] = {}
+def _registration(kubeadm: str) -> tuple[dict[str, Any], bool]:
+    """(nodeRegistration, is a control-plane node) of a kubeadm config."""
     for doc in yaml.safe_load_all(kubeadm):
         kind = (doc or {}).get("kind")
         if kind in ("InitConfiguration", "JoinConfiguration"):
-            registration = doc.get("nodeRegistration") or {}
-            control_plane = kind == "InitConfiguration" or "controlPlane" in doc
-        elif kind == "KubeletConfiguration":
-            kubelet = doc
-    if registration is None:
-        raise NodeError("its kubeadm config has no InitConfiguration or JoinConfiguration")
-    return registration, control_plane, kubelet
+            return doc.get("nodeRegistration") or {}, kind == "InitConfiguration" or "controlPlane" in doc
+    raise NodeError("its kubeadm config has no InitConfiguration or JoinConfiguration")
 
 
 def _labels_and_taints(registration: Mapping[str, Any], control_plane: bool) -> tuple[dict[str, str], list[Taint]]:
@@ -160,8 +152,8 @@ def _node(
     doc = cloud_config(user_data)
     files = written_files(doc)
     if KUBEADM_CONFIG not in files:
-        raise NodeError(f"{source}: its user-data writes no {KUBEADM_CONFIG}")
-    registration, control_plane, _ = _registration(files[KUBEADM_CONFIG][-1])
+        raise NodeError(f"its user-data writes no {KUBEADM_CONFIG}")
+    registration, control_plane = _registration(files[KUBEADM_CONFIG][-1])
     labels, taints = _labels_and_taints(registration, control_plane)
     name = str(registration.get("name") or name_hint)
     args = {a["name"]: str(a["value"]) for a in registration.get("kubeletExtraArgs") or ()}
@@ -193,15 +185,20 @@ def _node(
     )
 
 
-def machine_nodes(plan: Plan, kubelet: dict[str, Any]) -> tuple[list[Node], list[str]]:
+# (subject, message): what the check cannot read about a node.
+Unreadable = list[tuple[str, str]]
+
+
+def machine_nodes(plan: Plan, kubelet: dict[str, Any]) -> tuple[list[Node], Unreadable]:
     """PCs and VMs: each MAAS deployment, sized by its allocation constraints."""
-    nodes, problems = [], []
+    nodes: list[Node] = []
+    problems: Unreadable = []
     for r in plan.by_type("maas:index/instance:Instance"):
         alloc = r.raw_inputs.get("allocateParams") or {}
         source = f"MAAS deployment {r.name}"
         if "minCpuCount" not in alloc or "minMemory" not in alloc:
             problems.append(
-                f"{source}: no min_cpu_count/min_memory in its allocation: the node's CPU and memory are unknown"
+                (source, "no min_cpu_count/min_memory in its allocation: the node's CPU and memory are unknown")
             )
             continue
         text = user_data_of(r.type, r.raw_inputs)
@@ -216,7 +213,7 @@ def machine_nodes(plan: Plan, kubelet: dict[str, Any]) -> tuple[list[Node], list
                 kubelet,
             )
         except NodeError as err:
-            problems.append(str(err))
+            problems.append((source, str(err)))
             continue
         nodes.append(node)
     return sorted(nodes, key=lambda n: n.name), problems
@@ -228,26 +225,28 @@ def _asg_tags(group: Recorded) -> dict[str, str]:
 
 def burst_templates(
     plan: Plan, instance_types: Mapping[str, tuple[int, float]], kubelet: dict[str, Any]
-) -> tuple[list[Node], list[str]]:
+) -> tuple[list[Node], Unreadable]:
     """The burst group as the autoscaler models it (first instance type), with the labels and
     taints its nodes really register with (that type's launch template). A disagreement between
     the two means the autoscaler scales for pods the new node then refuses, or never scales."""
     templates: dict[str, Recorded] = {r.id: r for r in plan.by_type(LAUNCH_TEMPLATE)}
-    nodes, problems = [], []
+    nodes: list[Node] = []
+    problems: Unreadable = []
     for group in plan.by_type(ASG):
         inputs = group.raw_inputs
         name = str(inputs.get("name") or group.name)
+        subject = f"burst group {name}"
         lt = (inputs.get("mixedInstancesPolicy") or {}).get("launchTemplate") or {}
         overrides = lt.get("overrides") or []
         if not overrides:
-            problems.append(f"burst group {name}: no instance types")
+            problems.append((subject, "no instance types"))
             continue
         first = overrides[0]
         itype = str(first["instanceType"])
         spec = first.get("launchTemplateSpecification") or lt.get("launchTemplateSpecification") or {}
         template = templates.get(str(spec.get("launchTemplateId")))
         if template is None or itype not in instance_types:
-            problems.append(f"burst group {name}: cannot find the launch template or size of {itype}")
+            problems.append((subject, f"cannot find the launch template or size of {itype}"))
             continue
         cpus, memory_gib = instance_types[itype]
         source = f"burst group {name} ({itype}, launch template {template.name})"
@@ -262,19 +261,19 @@ def burst_templates(
                 kubelet,
             )
         except NodeError as err:
-            problems.append(str(err))
+            problems.append((source, str(err)))
             continue
         node.name = f"{name}({itype})"
         node.labels["kubernetes.io/hostname"] = node.name
         node.template = True
         node.mtu = AWS_MTU
         node.max_count = int(inputs.get("maxSize", 0))
-        problems += _template_mismatch(name, _asg_tags(group), node)
+        problems += [(subject, message) for message in _template_mismatch(_asg_tags(group), node)]
         nodes.append(node)
     return nodes, problems
 
 
-def _template_mismatch(group: str, tags: Mapping[str, str], node: Node) -> list[str]:
+def _template_mismatch(tags: Mapping[str, str], node: Node) -> list[str]:
     model_labels = {k.removeprefix(CA_TEMPLATE + "label/"): v for k, v in tags.items() if "/label/" in k}
     model_taints = {
         k.removeprefix(CA_TEMPLATE + "taint/"): v for k, v in tags.items() if k.startswith(CA_TEMPLATE + "taint/")
@@ -284,14 +283,11 @@ def _template_mismatch(group: str, tags: Mapping[str, str], node: Node) -> list[
     for key, value in model_labels.items():
         if node.labels.get(key) != value:
             problems.append(
-                f"burst group {group}: the autoscaler models label {key}={value}, its nodes register "
-                f"{key}={node.labels.get(key, '(none)')}"
+                f"the autoscaler models label {key}={value}, its nodes register {key}={node.labels.get(key, '(none)')}"
             )
     if model_taints != real_taints:
-        problems.append(
-            f"burst group {group}: the autoscaler models taints {model_taints}, its nodes register {real_taints}"
-        )
+        problems.append(f"the autoscaler models taints {model_taints}, its nodes register {real_taints}")
     gpus = tags.get(CA_TEMPLATE + "resources/nvidia.com/gpu")
     if node.gpus and gpus != str(node.gpus):
-        problems.append(f"burst group {group}: the autoscaler models {gpus} GPU(s), its nodes have {node.gpus}")
+        problems.append(f"the autoscaler models {gpus} GPU(s), its nodes have {node.gpus}")
     return problems

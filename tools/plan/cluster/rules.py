@@ -123,10 +123,10 @@ def check(plan: Plan, settings: Settings) -> Report:
         problems.append(Problem("node", "cluster", "no node runs `kubeadm init`: nothing would ever start"))
     machine_nodes, node_problems = nodes.machine_nodes(plan, kubelet or {})
     templates, template_problems = nodes.burst_templates(plan, settings.instance_types, kubelet or {})
-    problems += [Problem("node", p.split(":", 1)[0], p.split(":", 1)[1].strip()) for p in node_problems]
-    problems += [Problem("burst-template", p.split(":", 1)[0], p.split(":", 1)[1].strip()) for p in template_problems]
+    problems += [Problem("node", subject, message) for subject, message in node_problems]
+    problems += [Problem("burst-template", subject, message) for subject, message in template_problems]
     chart_workloads, chart_problems = charts.of_plan(plan)
-    problems += [Problem("chart", p.split(":", 1)[0], p.split(":", 1)[1].strip()) for p in chart_problems]
+    problems += [Problem("chart", subject, message) for subject, message in chart_problems]
     everything = [*addons.kubeadm(settings.kubernetes_version), *workloads.of_plan(plan), *chart_workloads]
     everything += addons.rook(plan)
     cluster = Cluster([*machine_nodes, *templates])

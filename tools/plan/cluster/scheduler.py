@@ -109,10 +109,6 @@ class Cluster:
         self.origin: dict[str, str] = {}  # burst node -> its template
         self.gpu_served: set[str] = set()  # nodes (and templates) where the device plugin runs
 
-    @property
-    def real_count(self) -> int:
-        return len(self.nodes)
-
     def served(self, node: Node) -> bool:
         return node.name in self.gpu_served or self.origin.get(node.name, "") in self.gpu_served
 

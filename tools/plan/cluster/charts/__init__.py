@@ -72,10 +72,10 @@ def _workload(pod: Pod, namespace: str, source: str) -> Workload:
     return pod_workload(pod.kind, namespace, pod.name, source, template, pod.replicas, **pod.extra)
 
 
-def of_plan(plan: Plan) -> tuple[list[Workload], list[str]]:
-    """The charts' and config groups' workloads, and what could not be modelled."""
+def of_plan(plan: Plan) -> tuple[list[Workload], list[tuple[str, str]]]:
+    """The charts' and config groups' workloads, and (subject, message) for what has no model."""
     found: list[Workload] = []
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     for r in plan.by_type(CHART):
         name = str(r.raw_inputs.get("chart", "")).rsplit("/", 1)[-1]
         version = str(r.raw_inputs.get("version", ""))
@@ -83,7 +83,9 @@ def of_plan(plan: Plan) -> tuple[list[Workload], list[str]]:
         model = MODELS.get(name)
         if model is None or model[0] != version:
             known = f"a model of {model[0]}" if model else "no model"
-            problems.append(f"chart {name} {version}: the cluster check has {known}: where its pods land is unknown")
+            problems.append(
+                (f"chart {name} {version}", f"the cluster check has {known}: where its pods land is unknown")
+            )
             continue
         for pod in model[1](r.raw_inputs.get("values") or {}):
             found.append(_workload(pod, namespace, f"chart {name} {version}"))
