@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,10 +101,7 @@ def _key_problems(raw: RawConfig) -> list[Problem]:
                     "a plaintext value",
                 )
             )
-    needed = ["maasApiKey", "goldenDbSourceUrl"]
-    if _needs_power_password(raw.values):
-        needed.append("powerPassword")
-    for key in needed:
+    for key in required_secrets(raw.values):
         if key not in raw.values:
             out.append(
                 Problem(
@@ -115,7 +113,15 @@ def _key_problems(raw: RawConfig) -> list[Problem]:
     return out
 
 
-def _needs_power_password(values: dict[str, Any]) -> bool:
+def required_secrets(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The secret keys (of `SECRET_KEYS`) this config needs: what `read_secrets` will require.
+
+    The offline plan fills exactly these with placeholders when the stack file lacks them."""
+    needed = ("goldenDbSourceUrl", "maasApiKey")
+    return (*needed, "powerPassword") if _needs_power_password(values) else needed
+
+
+def _needs_power_password(values: Mapping[str, Any]) -> bool:
     nodes = values.get("nodes")
     return isinstance(nodes, list) and any(
         isinstance(n, dict) and isinstance(n.get("power"), dict) and n["power"].get("type") in POWER_TYPES_WITH_PASSWORD
@@ -197,6 +203,7 @@ def _union_member(model: Any, tag: str) -> Any:
 def read_secrets(spec: StackSpec) -> StackSecrets:
     """The secret config values as Pulumi secrets; a missing one stops with the exact command."""
     config = pulumi.Config(PROJECT)
+    # The same rule as `required_secrets` (which parse() already enforced), on the typed spec.
     needs_power = any(n.power.type in POWER_TYPES_WITH_PASSWORD for n in spec.nodes)
     return StackSecrets(
         golden_db_source_url=config.require_secret("goldenDbSourceUrl"),

@@ -25,7 +25,7 @@ from tools.plan.cluster.report import write as cluster_report_file
 from tools.plan.diff import diff_against
 from tools.plan.references import plan as plan_stack
 from tools.plan.runner import ROOT
-from tools.plan.stackfile import StackFileError, read_stack_file
+from tools.plan.stackfile import StackFileError, filled_message, read_stack_file
 
 
 def _section(config: dict[str, str], key: str) -> dict[str, Any]:
@@ -41,6 +41,8 @@ def _kubernetes_version(config: dict[str, str]) -> str:
 def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT) -> int:
     try:
         stack_file = read_stack_file(stack_dir, stack)
+        if filled := filled_message(stack_file):
+            print(filled)
         plan = plan_stack(stack_file, stack_dir)
     except (ConfigError, StackFileError) as err:
         print(err, file=sys.stderr)

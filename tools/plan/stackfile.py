@@ -1,7 +1,13 @@
 """Reads `Pulumi.<stack>.yaml` the way the Pulumi CLI hands it to a program.
 
 Objects become JSON strings, `secure:` values become placeholders marked secret (the offline
-plan never decrypts anything), and the keys keep their `project:` prefix.
+plan never decrypts anything), and the keys keep their `project:` prefix. A key defined twice in
+one mapping is refused, as Pulumi's YAML reader refuses it.
+
+The committed stack files hold no secret (no secrets provider could decrypt a committed
+ciphertext): the offline plan fills each secret the program requires and the file lacks with a
+placeholder, named in `StackFile.filled`. `fill_secrets=False` reads the file as a fresh
+`pulumi preview` would see it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from stacks.config import required_secrets
+from stacks.problems import PROJECT
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -41,7 +50,35 @@ for _tag, _pattern, _first in (
 
 
 class StackFileError(Exception):
-    """The stack file itself cannot be read (missing, not YAML, no `config:` mapping)."""
+    """The stack file itself cannot be read (missing, not YAML, a key twice, no `config:` mapping)."""
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    # Pulumi reads stack files with go-yaml, which refuses a key written twice in one mapping
+    # (go-yaml/yaml decode.go, `mapping`: "line N: mapping key "k" already defined at line M";
+    # keys compare by their text). PyYAML would keep the last value silently.
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
+        line = key_node.start_mark.line + 1
+        if key_node.value in seen:
+            raise _DuplicateKey(
+                problem=f"mapping key {key_node.value!r} already defined at line {seen[key_node.value]}",
+                problem_mark=key_node.start_mark,
+            )
+        seen[key_node.value] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Yaml12Loader.add_constructor(
+    "tag:yaml.org,2002:map",
+    lambda loader, node: _refuse_duplicate_keys(loader, node, deep=True),  # type: ignore[arg-type]
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +87,7 @@ class StackFile:
     path: Path
     config: dict[str, str]  # as pulumi.runtime.set_all_config takes it
     secret_keys: list[str]
+    filled: tuple[str, ...] = ()  # secrets the file lacks, given offline placeholders
 
 
 def placeholder(key: str) -> str:
@@ -61,27 +99,68 @@ def stack_path(root: Path, stack: str) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
 
-def read_stack_file(root: Path, stack: str) -> StackFile:
+def read_stack_file(root: Path, stack: str, *, fill_secrets: bool = True) -> StackFile:
+    """The stack's config as the program gets it; with `fill_secrets`, every secret the program
+    requires (`stacks.config.required_secrets`) and the file lacks is an offline placeholder."""
     path = stack_path(root, stack)
     if not path.is_file():
         known = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
         raise StackFileError(f"{path.name}: no such stack file (stacks here: {', '.join(known)})")
-    try:
-        doc = yaml.load(path.read_text(), Loader=_Yaml12Loader)  # noqa: S506 or {}
-    except yaml.YAMLError as err:
-        raise StackFileError(f"{path.name}: not valid YAML: {err}") from None
-    raw = doc.get("config") if isinstance(doc, dict) else None
-    if not isinstance(raw, dict):
-        raise StackFileError(f"{path.name}: expected a top-level `config:` mapping")
+    raw = _config_mapping(path)
     config: dict[str, str] = {}
     secret: list[str] = []
     for key, value in raw.items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
+        if is_secure(value):
             config[key] = placeholder(key)
             secret.append(key)
         else:
             config[key] = value if isinstance(value, str) else json.dumps(_plain(value))
-    return StackFile(stack, path, config, secret)
+    filled: list[str] = []
+    if fill_secrets:
+        values = {k.removeprefix(f"{PROJECT}:"): v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}
+        for name in required_secrets(values):
+            key = f"{PROJECT}:{name}"
+            if key not in config:
+                config[key] = placeholder(key)
+                secret.append(key)
+                filled.append(key)
+    return StackFile(stack, path, config, secret, tuple(filled))
+
+
+def read_yaml(path: Path) -> Any:
+    """The file parsed as Pulumi parses a stack file (YAML 1.2 scalars, no duplicate keys)."""
+    try:
+        return yaml.load(path.read_text(), Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
+    except _DuplicateKey as err:
+        mark = err.problem_mark
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise StackFileError(f"{path.name}: {line}{err.problem} (Pulumi refuses a key written twice)") from None
+    except yaml.YAMLError as err:
+        raise StackFileError(f"{path.name}: not valid YAML: {err}") from None
+
+
+def _config_mapping(path: Path) -> dict[str, Any]:
+    doc = read_yaml(path)
+    raw = doc.get("config") if isinstance(doc, dict) else None
+    if not isinstance(raw, dict):
+        raise StackFileError(f"{path.name}: expected a top-level `config:` mapping")
+    return raw
+
+
+def is_secure(value: Any) -> bool:
+    """A Pulumi ciphertext: a mapping whose only key is `secure`, holding a string
+    (pulumi/pulumi sdk/go/common/resource/config/object.go, `isSecureValue`)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("secure"), str)
+
+
+def filled_message(stack_file: StackFile) -> str | None:
+    """The one line the offline plan prints when it filled secrets the stack file lacks."""
+    if not stack_file.filled:
+        return None
+    return (
+        f"{stack_file.path.name}: offline placeholders for the secrets it does not set: "
+        f"{', '.join(stack_file.filled)} (a real preview needs `pulumi config set --secret`)"
+    )
 
 
 def _plain(value: Any) -> Any:
