@@ -81,7 +81,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ctx=ctx,
             provider=identity.provider,
             namespaces={"akiba-system": "privileged", "akiba-workloads": "baseline"},
-            depends_on=(init_node.instance,),
+            depends_on=(init_node.last,),
         ),
     )
 
@@ -97,9 +97,9 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ingress_https_port=apps.ingress_https_port,
             ca_cert_pem=identity.ca_cert_pem,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[init_node.instance]),
+        opts=pulumi.ResourceOptions(depends_on=[init_node.last]),
     )
-    storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.instance,))
+    storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.last,))
     if not external_ceph:
         vms = declare_vms(spec, ctx, own_ceph_access(spec, storage.ceph))
         for node in spec.nodes:

@@ -11,6 +11,7 @@ from components.machines import maas as maas_backend
 from components.machines.baremetal_node import BareMetalNode, BareMetalNodeArgs
 from components.machines.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
 from components.machines.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
+from components.machines.node_converge import NodeAccess, NodeAccessArgs
 from components.storage.ceph_storage import CephStorage
 from stacks import args
 from stacks.config import StackSecrets
@@ -20,8 +21,9 @@ CEPH_MON_PORT = 6789  # msgr v1: what qemu's librbd and the hypervisors' rbd CLI
 
 
 class NodeDeployer:
-    """Deploys nodes through MAAS one by one; the first controller inits the cluster and every
-    other node joins after it."""
+    """Installs nodes through MAAS (all at once) and configures them one by one, in a chain: the
+    first controller inits the cluster, every other node joins after the one before it, and a
+    day-2 change rolls through them in the same order."""
 
     def __init__(
         self,
@@ -36,13 +38,14 @@ class NodeDeployer:
         self.registry_auth = registry_auth
         self.lan, self.registry = args.office_lan(spec.network), args.registry_mirror(spec.registry)
         self.init_node: BareMetalNode | None = None
+        self.access = NodeAccess("node-access", NodeAccessArgs(name="node-converge"))
+        self.previous: pulumi.Resource | None = None  # the last configuration step so far
 
     def deploy(self, node: NodeSpec, vm: LibvirtVm | None) -> BareMetalNode:
         init = self.init_node
         role: Role = "worker" if node.role == "worker" else "controller-join" if init else "controller-init"
-        after: list[pulumi.Resource] = [init.instance] if init else []
-        if vm is not None:
-            after.append(vm.domain)  # MAAS powers the VM on through virsh: it must exist
+        # MAAS powers a VM on through virsh: its domain must exist.
+        deploy_after = (vm.domain,) if vm is not None else ()
         bare = BareMetalNode(
             node.hostname,
             BareMetalNodeArgs(
@@ -57,13 +60,19 @@ class NodeDeployer:
                 registry_auth=self.registry_auth,
                 maas=self.maas,
                 power_password=self.secrets.power_password,
-                after=tuple(after),
+                converge_key=self.access.private_key,
+                converge_public_key=self.access.public_key,
+                kubeconfig=self.identity.kubeconfig,
+                kubernetes_version=self.spec.cluster.kubernetes_version,
+                after=(self.previous,) if self.previous is not None else (),
+                deploy_after=deploy_after,
                 # dev's VMs keep their disks on prod's Ceph; prod's platform VM on prod's own.
                 boots_from_cluster_ceph=vm is not None and self.spec.libvirt.ceph_stack is None,
             ),
         )
         if role == "controller-init":
             self.init_node = bare
+        self.previous = bare.last
         return bare
 
 

@@ -42,6 +42,8 @@ CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 # Written by cloud-init before apt runs, installed over the package's file after it: a file
 # already at CONTAINERD_CONFIG would make dpkg ask about its conffile.
 STAGED_CONTAINERD_CONFIG = "/etc/akiba/containerd-config.toml"
+APPLIED_CONTAINERD_CONFIG = "/etc/akiba/containerd-config.applied"
+NETPLAN_PATH = "/etc/netplan/60-akiba-bond.yaml"
 CERTS_D = "/etc/containerd/certs.d"
 # A node boots unattended: a download that fails once (a mirror hiccup, the bond still
 # settling) would otherwise leave it half installed.
@@ -145,6 +147,66 @@ def node_taints(kind: NodeKind) -> tuple[dict[str, str], ...]:
     return (GPU_TAINT,) if kind == "burst" else ()
 
 
+CONVERGE_USER = "akiba-converge"  # the account node configuration runs as (over ssh, sudo)
+
+
+@dataclass(frozen=True)
+class NodeInstall:
+    """What MAAS installs a node with: only what cannot change without a new machine (its name,
+    NICs and address) and the key node configuration logs in with. Everything else converges
+    afterwards (components/machines/node_converge.py), so a day-2 change never reinstalls."""
+
+    hostname: str
+    nics: tuple[tuple[str, str], ...]  # (name, mac), as in BondNetwork
+    address: str  # 192.168.10.11/24
+    converge_key: str  # OpenSSH public key of the node-configuration key
+
+
+def render_install_user_data(install: NodeInstall) -> str:
+    """`#cloud-config` for MAAS: the node comes up on bond0 at its address (active-backup works
+    on any switch; the declared mode, MTU, gateway and resolvers arrive with its configuration)
+    and lets the configuration account in by key only."""
+    names = [name for name, _ in install.nics]
+    netplan = {
+        "network": {
+            "version": 2,
+            "renderer": "networkd",
+            "ethernets": {
+                name: {"match": {"macaddress": mac}, "set-name": name, "dhcp4": False} for name, mac in install.nics
+            },
+            "bonds": {
+                "bond0": {
+                    "interfaces": names,
+                    "addresses": [install.address],
+                    "parameters": {"mode": "active-backup", "mii-monitor-interval": "100"},
+                }
+            },
+        }
+    }
+    doc: dict[str, object] = {
+        "hostname": install.hostname,
+        "manage_etc_hosts": "localhost",
+        "ssh_pwauth": False,
+        "users": [
+            "default",  # MAAS's ubuntu user with the operators' keys stays
+            {
+                "name": CONVERGE_USER,
+                "gecos": "akiba node configuration",
+                "shell": "/bin/bash",
+                "lock_passwd": True,
+                "sudo": "ALL=(ALL) NOPASSWD:ALL",
+                "ssh_authorized_keys": [install.converge_key],
+            },
+        ],
+        "write_files": [
+            {"path": NETPLAN_PATH, "permissions": "0600", "content": render_netplan(netplan)},
+            {"path": "/etc/cloud/cloud.cfg.d/99-akiba-network.cfg", "content": "network: {config: disabled}\n"},
+        ],
+        "runcmd": [["sh", "-c", "rm -f /etc/netplan/50-cloud-init.yaml && netplan apply"]],
+    }
+    return "#cloud-config\n" + yamltext.dump(doc)
+
+
 def render_user_data(node: NodeBootstrap) -> str:
     """`#cloud-config` user-data for one node."""
     shared = _shared_files(node.registry_mirror, node.registry_upstreams, node.registry_authorization) + _file_items(
@@ -160,7 +222,7 @@ def render_user_data(node: NodeBootstrap) -> str:
         ]
     # "localhost": cloud-init only keeps the hostname's own line; True would re-render /etc/hosts
     # from its template at every boot and drop the registry's line.
-    head: dict[str, object] = {"manage_etc_hosts": "localhost", "package_update": True, "packages": PACKAGES}
+    head: dict[str, object] = {"manage_etc_hosts": "localhost"}
     if node.instance_metadata == "none":
         head = {"hostname": node.hostname, **head}
     return (
@@ -287,7 +349,7 @@ def _network_files(net: BondNetwork) -> list[dict[str, str]]:
         }
     }
     return [
-        {"path": "/etc/netplan/60-akiba-bond.yaml", "permissions": "0600", "content": render_netplan(netplan)},
+        {"path": NETPLAN_PATH, "permissions": "0600", "content": render_netplan(netplan)},
         {"path": "/etc/cloud/cloud.cfg.d/99-akiba-network.cfg", "content": "network: {config: disabled}\n"},
     ]
 
@@ -366,12 +428,25 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
 
 
 def _script(node: NodeBootstrap) -> str:
-    """The ordered steps; upstream's documented install for each package repository."""
-    minor = ".".join(node.cluster.kubernetes_version.split(".")[:2])
-    pkg = f"{node.cluster.kubernetes_version}-1.1"
+    """The ordered steps; upstream's documented install for each package repository.
+
+    The same script installs a node (cloud-init at first boot: nothing has been applied yet)
+    and converges it afterwards (components/machines/converge_apply.py runs it after writing
+    the changed files, listed in $AKIBA_CHANGED): every step is idempotent, and a restart
+    happens only when a file it reads changed. A version bump is `kubeadm upgrade`, never a
+    reinstall (kubernetes.io "Upgrading kubeadm clusters": kubeadm first, then
+    `upgrade apply` on the first control-plane node and `upgrade node` on the others, then
+    kubelet and kubectl)."""
+    version = node.cluster.kubernetes_version
+    minor = ".".join(version.split(".")[:2])
+    pkg = f"{version}-1.1"
     lines = [
         "#!/bin/bash",
         "set -euo pipefail",
+        # True when the file changed in this run; always at first boot (no list).
+        'changed() { [ ! -f "${AKIBA_CHANGED:-}" ] || grep -qxF "$1" "$AKIBA_CHANGED"; }',
+        f"install_pinned() {{ DEBIAN_FRONTEND=noninteractive {APT_GET} install -y --allow-change-held-packages"
+        ' "$@"; }',
         "modprobe -a overlay br_netfilter vxlan bonding",
         "sysctl --system",
         "swapoff -a",
@@ -392,13 +467,18 @@ def _script(node: NodeBootstrap) -> str:
         ]
     if node.network is not None:
         # netplan apply returns before bond0 has its address: wait for it, or the downloads
-        # below race the bond coming up.
+        # below race the bond coming up. Only when the file changed: a converge that touched
+        # nothing else must not bounce the node's network.
         lines += [
-            "rm -f /etc/netplan/50-cloud-init.yaml",
-            "netplan apply",
-            "/usr/lib/systemd/systemd-networkd-wait-online --interface=bond0:routable --timeout=120",
+            f"if changed {NETPLAN_PATH}; then",
+            "  rm -f /etc/netplan/50-cloud-init.yaml",
+            "  netplan apply",
+            "  /usr/lib/systemd/systemd-networkd-wait-online --interface=bond0:routable --timeout=120",
+            "fi",
         ]
     lines += [
+        f"{APT_GET} update",
+        "install_pinned " + " ".join(PACKAGES),
         "install -d -m 0755 /etc/apt/keyrings",
         f"{CURL} https://pkgs.k8s.io/core:/stable:/v{minor}/deb/Release.key"
         " | gpg --dearmor --yes -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg",
@@ -421,24 +501,71 @@ def _script(node: NodeBootstrap) -> str:
             " > /etc/apt/sources.list.d/nvidia-container-toolkit.list",
         ]
     lines.append(f"{APT_GET} update")
-    packages = [f"kubelet={pkg}", f"kubeadm={pkg}", f"kubectl={pkg}"]
+    packages = [f"kubeadm={pkg}"]
     if node.gpu_driver_branch:
         b = node.gpu_driver_branch
+        # A new branch installs beside the running driver; it loads at the next reboot, which
+        # the node announces (/var/run/reboot-required) and an engineer schedules.
         packages += [f"nvidia-headless-{b}", f"nvidia-utils-{b}", "nvidia-container-toolkit"]
     # Docker builds containerd.io per Ubuntu release; the release comes from /etc/os-release.
     containerd = f'"containerd.io={CONTAINERD_VERSION}~ubuntu.${{VERSION_ID}}~${{VERSION_CODENAME}}"'
+    upgrade = f"kubeadm upgrade apply -y v{version}" if node.role == "controller-init" else "kubeadm upgrade node"
     lines += [
-        f"DEBIAN_FRONTEND=noninteractive {APT_GET} install -y {containerd} "
-        + " ".join(shlex.quote(p) for p in packages),
+        f"install_pinned {containerd} " + " ".join(shlex.quote(p) for p in packages),
+        "restart_kubelet=0",
+        # A joined node on another version: kubeadm (just installed) upgrades it in place.
+        f'if [ -f /etc/kubernetes/kubelet.conf ] && [ "$(kubelet --version)" != "Kubernetes v{version}" ]; then',
+        f"  {upgrade}",
+        "  restart_kubelet=1",
+        "fi",
+        f"install_pinned kubelet={pkg} kubectl={pkg}",
         "apt-mark hold kubelet kubeadm kubectl containerd.io",
-        # The package's config disables the CRI plugin: ours replaces it whole.
-        f"install -D -m 0644 {STAGED_CONTAINERD_CONFIG} {CONTAINERD_CONFIG}",
+        # The package's config disables the CRI plugin: ours replaces it whole. nvidia-ctk then
+        # edits the installed file, so compare against the copy last applied, not against it.
+        f"if ! cmp -s {STAGED_CONTAINERD_CONFIG} {APPLIED_CONTAINERD_CONFIG}; then",
+        f"  install -D -m 0644 {STAGED_CONTAINERD_CONFIG} {CONTAINERD_CONFIG}",
     ]
     if node.gpu_driver_branch:
-        lines.append("nvidia-ctk runtime configure --runtime=containerd --set-as-default")
-    lines += ["systemctl restart containerd", "systemctl enable kubelet"]
+        lines.append("  nvidia-ctk runtime configure --runtime=containerd --set-as-default")
+    lines += [
+        # Running containers survive: their shims are not containerd's children.
+        "  systemctl restart containerd",
+        f"  cp {STAGED_CONTAINERD_CONFIG} {APPLIED_CONTAINERD_CONFIG}",
+        "fi",
+        "systemctl enable kubelet",
+        "if [ ! -f /etc/kubernetes/kubelet.conf ]; then",
+    ]
     if node.role == "controller-init":
-        lines.append("kubeadm init --config /etc/kubernetes/kubeadm.yaml")
+        lines += [
+            f"  kubeadm init --config {KUBEADM_CONFIG}",
+            f"elif changed {KUBEADM_CONFIG}; then",
+            # The cluster's kubelet settings live in the kubelet-config ConfigMap: update it
+            # (nodes after this one read it), and make a rotated join token valid.
+            f"  kubeadm init phase upload-config kubelet --config {KUBEADM_CONFIG}",
+            "  token=$(python3 -c 'import sys, yaml; print(next(d for d in yaml.safe_load_all(open(sys.argv[1]))"
+            ' if d.get("kind") == "InitConfiguration")["bootstrapTokens"][0]["token"])\''
+            f" {KUBEADM_CONFIG})",
+            "  kubeadm token list | awk 'NR > 1 {print $1}' | grep -qxF \"$token\""
+            ' || kubeadm token create "$token" --ttl 0',
+            "  restart_kubelet=1",
+        ]
     else:
-        lines.append("kubeadm join --config /etc/kubernetes/kubeadm.yaml")
+        lines += [
+            f"  kubeadm join --config {KUBEADM_CONFIG}",
+            f"elif changed {KUBEADM_CONFIG}; then",
+            "  restart_kubelet=1",
+        ]
+    lines += [
+        "fi",
+        'if [ "$restart_kubelet" = 1 ]; then',
+        # The node's copy of the cluster's kubelet settings (kubeadm's documented day-2 path).
+        "  kubeadm upgrade node phase kubelet-config",
+        "  systemctl daemon-reload",
+        "  systemctl restart kubelet",
+        "fi",
+        # Done means the kubelet answers: the next node's converge starts only then.
+        "for _ in $(seq 60); do curl -sf http://127.0.0.1:10248/healthz >/dev/null && exit 0; sleep 2; done",
+        'echo "kubelet not healthy after 120 s" >&2',
+        "exit 1",
+    ]
     return "\n".join(lines) + "\n"

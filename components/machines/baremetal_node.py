@@ -1,4 +1,6 @@
-"""A GPU node installed by MAAS: enlisted by PXE MAC, deployed with the shared user-data.
+"""A GPU node installed by MAAS: enlisted by PXE MAC, deployed with a small install user-data
+(name, address, the configuration key), then configured over ssh (node_converge.py) so that
+later changes update it in place.
 
 In prod these are the self-built PCs; in dev the same code enlists libvirt VMs (virsh power).
 Adding 48 machines is 48 entries in `akiba:nodes`, nothing else.
@@ -16,15 +18,18 @@ from components.cluster.bootstrap import (
     BondNetwork,
     ClusterJoin,
     NodeBootstrap,
+    NodeInstall,
     NodeKind,
     RegistryMirror,
     Role,
     node_labels,
     node_taints,
+    render_install_user_data,
     render_user_data,
 )
 from components.cluster.identity import ClusterIdentity
 from components.machines import maas as maas_backend
+from components.machines.node_converge import NodeConverge, NodeConvergeArgs
 from components.machines.types import Machine, VirshPower
 
 
@@ -55,13 +60,18 @@ class BareMetalNodeArgs:
     gpus: NodeGpus | None  # None: a node without GPUs
     role: Role
     join: pulumi.Output[ClusterJoin]  # shared by all nodes; the token inside is secret
+    kubernetes_version: str  # e.g. "1.36.4" (also inside `join`): a change drains and upgrades
     identity: ClusterIdentity
     lan: OfficeLan  # the bond's address, gateway and resolvers come from it
     registry: RegistryMirror  # what the node's containerd pulls through
     registry_auth: pulumi.Output[str]  # secret: the registry pull account's `Basic ...` header
     maas: maas_backend.MaasSettings
     power_password: pulumi.Output[str] | None  # secret; None: power types that need none
-    after: tuple[pulumi.Resource, ...] = ()  # joining nodes: the first controller's deployment
+    converge_key: pulumi.Output[str]  # NodeAccess: the configuration key's private half (secret)
+    converge_public_key: pulumi.Output[str]  # ...and its public half, installed on the node
+    kubeconfig: pulumi.Output[str]  # secret: the admin kubeconfig the rollout drains with
+    after: tuple[pulumi.Resource, ...] = ()  # the previous node's last configuration step
+    deploy_after: tuple[pulumi.Resource, ...] = ()  # what MAAS must wait for (a VM's domain)
     boots_from_cluster_ceph: bool = False  # a VM whose disks are in this cluster's own Ceph
 
 
@@ -96,24 +106,40 @@ def bootstrap_for(
     )
 
 
-class BareMetalNode(pulumi.ComponentResource):
-    """One MAAS machine and its deployment."""
+def install_for(args: BareMetalNodeArgs, converge_public_key: str) -> NodeInstall:
+    """What MAAS installs this node with (pure: tests call it directly)."""
+    prefix = ipaddress.IPv4Network(args.lan.cidr).prefixlen
+    return NodeInstall(
+        hostname=args.machine.hostname,
+        nics=tuple((n.name, n.mac) for n in args.machine.nics),
+        address=f"{args.ip}/{prefix}",
+        converge_key=converge_public_key,
+    )
 
-    user_data: pulumi.Output[str]
+
+class BareMetalNode(pulumi.ComponentResource):
+    """One MAAS machine, its install and its configuration."""
+
+    document: pulumi.Output[str]  # the node's configuration (#cloud-config), secret
+    install_user_data: pulumi.Output[str]
+    last: pulumi.Resource  # the node's last configuration step: the next node starts after it
 
     def __init__(self, name: str, args: BareMetalNodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:node:BareMetalNode", name, None, opts)
+        # Secret: derived from the join token and the registry's pull credential (and, on
+        # controllers, the CA keys); tests/test_secrets.py holds that.
         if args.role == "worker":
-            self.user_data = pulumi.Output.all(args.join, args.registry_auth).apply(
+            document = pulumi.Output.all(args.join, args.registry_auth).apply(
                 lambda v: render_user_data(bootstrap_for(args, v[0], v[1], None))
             )
         else:
-            self.user_data = pulumi.Output.all(args.join, args.registry_auth, args.identity.controller_pki.files).apply(
+            document = pulumi.Output.all(args.join, args.registry_auth, args.identity.controller_pki.files).apply(
                 lambda v: render_user_data(bootstrap_for(args, v[0], v[1], v[2]))
             )
-        # Secret without saying so: it is derived from the join token and the registry's pull
-        # credential (and, on controllers, the CA keys), which are secrets; tests/test_secrets.py
-        # holds that.
+        self.document = pulumi.Output.secret(document)
+        self.install_user_data = args.converge_public_key.apply(
+            lambda key: render_install_user_data(install_for(args, key))
+        )
         params = maas_backend.power_parameters(args.machine.power, args.power_password)
         self.machine = maas_backend.enlist(name, args.machine, params, args.maas, parent=self)
         hostname = args.machine.hostname
@@ -122,10 +148,24 @@ class BareMetalNode(pulumi.ComponentResource):
             hostname,
             args.machine.hardware,
             self.machine,
-            self.user_data,
+            self.install_user_data,
             args.maas,
             parent=self,
-            after=args.after,
+            after=args.deploy_after,
         )
-        # userData stays an attribute: registering it again would copy ~12 KB per node.
+        converge = NodeConverge(
+            name,
+            NodeConvergeArgs(
+                hostname=hostname,
+                address=args.ip,
+                document=self.document,
+                kubernetes_version=args.kubernetes_version,
+                private_key=args.converge_key,
+                kubeconfig=args.kubeconfig,
+                after=(self.instance, *args.after),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.last = converge.last
+        # The documents stay attributes: registering them again would copy ~12 KB per node.
         self.register_outputs({"hostname": hostname, "systemId": self.machine.id})

@@ -94,7 +94,14 @@ def deploy(
     after: tuple[pulumi.Resource, ...] = (),
 ) -> maas.Instance:
     """Allocate exactly that machine, if it has at least `hardware`, and deploy Ubuntu with the
-    node's user-data."""
+    node's install user-data.
+
+    terraform-provider-maas 1.2.0 has no update for `maas_instance` (resource_maas_instance.go:
+    no UpdateContext, every argument ForceNew): any input change releases and redeploys the
+    machine. So the inputs are only what cannot change without a new machine (see
+    bootstrap.render_install_user_data); a reinstall is asked for per node with
+    `pulumi up --replace <urn>`. Replacing deletes first: the machine (its hostname) is the one
+    MAAS would have to allocate for the new deployment."""
     return maas.Instance(
         name,
         # The hostname the machine was enlisted with; depends_on orders the two. The floor makes
@@ -108,5 +115,7 @@ def deploy(
             hwe_kernel=settings.target.hwe_kernel,
             user_data=user_data,
         ),
-        opts=pulumi.ResourceOptions(parent=parent, provider=settings.provider, depends_on=[machine, *after]),
+        opts=pulumi.ResourceOptions(
+            parent=parent, provider=settings.provider, depends_on=[machine, *after], delete_before_replace=True
+        ),
     )

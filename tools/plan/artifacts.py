@@ -75,10 +75,17 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     }
 
 
+REMOTE_COMMAND = "command:remote:Command"
+
+
 def user_data_of(typ: str, raw_inputs: dict[str, Any]) -> str | None:
-    """The cloud-init text a resource carries: MAAS deployments and EC2 launch templates."""
+    """The cloud-init text a resource carries: MAAS deployments (the install), each node's
+    configuration (its converge command's stdin, components/machines/node_converge.py) and EC2
+    launch templates."""
     if typ == "maas:index/instance:Instance":
         return str(raw_inputs["deployParams"]["userData"])
+    if typ == REMOTE_COMMAND and str(raw_inputs.get("stdin", "")).startswith(CLOUD_CONFIG):
+        return str(raw_inputs["stdin"])
     if typ == "aws:ec2/launchTemplate:LaunchTemplate" and raw_inputs.get("userData"):
         return base64.b64decode(raw_inputs["userData"]).decode()
     return None

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from components.cluster.bootstrap import CERTS_D, IMDS_NODE_IP, KUBEADM_CONFIG, PKI_DIR
-from tools.plan.artifacts import CLOUD_CONFIG, user_data_of
+from tools.plan.artifacts import CLOUD_CONFIG, REMOTE_COMMAND, user_data_of
 from tools.plan.cluster import quantity
 from tools.plan.cluster.model import CONTROL_PLANE, OS_ARCH, HostEntry, Node, NodeKind, RegistryHosts, Taint
 from tools.plan.mocks import Recorded
@@ -136,7 +136,7 @@ def etc_hosts(files: Mapping[str, list[str]], own_address: str) -> dict[str, str
 
 def cluster_kubelet(plan: Plan) -> dict[str, Any] | None:
     """The KubeletConfiguration `kubeadm init` stores for the cluster; None without an init node."""
-    for r in plan.by_type("maas:index/instance:Instance"):
+    for r in plan.by_type(REMOTE_COMMAND):
         files = written_files(cloud_config(user_data_of(r.type, r.raw_inputs) or ""))
         if KUBEADM_CONFIG in files:
             docs = [d for d in yaml.safe_load_all(files[KUBEADM_CONFIG][-1]) if d]
@@ -189,10 +189,24 @@ def _node(
 Unreadable = list[tuple[str, str]]
 
 
+def configurations(plan: Plan) -> dict[str, str]:
+    """Each node component's configuration document, by the component's URN: its converge
+    command sits in a NodeConverge inside it (components/machines/baremetal_node.py)."""
+    parents = {r.urn: r.parent for r in plan.resources}
+    out = {}
+    for r in plan.by_type(REMOTE_COMMAND):
+        text = user_data_of(r.type, r.raw_inputs)
+        if text is not None:
+            out[parents.get(r.parent, "")] = text
+    return out
+
+
 def machine_nodes(plan: Plan, kubelet: dict[str, Any]) -> tuple[list[Node], Unreadable]:
-    """PCs and VMs: each MAAS deployment, sized by its allocation constraints."""
+    """PCs and VMs: each MAAS deployment, sized by its allocation constraints, configured by
+    its node's configuration document."""
     nodes: list[Node] = []
     problems: Unreadable = []
+    documents = configurations(plan)
     for r in plan.by_type("maas:index/instance:Instance"):
         alloc = r.raw_inputs.get("allocateParams") or {}
         source = f"MAAS deployment {r.name}"
@@ -201,7 +215,10 @@ def machine_nodes(plan: Plan, kubelet: dict[str, Any]) -> tuple[list[Node], Unre
                 (source, "no min_cpu_count/min_memory in its allocation: the node's CPU and memory are unknown")
             )
             continue
-        text = user_data_of(r.type, r.raw_inputs)
+        text = documents.get(r.parent)
+        if text is None:
+            problems.append((source, "no configuration command (converge) in its node: it would stay bare"))
+            continue
         try:
             node = _node(
                 r.name,
