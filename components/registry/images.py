@@ -41,6 +41,9 @@ class ContainerImage(pulumi.ComponentResource):
             platforms=["linux/amd64"],
             tags=[f"{repo}:{args.tag}"],
             push=True,
+            # A preview must not build (the ML image is ~10 GB); the SDK defaults this to true
+            # (pulumi_docker_build/image.py, ImageArgs: `if build_on_preview is None: ... = True`).
+            build_on_preview=False,
             registries=[{"address": args.registry, "username": PUSH_USER, "password": args.push_password}],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
