@@ -20,7 +20,29 @@ What it takes on a machine without systemd (measured on Debian 12):
   `namespaces = []` (qemu's private /dev needs mount rights a CI container may lack);
 - root: libvirtd's system instance and `unshare --mount` need it. Not root, the commands go
   through `sudo -n` (passwordless sudo, as on CI runners).
-The daemon answers ~10 s after start: the qemu driver first probes the emulator's capabilities.
+
+Timing. Before it accepts a client, the qemu driver probes every qemu-system-* binary it finds
+(qemu-system-x86_64 and -i386 here: ~4 s each idle, minutes each on a loaded 2-core machine)
+and keeps the result in <cacheDir>/capabilities/<sha256 of the binary path>.xml, cacheDir being
+/var/cache/libvirt/qemu (libvirt 9.0 src/qemu/qemu_conf.c, virQEMUDriverConfigNew;
+src/qemu/qemu_capabilities.c, virQEMUCapsCacheNew). The file stays valid while the qemu binary's
+and libvirt's driver modules' ctimes, qemu's module directory, the kernel version, the host CPU
+and microcode, and whether the guest user can open /dev/kvm are unchanged
+(qemu_capabilities.c, virQEMUCapsIsValid): nothing here changes between test runs. So the
+harness seeds each daemon's cache from a directory kept between runs (`caps_cache`) and saves
+what the daemon probed back to it: a warm daemon answers in ~0.3 s instead of ~8 s, and a define
+never probes. What each daemon did shows in `Libvirt.caps`.
+
+Waiting. Nothing here races a fixed wall clock: the start waits until the daemon answers,
+watching its process (a daemon that exits fails at once, naming its log), within START_LIMIT;
+each virsh call waits as long as the daemon lives and answers. virsh's own keepalive (every 5 s,
+6 missed: libvirt 9.0 tools/virsh.c, virshConnect) ends a call whose daemon stops answering; the
+daemon answers keepalives from its event loop even while a worker probes qemu.
+
+Stopping. libvirtd, its guests and its capability probes (qemu started with -daemonize, so no
+longer libvirtd's children: qemu_process.c, qemuProcessQMPLaunch) all live in the daemon's
+mount namespace, which nothing else on the machine shares. `Daemon.stop` ends the daemon, then
+every process left in that namespace, by PID (SIGTERM, then SIGKILL), and returns any survivor.
 """
 
 from __future__ import annotations
@@ -34,8 +56,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -53,6 +74,15 @@ MOUNTS = {
     "/var/cache/libvirt": "cache",
     "/var/log/libvirt": "log",
 }
+CAPS_DIR = "cache/qemu/capabilities"  # under root: /var/cache/libvirt/qemu/capabilities inside
+# Bounds, not expected durations: a cold start probes two binaries (up to ~200 s each measured
+# on a loaded 2-core machine), and a define after an invalidation probes one.
+START_LIMIT = 900.0
+VIRSH_LIMIT = 900.0
+
+
+class DaemonGoneError(RuntimeError):
+    """libvirtd exited while the harness waited on it (the message names its log)."""
 
 
 def _sudo() -> list[str]:
@@ -124,20 +154,153 @@ def kvm_mismatch(device: str = "/dev/kvm") -> str:
     )
 
 
+# --- processes, by PID -------------------------------------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie: qemu daemonizes, so once it exits it waits as a zombie until PID 1
+    reaps it, which some container inits do slowly."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[-1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+_OWN_NS = os.readlink("/proc/self/ns/mnt")
+
+
+def _namespace(pid: int) -> str:
+    """The mount namespace of `pid` ("mnt:[inode]"); empty if gone. Another user's process
+    (a root daemon started through sudo) is read through sudo."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except PermissionError:
+        proc = subprocess.run([*_sudo(), "readlink", f"/proc/{pid}/ns/mnt"], capture_output=True, text=True)
+        return proc.stdout.strip()
+    except OSError:
+        return ""
+
+
+_MEMBERS = r'for d in /proc/[0-9]*; do [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$1" ] && echo "${d#/proc/}"; done'
+
+
+def namespace_members(ns: str) -> list[int]:
+    """Live processes (zombies excluded) in mount namespace `ns`. Never the harness's own
+    namespace: that would be every process on the machine."""
+    if not ns or ns == _OWN_NS:
+        raise ValueError(f"refusing to list mount namespace {ns!r}: not a private one")
+    if os.geteuid() == 0:
+        pids = []
+        for link in Path("/proc").glob("[0-9]*/ns/mnt"):
+            with contextlib.suppress(OSError):
+                if os.readlink(link) == ns:
+                    pids.append(int(link.parent.parent.name))
+    else:
+        out = subprocess.run([*_sudo(), "sh", "-c", _MEMBERS, "sh", ns], capture_output=True, text=True).stdout
+        pids = [int(p) for p in out.split()]
+    return sorted(p for p in pids if p != os.getpid() and _alive(p))
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    if os.geteuid() == 0:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    else:
+        subprocess.run([*_sudo(), "kill", f"-{sig.name.removeprefix('SIG')}", str(pid)], check=False)
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def _end(pids: list[int], grace: float, child: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM, then SIGKILL after `grace`. A child of ours is also waited for (an exited child
+    stays a zombie until it is reaped)."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    for pid in _wait_gone(pids, grace):
+        _signal(pid, signal.SIGKILL)
+    _wait_gone(pids, grace)
+    if child is not None and child.pid in pids:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=grace)
+
+
+def _read(path: Path) -> bytes:
+    """A file the daemon wrote (root's, maybe 0600)."""
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        return subprocess.run([*_sudo(), "cat", str(path)], capture_output=True, check=True).stdout
+
+
+# --- the daemon as a client sees it -------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Libvirt:
     root: Path
     uri: str
     pidfile: Path
+    pid: int  # libvirtd's
+    caps: str = ""  # what the daemon did for qemu's capabilities: loaded from cache, or probed and why
+    reprobe: str = ""  # why a lookup after start probed again (then every define does): empty if none
 
-    def virsh(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    @property
+    def log(self) -> Path:
+        return self.root / "log" / "libvirtd.log"
+
+    def gone(self, what: str) -> DaemonGoneError:
+        return DaemonGoneError(f"libvirtd (pid {self.pid}) exited {what}; its log: {self.log}\n{self.log_tail()}")
+
+    def virsh(self, *args: str, check: bool = True, timeout: float = VIRSH_LIMIT) -> subprocess.CompletedProcess[str]:
+        """`virsh -c <uri> args`, waiting as long as the daemon lives (see the module doc):
+        DaemonGoneError if it exits meanwhile, TimeoutError only past `timeout`, a bound."""
+        cmd = ["virsh", "-c", self.uri, *args]
         env = {**os.environ, "LC_ALL": "C"}
-        proc = subprocess.run(
-            ["virsh", "-c", self.uri, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
-        )
-        if check and proc.returncode != 0:
-            raise RuntimeError(f"virsh {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-        return proc
+        deadline = time.monotonic() + timeout
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+            while True:
+                try:
+                    out, err = proc.communicate(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if not _alive(self.pid) or time.monotonic() > deadline:
+                    proc.kill()
+                    proc.communicate()
+                    if not _alive(self.pid):
+                        raise self.gone(f"while `virsh {' '.join(args)}` waited") from None
+                    raise TimeoutError(
+                        f"virsh {' '.join(args)}: no reply in {timeout:.0f} s although libvirtd (pid {self.pid}) "
+                        f"is alive; its log: {self.log}\n{self.log_tail()}"
+                    )
+        answer = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        if answer.returncode != 0 and not _alive(self.pid):
+            raise self.gone(f"during `virsh {' '.join(args)}` ({err.strip()})")
+        if check and answer.returncode != 0:
+            raise RuntimeError(f"virsh {' '.join(args)} failed ({answer.returncode}): {err.strip()}")
+        return answer
 
     def canonical_machine(self, machine: str, arch: str = "x86_64") -> str:
         """What the hypervisor calls `machine` (pc -> pc-i440fx-7.2), as the provider looks it up."""
@@ -156,21 +319,38 @@ class Libvirt:
 
     def log_tail(self, lines: int = 40) -> str:
         out = []
-        for path in (self.root / "libvirtd.stdout", self.root / "log" / "libvirtd.log"):
-            if path.exists():
-                out += [f"--- {path}", *path.read_text(errors="replace").splitlines()[-lines:]]
+        for path in (self.root / "libvirtd.stdout", self.log):
+            with contextlib.suppress(OSError, subprocess.CalledProcessError):
+                out += [f"--- {path}", *_read(path).decode(errors="replace").splitlines()[-lines:]]
         return "\n".join(out)
+
+
+# What the capability cache did, from the debug lines of util.filecache and qemu.qemu_capabilities
+# (libvirt 9.0 src/util/virfilecache.c virFileCacheLoad; qemu_capabilities.c virQEMUCapsSaveFile,
+# virQEMUCapsIsValid, virQEMUCapsLoadCache).
+_LOADED = re.compile(r"Loaded cached data '[^']*' for '([^']*)'")
+_SAVED = re.compile(r"Saved caps '[^']*' for '([^']*)'")
+_WHY = re.compile(r"debug : \w+:\d+ : ((?:No cached data|Outdated capabilities|KVM was) .*)")
+
+
+def caps_events(log: str) -> tuple[list[str], list[str], list[str]]:
+    """(binaries loaded from the cache, binaries probed, reasons for probing) in a libvirtd log."""
+    reasons = [re.sub(r"No cached data '[^']*'", "no cached data", why) for why in _WHY.findall(log)]
+    return _LOADED.findall(log), _SAVED.findall(log), reasons
 
 
 def _conf(root: Path) -> None:
     etc = root / "etc"
     # The socket sits in root/run, a directory only the test's user can enter, so it may be
     # world-writable: sudo-started libvirtd's socket must let the non-root test user in.
+    # Warnings and up from everything, plus the capability cache's debug lines (~70 a start):
+    # they say whether qemu was probed and why.
     (etc / "libvirtd.conf").write_text(
         'auth_unix_ro = "none"\n'
         'auth_unix_rw = "none"\n'
         'unix_sock_rw_perms = "0777"\n'
-        'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n'
+        'log_filters = "1:qemu.qemu_capabilities 1:util.filecache 3:*"\n'
+        'log_outputs = "1:file:/var/log/libvirt/libvirtd.log"\n'
     )
     (etc / "qemu.conf").write_text(
         'stdio_handler = "file"\nsecurity_driver = "none"\nnamespaces = [ ]\n'
@@ -194,62 +374,146 @@ exec libvirtd -f /etc/libvirt/libvirtd.conf -p "$root/libvirtd.pid"
 """
 
 
-def _alive(pid: int) -> bool:
-    """Running, not a zombie: qemu daemonizes, so once it exits it waits as a zombie until PID 1
-    reaps it, which some container inits do slowly."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+@dataclass
+class Daemon:
+    """A libvirtd being started or running under `root`; `wait_ready` gives its client side."""
 
+    root: Path
+    proc: subprocess.Popen[bytes]
+    caps_cache: Path | None
+    seeded: dict[str, int] = field(default_factory=dict)  # cache file -> mtime_ns as seeded
+    namespace: str = ""
 
-def _is_qemu(pid: int) -> bool:
-    """Still the qemu our libvirtd started (a pid file may outlive its process, and pids are reused)."""
-    try:
-        return b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    @property
+    def uri(self) -> str:
+        return f"qemu+unix:///system?socket={self.root}/run/libvirt-sock"
 
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "libvirtd.pid"
 
-def _signal(pid: int, sig: signal.Signals) -> None:
-    if os.geteuid() == 0:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-    else:
-        subprocess.run([*_sudo(), "kill", f"-{sig.name.removeprefix('SIG')}", str(pid)], check=False)
+    @property
+    def log(self) -> Path:
+        return self.root / "log" / "libvirtd.log"
 
-
-def _end(pid: int, grace: float, child: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM, then SIGKILL after `grace`. A child of ours is waited for (an exited child stays a
-    zombie, which kill(pid, 0) still finds, until it is reaped)."""
-    _signal(pid, signal.SIGTERM)
-    if child is not None and child.pid == pid:
-        try:
-            child.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            _signal(pid, signal.SIGKILL)
-            child.wait()
-        return
-    deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        _signal(pid, signal.SIGKILL)
-
-
-def _pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
+    def daemon_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            return int(self.pidfile.read_text().strip())
         return None
-    return int(text) if re.fullmatch(r"\d+", text) else None
+
+    def find_namespace(self) -> str:
+        """The daemon's private mount namespace, once `unshare` made it (the process started, or
+        under sudo its child); empty while none exists yet."""
+        if not self.namespace:
+            for pid in [self.proc.pid, *_children(self.proc.pid)]:
+                ns = _namespace(pid)
+                if ns and ns != _OWN_NS:
+                    self.namespace = ns
+                    break
+        return self.namespace
+
+    def members(self) -> list[int]:
+        """Every live process in the daemon's namespace: libvirtd, guests, capability probes."""
+        ns = self.find_namespace()
+        return namespace_members(ns) if ns else []
+
+    def wait_ready(self, timeout: float = START_LIMIT) -> Libvirt:
+        """Wait until the qemu driver answers (it has probed or loaded qemu's capabilities by
+        then), check a lookup does not probe again, save the capabilities to `caps_cache`."""
+        started = time.monotonic()
+        deadline = started + timeout
+        why = "no answer yet"
+        while True:
+            self.find_namespace()
+            if self.proc.poll() is not None:
+                raise DaemonGoneError(
+                    f"libvirtd exited with {self.proc.returncode} before answering; its log: {self.log}\n"
+                    + Libvirt(self.root, self.uri, self.pidfile, 0).log_tail()
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"libvirtd's qemu driver did not answer in {timeout:.0f} s: {why}; its log: {self.log}\n"
+                    + Libvirt(self.root, self.uri, self.pidfile, 0).log_tail()
+                )
+            pid = self.daemon_pid()
+            if pid is None or not self.run_socket().exists():
+                time.sleep(0.1)
+                continue
+            lv = Libvirt(self.root, self.uri, self.pidfile, pid)
+            # While the driver initialises, the daemon has the socket but accepts no client:
+            # this call waits for it (watching the daemon), it does not time out early.
+            answer = lv.virsh("version", check=False, timeout=left)
+            if answer.returncode == 0 and "Running hypervisor: QEMU" in answer.stdout:
+                break
+            why = answer.stderr.strip() or answer.stdout.strip()
+            time.sleep(0.2)
+        # Startup has looked up every binary: another lookup must find it cached. If it probes
+        # again, every define would too (and take minutes under load): say why.
+        _, probed_before, _ = caps_events(self.log_text())
+        lv.virsh(
+            "domcapabilities", "--virttype", "qemu", "--arch", "x86_64", timeout=max(deadline - time.monotonic(), 1)
+        )
+        loaded, probed, reasons = caps_events(self.log_text())
+        reprobe = ""
+        if len(probed) > len(probed_before):
+            reprobe = f"libvirtd probed qemu again on a lookup after start ({'; '.join(reasons[-2:])}); see {self.log}"
+        if probed_before:
+            caps = f"probed {', '.join(sorted(set(probed_before)))} ({'; '.join(reasons)})"
+            caps += f", saved to {self.caps_cache}" if self.caps_cache else ""
+        else:
+            caps = f"loaded from {self.caps_cache} ({', '.join(sorted(set(loaded)))})"
+        self.save_caps()
+        return Libvirt(self.root, self.uri, self.pidfile, pid, caps, reprobe)
+
+    def log_text(self) -> str:
+        try:
+            return _read(self.log).decode(errors="replace")
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    def run_socket(self) -> Path:
+        return self.root / "run" / "libvirt-sock"
+
+    def save_caps(self) -> None:
+        """Copy what the daemon probed (a file new or rewritten since seeding) to `caps_cache`,
+        each file replaced whole: concurrent test sessions may share the directory."""
+        if self.caps_cache is None:
+            return
+        self.caps_cache.mkdir(parents=True, exist_ok=True)
+        for path in sorted((self.root / CAPS_DIR).glob("*.xml")):
+            if self.seeded.get(path.name) == path.stat().st_mtime_ns:
+                continue
+            tmp = self.caps_cache / f".{path.name}.{os.getpid()}"
+            tmp.write_bytes(_read(path))
+            tmp.replace(self.caps_cache / path.name)
+
+    def stop(self, grace: float = 10.0) -> list[str]:
+        """End libvirtd, then every process left in its namespace (guests, a capability probe
+        caught mid-way, anything they started), each by PID: SIGTERM, SIGKILL after `grace`.
+        Returns the survivors ("pid cmdline"); none is expected."""
+        # The daemon first, so it starts nothing more; qemu outlives it by design (a daemon
+        # restart must not kill guests), so the namespace is swept after it.
+        ns = self.find_namespace()
+        pid = self.daemon_pid()
+        if pid is not None and ns and pid in namespace_members(ns):
+            _end([pid], grace, self.proc)
+        for _ in range(3):  # a round may catch a process mid-spawn
+            left = namespace_members(ns) if ns else []
+            if not left:
+                break
+            _end(left, grace, self.proc)
+        if self.proc.poll() is None:  # not yet in the namespace, or sudo around it
+            _end([self.proc.pid], grace, self.proc)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
+        return [f"{p} {_cmdline(p)[:160]}" for p in (namespace_members(ns) if ns else [])]
 
 
-def start_libvirtd(root: Path, timeout: float = 90) -> tuple[Libvirt, Callable[[], None]]:
-    """Start libvirtd with the qemu driver under `root` (created; must be empty), wait until the
-    qemu driver answers, and return it with a stop() that ends, by PID, the qemu processes it
-    started (their pid files) and then the daemon."""
+def launch(root: Path, caps_cache: Path | None = None) -> Daemon:
+    """Start libvirtd with the qemu driver under `root` (created; must be empty), its qemu
+    capability cache seeded from `caps_cache` (None: a cold cache, kept nowhere). Returns at
+    once: `Daemon.wait_ready` waits for it, `Daemon.stop` ends it."""
     root = root.resolve()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     if any(root.iterdir()):
@@ -260,39 +524,31 @@ def start_libvirtd(root: Path, timeout: float = 90) -> tuple[Libvirt, Callable[[
         (root / sub).chmod(0o755)
     _conf(root)
     ensure_qemu_user()
-    uri = f"qemu+unix:///system?socket={root}/run/libvirt-sock"
-    lv = Libvirt(root, uri, root / "libvirtd.pid")
+    seeded: dict[str, int] = {}
+    caps = root / CAPS_DIR
+    caps.mkdir(parents=True)
+    if caps_cache is not None and caps_cache.is_dir():
+        for path in caps_cache.glob("*.xml"):
+            shutil.copy2(path, caps / path.name)
+            seeded[path.name] = (caps / path.name).stat().st_mtime_ns
     with (root / "libvirtd.stdout").open("ab") as log:
+        # Its own session: a Ctrl-C at the terminal reaches pytest, whose teardown stops the
+        # daemon, not the daemon mid-way.
         proc = subprocess.Popen(
             [*_sudo(), "unshare", "--mount", "--propagation", "private", "sh", "-c", _START, "sh", str(root)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+    return Daemon(root, proc, caps_cache, seeded)
 
-    def stop(grace: float = 10.0) -> None:
-        # qemu outlives libvirtd by design (a daemon restart must not kill guests): end ours first.
-        for pidfile in sorted((root / "run" / "qemu").glob("*.pid")):
-            pid = _pid(pidfile)
-            if pidfile.name != "driver.pid" and pid is not None and _is_qemu(pid):
-                _end(pid, grace)
-        daemon = _pid(lv.pidfile) or proc.pid
-        _end(daemon, grace, proc)
-        if proc.poll() is None:  # under sudo, proc is sudo, which ends with its child
-            _end(proc.pid, grace, proc)
 
-    deadline = time.monotonic() + timeout
-    why = "no answer yet"
+def start_libvirtd(root: Path, timeout: float = START_LIMIT, caps_cache: Path | None = None) -> tuple[Libvirt, Daemon]:
+    """launch + wait_ready; the daemon is stopped again if it does not get ready."""
+    daemon = launch(root, caps_cache)
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"libvirtd exited with {proc.returncode}\n{lv.log_tail()}")
-            answer = lv.virsh("version", check=False, timeout=30)
-            if answer.returncode == 0 and "Running hypervisor: QEMU" in answer.stdout:
-                return lv, stop
-            why = answer.stderr.strip()
-            time.sleep(0.2)
-        raise TimeoutError(f"libvirtd's qemu driver did not answer in {timeout:.0f} s: {why}\n{lv.log_tail()}")
+        return daemon.wait_ready(timeout), daemon
     except BaseException:
-        stop()
+        daemon.stop()
         raise
