@@ -7,7 +7,7 @@ STACK ?= prod
 BASE ?= origin/main
 
 RESULTS ?= $(wildcard benchmarks/results/*.jsonl)
-CRD_DIR ?= $(or $(AKIBA_CRD_DIR),build/crds)
+CRD_DIR ?= $(AKIBA_CRD_DIR)
 
 .PHONY: plan plan-diff test lint bench gpu-report crds setup lock clean
 
@@ -44,10 +44,11 @@ gpu-report: setup
 	@test -n "$(RESULTS)" || { echo "no results: pass RESULTS=path/to/*.jsonl (from the gpu-benchmark-results volume)"; exit 2; }
 	$(PY) -m benchmarks.gpu.report $(RESULTS) --out build/gpu-report
 
-# The CRDs the offline plan validates custom resources against (downloaded, sha256-verified
-# against tools/plan/crds.sha256; a no-op when present). Then: export AKIBA_CRD_DIR=$(CRD_DIR)
+# The CRDs the offline plan validates custom resources against, downloaded and sha256-verified
+# against tools/plan/crds.sha256 (a no-op when present): into CRD_DIR (default $AKIBA_CRD_DIR),
+# else the user cache `make plan` reads, and fetches itself when missing.
 crds: setup
-	$(PY) -m tools.plan.crds fetch --dest $(CRD_DIR)
+	$(PY) -m tools.plan.crds fetch $(if $(CRD_DIR),--dest $(CRD_DIR))
 
 lock:  # after installing changed requirements into .venv
 	$(PY) -m pip freeze --exclude-editable | sed '1i # Every package of the dev environment, pinned (pip freeze). Regenerate with `make lock`.' > constraints.txt

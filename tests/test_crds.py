@@ -6,10 +6,11 @@ Tests that need the CRD directory fail in CI when it is missing and skip elsewhe
 from __future__ import annotations
 
 import copy
+import http.server
 import json
-import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,15 @@ import kubernetes_validate
 import pytest
 
 from tests.conftest import IN_CI, STACKS, require_tool
+from tests.servers import free_port
 from tools.plan import __main__ as plan_main
 from tools.plan import artifacts, checkers, crd_sources, crds
 from tools.plan.runner import Plan
 
 
 def require_crd_dir() -> Path:
-    """The CRD directory (AKIBA_CRD_DIR, else ../shared/crds); fails in CI when missing, skips elsewhere."""
+    """The CRD directory (AKIBA_CRD_DIR, else the user cache, fetched when missing); fails in CI
+    when missing, skips elsewhere."""
     found = crds.default_dir()
     if found is not None and found.is_dir():
         return found
@@ -468,13 +471,120 @@ def test_the_plans_custom_resources_pass_their_crds(plans: dict[str, Plan], stac
     assert checkers.custom_resources(art.manifests, crd_dir) == []
 
 
-def test_default_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(crds.ENV, str(tmp_path))
-    assert crds.default_dir() == tmp_path
+class Upstream:
+    """A local stand-in for the upstream host (AKIBA_CRD_MIRROR): serves files by URL path and
+    counts the requests; no test reaches the internet."""
+
+    def __init__(self, root: Path, files: dict[str, bytes]) -> None:
+        for url, data in files.items():
+            path = root / url.removeprefix(crd_sources.RAW + "/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        self.requests: list[str] = []
+        upstream = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self) -> None:
+                upstream.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def pinned_parts() -> dict[str, bytes]:
+    """The real upstream files, from the CRD directory (read before a test unsets AKIBA_CRD_DIR)."""
+    return upstream_parts(require_crd_dir())
+
+
+@pytest.fixture
+def fresh_clone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty user cache (its root returned); the test unsets AKIBA_CRD_DIR, as on a fresh clone."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_default_dir_is_akiba_crd_dir_as_it_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(crds.ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setattr(crd_sources, "download", lambda url: pytest.fail(f"downloaded {url}"))
+    assert crds.default_dir() == tmp_path / "nowhere", "CI's directory wins; nothing fetched"
+
+
+def test_a_fresh_clone_fetches_the_pinned_crds_once_then_works_offline(
+    fresh_clone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream = Upstream(tmp_path / "www", pinned_parts())
     monkeypatch.delenv(crds.ENV)
-    shared = crds.ROOT.parent / "shared" / "crds"
-    assert crds.default_dir() == (shared if shared.is_dir() else None)
-    assert os.environ.get(crds.ENV) is None
+    monkeypatch.setenv(crd_sources.MIRROR_ENV, upstream.url)
+    try:
+        crd_dir = crds.default_dir()
+    finally:
+        upstream.stop()
+    assert crd_dir == fresh_clone / "akiba" / "crds" / crd_sources.pins_id()
+    assert crd_sources.verify(crd_dir) == []
+    assert len(upstream.requests) == 7, "each pinned upstream file once"
+    assert [p.name for p in crd_dir.parent.iterdir()] == [crd_dir.name], "no staging directory left"
+    assert "fetching the pinned CRDs" in capsys.readouterr().err
+
+    # The server is gone: the plan's CRD check runs from the cache.
+    for name in ("cloud_init", "netplan", "kubernetes", "libvirt_domains"):
+        monkeypatch.setattr(checkers, name, lambda *args: [])
+    (pool,) = write(tmp_path, {"pool": POOL})
+    art = artifacts.Artifacts(root=tmp_path, plan_json=tmp_path / "plan.json", manifests=[pool])
+    assert plan_main.check_artifacts(art, "1.36.4") == 0
+    out, err = capsys.readouterr()
+    assert "checked CRD schemas: ok" in out and "fetching" not in err
+    assert crds.main(["validate", str(pool)]) == 0
+    assert len(upstream.requests) == 7
+
+
+def test_a_tampered_download_is_refused_and_caches_nothing(
+    fresh_clone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = pinned_parts()
+    url = crd_sources.SOURCES[2].parts[1].url
+    parts[url] = parts[url].replace(b"type: string", b"type: object", 1)
+    upstream = Upstream(tmp_path / "www", parts)
+    monkeypatch.delenv(crds.ENV)
+    monkeypatch.setenv(crd_sources.MIRROR_ENV, upstream.url)
+    try:
+        crd_dir = crds.default_dir()
+    finally:
+        upstream.stop()
+    err = capsys.readouterr().err
+    assert "nothing written" in err and "podmonitors.yaml: sha256" in err
+    assert crd_dir.parent == fresh_clone / "akiba" / "crds"
+    assert not crd_dir.parent.exists() or list(crd_dir.parent.iterdir()) == [], "no cache, no staging left"
+    with pytest.raises(checkers.MissingCheckerError, match="CRD directory"):
+        checkers.custom_resources([], crd_dir)
+
+
+def test_an_unreachable_upstream_says_what_to_do(
+    fresh_clone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(crds.ENV, raising=False)
+    monkeypatch.setenv(crd_sources.MIRROR_ENV, f"http://127.0.0.1:{free_port()}")  # nothing listens
+    crd_dir = crds.default_dir()
+    assert not crd_dir.exists()
+    err = capsys.readouterr().err
+    assert "could not download https://raw.githubusercontent.com/rook/rook/v1.20.6/deploy/examples/crds.yaml" in err
+    for advice in ("make crds", crd_sources.MIRROR_ENV, f"export {crds.ENV}=DIR"):
+        assert advice in err
+    assert crds.main(["verify"]) == 1, "verify checks, never downloads"
+    assert f"{crd_dir}/rook-ceph-v1.20.6.crds.yaml: missing" in capsys.readouterr().out
 
 
 def test_require_crd_dir_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

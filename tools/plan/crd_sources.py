@@ -5,13 +5,17 @@ several upstream files joined: each upstream file (they all begin with `---`) fo
 line `---`, in the order below. That rule and every upstream file's own sha256 were checked
 against the upstream git tags: joining the tagged files reproduces the pinned files byte for
 byte. `fetch` checks each downloaded upstream file, then each joined file, and writes nothing
-unless all of them match.
+unless all of them match; a new directory appears whole or not at all (written beside it, then
+renamed). `AKIBA_CRD_MIRROR` replaces the upstream host with a mirror laid out the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +23,8 @@ from pathlib import Path
 
 CHECKSUMS = Path(__file__).with_name("crds.sha256")
 RAW = "https://raw.githubusercontent.com"
+ENV = "AKIBA_CRD_DIR"  # a CRD directory to use as it is (CI sets it)
+MIRROR_ENV = "AKIBA_CRD_MIRROR"  # a base URL standing in for RAW (a proxy or an internal mirror)
 SEPARATOR = b"---\n"
 
 Downloader = Callable[[str], bytes]
@@ -96,6 +102,11 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def pins_id(checksums: Path = CHECKSUMS) -> str:
+    """A short name for this set of pins: a cache directory per set, so new pins fetch anew."""
+    return sha256(checksums.read_bytes())[:16]
+
+
 def pinned(checksums: Path = CHECKSUMS) -> dict[str, str]:
     """File name -> sha256, from a `sha256sum` file."""
     pins = {}
@@ -118,20 +129,42 @@ def verify(crd_dir: Path, checksums: Path = CHECKSUMS) -> list[str]:
     return problems
 
 
+def what_to_do(dest: Path) -> str:
+    return (
+        f"where {RAW} is reachable, run `make crds` (python -m tools.plan.crds fetch --dest {dest}); "
+        f"behind a proxy or mirror, set {MIRROR_ENV} to a base URL laid out like {RAW}; offline, copy "
+        f"a CRD directory fetched elsewhere and `export {ENV}=DIR`"
+    )
+
+
 def download(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (fixed https URLs above)
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror and url.startswith(RAW + "/"):
+        url = mirror.rstrip("/") + url[len(RAW) :]
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (the pinned URLs above, or the mirror)
         data: bytes = response.read()
         return data
 
 
 def fetch(dest: Path, downloader: Downloader | None = None, checksums: Path = CHECKSUMS) -> list[Path]:
-    """Download every pinned file; write them all only when every sha256 matches."""
+    """Download every pinned file; write them all only when every sha256 matches.
+
+    A missing `dest` is made whole in a directory beside it, then renamed into place, so a
+    failed or concurrent fetch never leaves a half-filled directory behind."""
     downloader = downloader or download
     pins = pinned(checksums)
     files: dict[str, bytes] = {}
     problems = []
     for source in SOURCES:
-        parts = [downloader(part.url) for part in source.parts]
+        parts = []
+        for part in source.parts:
+            try:
+                parts.append(downloader(part.url))
+            except (urllib.error.URLError, OSError) as err:
+                reason = getattr(err, "reason", None) or err
+                raise FetchError(
+                    f"fetch: nothing written; could not download {part.url}: {reason}\n  {what_to_do(dest)}"
+                ) from None
         for part, data in zip(source.parts, parts, strict=True):
             if sha256(data) != part.sha256:
                 problems.append(f"{part.url}: sha256 {sha256(data)}, expected {part.sha256}")
@@ -139,12 +172,30 @@ def fetch(dest: Path, downloader: Downloader | None = None, checksums: Path = CH
         if sha256(files[source.name]) != pins.get(source.name):
             problems.append(f"{source.name}: sha256 {sha256(files[source.name])}, expected {pins.get(source.name)}")
     if problems:
-        raise FetchError("fetch: nothing written; checksum mismatch:\n  " + "\n  ".join(problems))
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, data in files.items():
-        tmp = dest / f".{name}.part"
-        tmp.write_bytes(data)
-        os.replace(tmp, dest / name)
-        written.append(dest / name)
-    return written
+        raise FetchError(
+            "fetch: nothing written; checksum mismatch (upstream moved, or something in between changed "
+            f"the files; the pins are {checksums.name}):\n  " + "\n  ".join(problems)
+        )
+    if dest.is_dir():
+        return [_replace(dest / name, data) for name, data in files.items()]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would become the directory's mode
+    try:
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
+        try:
+            staging.rename(dest)
+        except OSError:
+            if not dest.is_dir() or verify(dest, checksums):  # another fetch got there first: fine if whole
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [dest / name for name in files]
+
+
+def _replace(path: Path, data: bytes) -> Path:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path

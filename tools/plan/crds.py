@@ -1,8 +1,10 @@
 """Custom resources against their CRDs' OpenAPI schemas, offline and strict.
 
-The CRDs are upstream data kept out of the repository: the directory `AKIBA_CRD_DIR`, else
-`<repo>/../shared/crds`, holding the files pinned in `tools/plan/crds.sha256`
-(`python -m tools.plan.crds fetch --dest DIR` downloads them, `verify` checks them).
+The CRDs are upstream data kept out of the repository, in the files pinned by
+`tools/plan/crds.sha256`: the directory `AKIBA_CRD_DIR` when set (CI sets it; used as it is),
+else a user cache (`$XDG_CACHE_HOME/akiba/crds/<pins>`, default `~/.cache`) that the first plan
+downloads, sha256-verified, and every later plan reads offline (`python -m tools.plan.crds fetch`
+fills it or `--dest DIR`, `verify` checks a directory).
 
 A manifest is checked like `kubectl apply --validate=strict` would: nulls in objects are
 dropped (the API server prunes them), then its (group, version, kind) must be served by a CRD,
@@ -33,17 +35,36 @@ from jsonschema import Draft7Validator, FormatChecker, ValidationError, validato
 from tools.plan import crd_sources
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = "AKIBA_CRD_DIR"
+ENV = crd_sources.ENV
 
 Gvk = tuple[str, str, str]  # (group, version, kind)
 
 
-def default_dir() -> Path | None:
-    """`AKIBA_CRD_DIR`, else `<repo>/../shared/crds` when it exists, else None."""
+def cache_dir() -> Path:
+    """The user cache of the pinned CRDs: one directory per set of pins."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "akiba" / "crds" / crd_sources.pins_id()
+
+
+def configured_dir() -> Path:
+    """`AKIBA_CRD_DIR` when set, else the user cache (whether or not it is filled yet)."""
+    return Path(os.environ[ENV]) if os.environ.get(ENV) else cache_dir()
+
+
+def default_dir() -> Path:
+    """The CRD directory the checks use: `AKIBA_CRD_DIR` as it is when set; else the user cache,
+    downloaded once when missing and offline afterwards. A failed download is said on stderr
+    with what to do; the directory returned is then missing, which the CRD check reports."""
     if os.environ.get(ENV):
         return Path(os.environ[ENV])
-    shared = ROOT.parent / "shared" / "crds"
-    return shared if shared.is_dir() else None
+    cache = cache_dir()
+    if not cache.is_dir():
+        print(f"fetching the pinned CRDs into {cache} (once)", file=sys.stderr)
+        try:
+            crd_sources.fetch(cache)
+        except crd_sources.FetchError as err:
+            print(f"error: {err}", file=sys.stderr)
+    return cache
 
 
 class _Loader(yaml.CSafeLoader):
@@ -335,29 +356,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.plan.crds", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help=f"check a CRD directory against {crd_sources.CHECKSUMS.name}")
-    v.add_argument("dir", nargs="?", type=Path, help=f"default: ${ENV}, else ../shared/crds")
+    where = f"default: ${ENV}, else the user cache ({cache_dir()})"
+    v.add_argument("dir", nargs="?", type=Path, help=where)
     f = sub.add_parser("fetch", help="download the pinned CRDs from upstream; writes only what matches its sha256")
-    f.add_argument("--dest", type=Path, required=True)
+    f.add_argument("--dest", type=Path, help=where)
     c = sub.add_parser("validate", help="validate custom resource manifests (YAML files) against the CRDs")
     c.add_argument("files", nargs="+", type=Path)
-    c.add_argument("--crd-dir", type=Path, help=f"default: ${ENV}, else ../shared/crds")
+    c.add_argument("--crd-dir", type=Path, help=f"{where}, fetched when missing")
     args = parser.parse_args(argv)
     if args.command == "fetch":
-        if args.dest.is_dir() and not crd_sources.verify(args.dest):
-            print(f"{args.dest}: every pinned CRD file is already there and matches")
+        dest = args.dest or configured_dir()
+        if dest.is_dir() and not crd_sources.verify(dest):
+            print(f"{dest}: every pinned CRD file is already there and matches")
             return 0
         try:
-            written = crd_sources.fetch(args.dest)
+            written = crd_sources.fetch(dest)
         except crd_sources.FetchError as err:
             print(err, file=sys.stderr)
             return 1
         print("\n".join(f"wrote {p}" for p in written))
         return 0
-    crd_dir = args.dir if args.command == "verify" else args.crd_dir
-    crd_dir = crd_dir or default_dir()
-    if crd_dir is None:
-        print(f"no CRD directory: set {ENV} or run `python -m tools.plan.crds fetch --dest DIR`", file=sys.stderr)
-        return 2
+    verifying = args.command == "verify"  # checks a directory as it is: never downloads
+    crd_dir = (args.dir or configured_dir()) if verifying else (args.crd_dir or default_dir())
     problems = crd_sources.verify(crd_dir)
     if args.command == "verify" or problems:
         print("\n".join(problems) or f"{crd_dir}: every pinned CRD file matches {crd_sources.CHECKSUMS.name}")
