@@ -125,6 +125,10 @@ class Recorded:
     secret_digests: dict[str, str]
     raw_inputs: dict[str, Any] = field(repr=False)  # unmasked: for validators only, never written
     id: str = ""  # what the mock engine answered (other resources refer to it, e.g. a launch template)
+    # Resource options that change how `pulumi preview` diffs it (plan-diff applies them).
+    replace_on_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool | None = None  # None: not set, the provider decides
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 def mask(value: Any, path: str = "") -> tuple[Any, list[str], list[Any]]:
@@ -217,6 +221,9 @@ class RecordingMonitor(MockMonitor):
                 secret_digests={p: digest(v) for p, v in zip(paths, values, strict=True)},
                 raw_inputs=unwrap(inputs),
                 id=response.id,
+                replace_on_changes=list(request.replaceOnChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace) if request.deleteBeforeReplaceDefined else None,
+                ignore_changes=list(request.ignoreChanges),
             )
         )
         return response

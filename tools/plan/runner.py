@@ -72,15 +72,17 @@ def run(
     *,
     project: str = PROJECT,
     stack_references: dict[str, StackOutputs] | None = None,
+    mocks: AkibaMocks | None = None,
 ) -> Plan:
     """Evaluate `program` for the stack; raises whatever the program raises (ConfigError...).
 
-    `stack_references` maps a StackReference name (org/project/stack) to the outputs it reads."""
+    `stack_references` maps a StackReference name (org/project/stack) to the outputs it reads;
+    `mocks` (with their own references) replace the default ones (plan-diff's replaced outputs)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     settings.reset_options(project=project, stack=stack_file.stack, preview=False)
     runtime_config.set_all_config(stack_file.config, stack_file.secret_keys)
-    mocks = AkibaMocks(stack_references)
+    mocks = mocks or AkibaMocks(stack_references)
     monitor = RecordingMonitor(mocks)
     set_mocks(mocks, project=project, stack=stack_file.stack, preview=False, monitor=monitor)
     settings.ROOT.set(None)  # set_mocks made and closed a root stack; run_in_stack makes ours
