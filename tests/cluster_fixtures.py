@@ -4,12 +4,14 @@ user-data the kubelet would register from, burst groups, and Kubernetes objects.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tools.plan.artifacts import REMOTE_COMMAND
 from tools.plan.cluster import Settings
 from tools.plan.cluster.nodes import CLUSTER_CA
 from tools.plan.cluster.pulls import PlatformRegistry
@@ -225,8 +227,28 @@ def node_basics() -> list[Recorded]:
     ]
 
 
+MAAS_INSTANCE = "maas:index/instance:Instance"
+
+
+def _as_deployed(instance: Recorded) -> list[Recorded]:
+    """A `machine()` laid out as the program declares a node (components/machines/
+    baremetal_node.py): a BareMetalNode holding the MAAS deployment (install user-data) and a
+    NodeConverge whose remote command carries the node's configuration document, which is the
+    text the test gave as the machine's user-data."""
+    node = f"urn:pulumi:test::akiba::akiba:node:BareMetalNode::{instance.name}"
+    converge = resource("akiba:node:NodeConverge", instance.name, {})
+    converge.urn, converge.parent, converge.custom = f"{node}$akiba:node:NodeConverge::{instance.name}", node, False
+    document = instance.raw_inputs["deployParams"]["userData"]
+    command = resource(REMOTE_COMMAND, f"{instance.name}-converge", {"stdin": document})
+    command.parent = converge.urn
+    install = dict(instance.raw_inputs, deployParams={"userData": f"#cloud-config\nhostname: {instance.name}\n"})
+    deployed = dataclasses.replace(instance, parent=node, inputs=install, raw_inputs=install)
+    return [deployed, converge, command]
+
+
 def plan(*resources: Recorded) -> Plan:
-    return Plan(stack="test", resources=list(resources), outputs={}, secret_outputs=set(), secret_values=set())
+    laid_out = [r for x in resources for r in (_as_deployed(x) if x.type == MAAS_INSTANCE else [x])]
+    return Plan(stack="test", resources=laid_out, outputs={}, secret_outputs=set(), secret_values=set())
 
 
 def settings(require_failover: bool = False) -> Settings:

@@ -34,4 +34,6 @@ def test_48_more_machines_is_only_a_config_change(plans: dict[str, Plan]) -> Non
     base = plans["prod"]
     for shared in ("tls:index/privateKey:PrivateKey", "kubernetes:helm.sh/v4:Chart", "pulumi:providers:kubernetes"):
         assert len(plan.by_type(shared)) == len(base.by_type(shared)), shared
-    assert len(plan.resources) - len(base.resources) == 48 * 3  # a component, a machine, a deployment
+    # A component, a machine, a deployment, and its configuration: a component with the drain,
+    # converge and uncordon commands.
+    assert len(plan.resources) - len(base.resources) == 48 * 7

@@ -19,6 +19,7 @@ from components.cluster.bootstrap import (
     GPU_TAINT,
     IMDS_NODE_IP,
     KUBE_RESERVED,
+    NETPLAN_PATH,
     PACKAGES,
     STAGED_CONTAINERD_CONFIG,
     SYSTEM_RESERVED,
@@ -100,7 +101,8 @@ def _kubeadm(user_data: str) -> list[dict[str, Any]]:
 
 
 def _script_lines(user_data: str) -> list[str]:
-    return _files(user_data)[SCRIPT].splitlines()
+    # Stripped: steps inside the script's `if changed ...; then` blocks are indented.
+    return [line.strip() for line in _files(user_data)[SCRIPT].splitlines()]
 
 
 def _index(lines: list[str], pattern: str) -> int:
@@ -196,15 +198,16 @@ def test_containerd_config_is_a_complete_version_3_file() -> None:
 
 def test_containerd_2_comes_pinned_from_dockers_repository() -> None:
     text = render_user_data(_node())
-    assert "containerd" not in PACKAGES and "containerd" not in yaml.safe_load(text)["packages"]
     lines = _script_lines(text)
+    assert "containerd" not in PACKAGES and "packages" not in yaml.safe_load(text)
+    assert "install_pinned " + " ".join(PACKAGES) in lines  # the script installs them (converge too)
     key = _index(lines, r"download\.docker\.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker\.asc")
     source = _index(lines, r"docker\.sources$")
     assert (
         '"Signed-By: /etc/apt/keyrings/docker.asc"' in lines[source] and '"Suites: $VERSION_CODENAME"' in lines[source]
     )
     assert '"Types: deb"' in lines[source]  # deb822
-    install = _index(lines, r"apt-get .* install ")
+    install = _index(lines, r"^install_pinned .*containerd\.io")
     pin = f'"containerd.io={CONTAINERD_VERSION}~ubuntu.${{VERSION_ID}}~${{VERSION_CODENAME}}"'
     assert pin in lines[install] and CONTAINERD_VERSION.startswith("2.")
     assert _index(lines, r"^\. /etc/os-release$") < install, "VERSION_ID and VERSION_CODENAME come from it"
@@ -220,14 +223,16 @@ def test_containerd_2_comes_pinned_from_dockers_repository() -> None:
 def test_every_download_retries_and_the_bond_is_waited_for() -> None:
     for node in (_node(), _burst()):
         lines = _script_lines(render_user_data(node))
-        curls = [line for line in lines if re.search(r"\bcurl\b", line)]
+        curls = [line for line in lines if re.search(r"\bcurl\b.*https://", line)]  # downloads
         assert curls and all("--retry 5 --retry-all-errors --retry-delay 3" in line for line in curls)
         apts = [line for line in lines if re.search(r"\bapt-get\b", line)]
         assert apts and all("-o Acquire::Retries=5" in line for line in apts)
     lines = _script_lines(render_user_data(_node()))
     wait = "/usr/lib/systemd/systemd-networkd-wait-online --interface=bond0:routable --timeout=120"
     assert lines.index("netplan apply") + 1 == lines.index(wait)
-    assert lines.index(wait) < min(i for i, line in enumerate(lines) if "curl" in line)
+    first_download = min(i for i, line in enumerate(lines) if "https://" in line or line.startswith("apt-get"))
+    assert lines.index(wait) < first_download
+    assert lines[lines.index("netplan apply") - 2] == f"if changed {NETPLAN_PATH}; then", "a converge keeps the bond"
 
 
 @pytest.mark.checker

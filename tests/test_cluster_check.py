@@ -30,6 +30,7 @@ from tests.cluster_fixtures import (
 )
 from tests.conftest import STACKS, stack_file
 from tools.plan.__main__ import cluster_settings
+from tools.plan.artifacts import REMOTE_COMMAND
 from tools.plan.cluster import Problem, Report, check
 from tools.plan.cluster.report import document
 from tools.plan.cluster.report import write as report_file
@@ -405,8 +406,8 @@ def test_prod_platform_services_fail_over(plans: dict[str, Plan]) -> None:
 
 
 def _with_gpu_taint(r: Recorded) -> Recorded:
-    """A MAAS deployment whose node registers with the GPU taint, as every PC did before."""
-    doc = yaml.safe_load(r.raw_inputs["deployParams"]["userData"].removeprefix("#cloud-config\n"))
+    """A node configuration that registers the node with the GPU taint, as every PC did before."""
+    doc = yaml.safe_load(r.raw_inputs["stdin"].removeprefix("#cloud-config\n"))
     for f in doc["write_files"]:
         if f["path"] == "/etc/kubernetes/kubeadm.yaml":
             docs = list(yaml.safe_load_all(f["content"]))
@@ -415,13 +416,13 @@ def _with_gpu_taint(r: Recorded) -> Recorded:
                     d["nodeRegistration"]["taints"] = [GPU_TAINT]
             f["content"] = yaml.safe_dump_all(docs)
     inputs = copy.deepcopy(r.raw_inputs)
-    inputs["deployParams"]["userData"] = "#cloud-config\n" + yaml.safe_dump(doc)
+    inputs["stdin"] = "#cloud-config\n" + yaml.safe_dump(doc)
     return dataclasses.replace(r, raw_inputs=inputs)
 
 
 def test_the_old_gpu_taint_on_every_pc_is_caught_in_the_real_plan(plans: dict[str, Plan]) -> None:
     plan = plans["dev"]
-    tainted = [_with_gpu_taint(r) if r.type == "maas:index/instance:Instance" else r for r in plan.resources]
+    tainted = [_with_gpu_taint(r) if r.type == REMOTE_COMMAND else r for r in plan.resources]
     found = check(dataclasses.replace(plan, resources=tainted), cluster_settings(stack_file("dev").config)).problems
     coredns = [f.message for f in found if f.subject == "Deployment kube-system/coredns"]
     assert coredns and coredns[0].startswith(
@@ -520,10 +521,20 @@ def test_traefik_spread_over_nodes_updates_without_a_spare_one() -> None:
     assert problems(*fleet(2), *node_basics(), chart("traefik", "41.3.0", values, "traefik"), rule="rollout") == []
 
 
-def test_a_node_whose_user_data_does_not_register_it_is_named() -> None:
+def test_a_node_whose_configuration_does_not_register_it_is_named() -> None:
     node = machine("node2", "10.0.0.12")
     node.raw_inputs["deployParams"]["userData"] = "#cloud-config\nwrite_files: []\n"
     found = problems(*fleet(1), node, *node_basics(), rule="node")
     assert [(f.subject, f.message) for f in found] == [
-        ("MAAS deployment node2", "its user-data writes no /etc/kubernetes/kubeadm.yaml")
+        ("MAAS deployment node2", "its configuration writes no /etc/kubernetes/kubeadm.yaml")
+    ]
+
+
+def test_a_node_nothing_configures_is_named() -> None:
+    """A MAAS install alone (no converge command beside it) never joins the cluster."""
+    laid_out = plan(*fleet(1), machine("node2", "10.0.0.12"), *node_basics())
+    bare = [r for r in laid_out.resources if r.name != "node2-converge"]
+    found = check(dataclasses.replace(laid_out, resources=bare), settings()).problems
+    assert [(f.subject, f.message) for f in found if f.rule == "node"] == [
+        ("MAAS deployment node2", "no configuration command (converge) in its node: it would stay bare")
     ]

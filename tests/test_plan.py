@@ -3,6 +3,7 @@ the structure `pulumi preview` would show (parents, providers, dependencies)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,26 @@ def test_kubernetes_and_maas_resources_use_the_explicit_providers(plans: dict[st
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_joining_nodes_deploy_after_the_first_controller(plans: dict[str, Plan], stack: str) -> None:
-    instances = plans[stack].by_type(INSTANCE)
-    first = instances[0]
-    assert "InitConfiguration" in first.raw_inputs["deployParams"]["userData"]
-    for other in instances[1:]:
-        assert first.urn in other.dependencies, other.name
-        assert "JoinConfiguration" in other.raw_inputs["deployParams"]["userData"]
+def test_nodes_are_configured_one_after_another_from_the_first_controller(plans: dict[str, Plan], stack: str) -> None:
+    """MAAS installs every machine at once; their configuration is a chain (drain, converge,
+    uncordon per node), so a day-2 change rolls through the nodes one at a time and a node
+    joins only after the node before it, the first controller first."""
+    plan = plans[stack]
+    commands = {r.urn: r for r in plan.resources if r.type.startswith("command:")}
+    converges = [r for r in commands.values() if r.name.endswith("-converge")]
+    assert converges and len(converges) == len(plan.by_type(INSTANCE))
+    assert "InitConfiguration" in converges[0].raw_inputs["stdin"]
+    instances = {r.name: r.urn for r in plan.by_type(INSTANCE)}
+    for before, node in itertools.pairwise(converges):
+        assert "JoinConfiguration" in node.raw_inputs["stdin"]
+        (drain,) = [commands[u] for u in node.dependencies if u in commands]
+        (uncordon,) = [commands[u] for u in drain.dependencies if u in commands]
+        assert [u for u in uncordon.dependencies if u in commands] == [before.urn], node.name
+    for node in converges:
+        (drain,) = [commands[u] for u in node.dependencies if u in commands]
+        assert instances[node.name.removesuffix("-converge")] in drain.dependencies, "configured once installed"
+    for instance in plan.by_type(INSTANCE):
+        assert not [u for u in instance.dependencies if u in commands], "installs do not wait for each other"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -87,8 +101,8 @@ def test_artifacts_are_written(written: dict[str, artifacts.Artifacts], plans: d
     art = written[stack]
     nodes = len(plans[stack].by_type(INSTANCE))
     templates = len(plans[stack].by_type("aws:ec2/launchTemplate:LaunchTemplate"))
-    assert len(art.netplan) == nodes and templates
-    assert len(art.user_data) == nodes + templates  # every MAAS node and every launch template
+    assert len(art.netplan) == 2 * nodes and templates  # each node's install and configuration
+    assert len(art.user_data) == 2 * nodes + templates  # ... and every launch template
     assert art.manifests
     doc = yaml.safe_load(art.plan_json.read_text())
     assert len(doc["resources"]) == len(plans[stack].resources)

@@ -39,8 +39,15 @@ def test_no_secret_in_plan_outputs_or_artifacts(plans: dict[str, Plan], stack: s
 @pytest.mark.parametrize("stack", STACKS)
 def test_secret_inputs_are_masked_in_the_recorded_plan(plans: dict[str, Plan], stack: str) -> None:
     plan = plans[stack]
+    converges = [r for r in plan.by_type("command:remote:Command") if r.name.endswith("-converge")]
+    assert converges and len(converges) == len(plan.by_type("maas:index/instance:Instance"))
+    for converge in converges:
+        assert converge.inputs["stdin"] == "[secret]", "the node's configuration carries the join token"
+        assert "connection" in converge.secret_paths, "the ssh key is secret (and with it the connection)"
     for instance in plan.by_type("maas:index/instance:Instance"):
-        assert instance.inputs["deployParams"] == "[secret]", "user-data carries the join token"
+        # The install is public: it holds no token, credential or key (MAAS serves it over HTTP).
+        user_data = instance.raw_inputs["deployParams"]["userData"]
+        assert not [s[:12] for s in plan.secret_values if s in user_data], instance.name
     assert plan.outputs["kubeconfig"] == "[secret]"
     assert "kubeconfig" in plan.secret_outputs
 
@@ -55,15 +62,15 @@ def test_committed_stack_files_hold_no_plaintext_secret(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_registry_pull_credential_stays_secret(plans: dict[str, Plan], stack: str, tmp_path: Path) -> None:
-    """Every node's user-data carries the `Basic ...` header of akiba-pull: the header is a secret
+    """Every node's configuration carries the `Basic ...` header of akiba-pull: the header is a secret
     of its own (not just the password inside it) and appears in nothing the plan writes."""
     plan = plans[stack]
     headers = [s for s in plan.secret_values if s.startswith("Basic ")]
     assert len(headers) == 1
     user, _, password = base64.b64decode(headers[0].removeprefix("Basic ")).decode().partition(":")
     assert user == PULL_USER and password in plan.secret_values
-    nodes = plan.by_type("maas:index/instance:Instance")
-    assert nodes and all(headers[0] in r.raw_inputs["deployParams"]["userData"] for r in nodes)
+    nodes = [r for r in plan.by_type("command:remote:Command") if r.name.endswith("-converge")]
+    assert nodes and all(headers[0] in r.raw_inputs["stdin"] for r in nodes)
     for where, text in _everything_written(plan, tmp_path).items():
         assert headers[0] not in text, where
     secret = next(r for r in plan.by_type("kubernetes:core/v1:Secret") if r.name == "registry-htpasswd")

@@ -152,7 +152,7 @@ def _node(
     doc = cloud_config(user_data)
     files = written_files(doc)
     if KUBEADM_CONFIG not in files:
-        raise NodeError(f"its user-data writes no {KUBEADM_CONFIG}")
+        raise NodeError(f"its configuration writes no {KUBEADM_CONFIG}")
     registration, control_plane = _registration(files[KUBEADM_CONFIG][-1])
     labels, taints = _labels_and_taints(registration, control_plane)
     name = str(registration.get("name") or name_hint)

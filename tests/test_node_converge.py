@@ -1,0 +1,138 @@
+"""Day-2 node configuration: the applier a node runs (for real, on a temporary root), the
+script it hands over to, and the chain of commands the plan declares."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.cluster.bootstrap import (
+    APPLIED_CONTAINERD_CONFIG,
+    BOOTSTRAP_SCRIPT,
+    KUBEADM_CONFIG,
+    NETPLAN_PATH,
+    STAGED_CONTAINERD_CONFIG,
+    NodeInstall,
+    render_install_user_data,
+    render_user_data,
+)
+from components.machines import converge_apply
+from components.machines.node_converge import APPLIER, apply_command, drain_script, uncordon_script
+from tests.conftest import require_tool
+from tests.test_bootstrap import _node
+from tools.plan.runner import Plan
+
+CHANGED = converge_apply.CHANGED_LIST
+
+
+def _run_applier(root: Path, document: str) -> list[str]:
+    """The applier as a node runs it (`python3 -c <its text>`, the document on stdin)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", APPLIER.read_text()],
+        input=document,
+        env={**os.environ, "AKIBA_ROOT": str(root)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "file(s) changed" in proc.stdout
+    return (root / CHANGED.lstrip("/")).read_text().splitlines()
+
+
+def test_the_applier_writes_what_changed_and_nothing_else(tmp_path: Path) -> None:
+    first = render_user_data(_node())
+    written = _run_applier(tmp_path, first)
+    assert {KUBEADM_CONFIG, NETPLAN_PATH, STAGED_CONTAINERD_CONFIG, BOOTSTRAP_SCRIPT, "/etc/hosts"} <= set(written)
+    kubeadm = tmp_path / KUBEADM_CONFIG.lstrip("/")
+    assert stat.S_IMODE(kubeadm.stat().st_mode) == 0o600, "the join token is root's only"
+    assert os.access(tmp_path / BOOTSTRAP_SCRIPT.lstrip("/"), os.X_OK)
+    # The same document again: nothing to restart, and /etc/hosts keeps one registry line.
+    assert _run_applier(tmp_path, first) == []
+    hosts = (tmp_path / "etc/hosts").read_text().splitlines()
+    assert len(hosts) == 1 and hosts[0].endswith("registry.akiba.lan")
+    # A day-2 change (one more registry upstream) touches only its own file.
+    second = render_user_data(_node(registry_upstreams=("docker.io", "nvcr.io", "quay.io")))
+    assert _run_applier(tmp_path, second) == ["/etc/containerd/certs.d/quay.io/hosts.toml"]
+
+
+def test_a_mode_change_alone_is_applied(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_text("x")
+    path.chmod(0o644)
+    doc = "#cloud-config\nwrite_files:\n- path: /f\n  permissions: '0600'\n  content: x\n"
+    assert converge_apply.apply(doc, str(tmp_path)) == ["/f"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert converge_apply.apply(doc, str(tmp_path)) == []
+
+
+def test_the_script_restarts_only_what_changed() -> None:
+    lines = [line.strip() for line in render_user_data(_node()).split(BOOTSTRAP_SCRIPT, 1)[1].splitlines()]
+    text = "\n".join(lines)
+    assert f"if changed {NETPLAN_PATH}; then" in lines, "the bond is re-applied only when its file changed"
+    assert f"if ! cmp -s {STAGED_CONTAINERD_CONFIG} {APPLIED_CONTAINERD_CONFIG}; then" in lines
+    assert lines.index("systemctl restart containerd") > lines.index(
+        f"if ! cmp -s {STAGED_CONTAINERD_CONFIG} {APPLIED_CONTAINERD_CONFIG}; then"
+    )
+    # A joined node on another version upgrades with kubeadm; a new node joins.
+    assert 'if [ -f /etc/kubernetes/kubelet.conf ] && [ "$(kubelet --version)" != "Kubernetes v1.36.4" ]; then' in text
+    assert "kubeadm upgrade node" in lines and f"kubeadm join --config {KUBEADM_CONFIG}" in lines
+    init = render_user_data(_node(role="controller-init", pki={"ca.crt": "C"}))
+    assert "kubeadm upgrade apply -y v1.36.4" in init
+    assert f"kubeadm init phase upload-config kubelet --config {KUBEADM_CONFIG}" in init
+    assert "kubeadm token create" in init, "a rotated join token becomes valid without a reinstall"
+
+
+@pytest.mark.checker
+def test_the_commands_parse_in_bash(tmp_path: Path) -> None:
+    bash = require_tool("bash", "apt-get install bash")
+    for i, script in enumerate((apply_command(), drain_script("akiba01", "1.36.4"), uncordon_script("akiba01"))):
+        path = tmp_path / f"cmd-{i}.sh"
+        path.write_text(script)
+        proc = subprocess.run([bash, "-n", str(path)], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_the_applier_travels_whole(tmp_path: Path) -> None:
+    """The remote command carries the applier itself: decoded, it is the file the tests run."""
+    encoded = apply_command().split("echo ", 1)[1].split(" |", 1)[0]
+    proc = subprocess.run(["base64", "-d"], input=encoded, capture_output=True, text=True, check=True)
+    assert proc.stdout == APPLIER.read_text()
+
+
+@pytest.mark.checker
+def test_the_install_is_valid_and_holds_only_what_needs_a_new_machine(tmp_path: Path) -> None:
+    cloud_init = require_tool("cloud-init", "apt-get install cloud-init")
+    text = render_install_user_data(
+        NodeInstall(
+            hostname="akiba01",
+            nics=(("eno1", "d0:50:99:a1:01:01"),),
+            address="192.168.10.11/24",
+            converge_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVhZ3VlIGtleSBmb3IgdGVzdHMgb25seSEhISEhISE=",
+        )
+    )
+    path = tmp_path / "install.yaml"
+    path.write_text(text)
+    proc = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "Valid" in proc.stdout, proc.stdout + proc.stderr
+    for later in ("kubeadm", "containerd", "mtu", "gateway", "nameservers", "192.168.10.1\n"):
+        assert later not in text, f"{later!r} would reinstall the node when it changes"
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_each_node_converges_over_ssh_with_the_configuration_key(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    converges = [r for r in plan.by_type("command:remote:Command") if r.name.endswith("-converge")]
+    assert converges
+    for r in converges:
+        inputs = r.raw_inputs
+        assert inputs["create"] == inputs["update"] == apply_command(), "a change updates: the same apply"
+        assert "triggers" not in inputs, "triggers would replace the command"
+        assert inputs["connection"]["user"] == "akiba-converge"
+        assert inputs["stdin"].startswith("#cloud-config\n")
+    for r in plan.by_type("maas:index/instance:Instance"):
+        assert "akiba-converge" in r.raw_inputs["deployParams"]["userData"]
