@@ -15,16 +15,31 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from components.burst.instance_types import INSTANCE_TYPES
+from components.engineers.home_containers import DOCKER_GID
+from components.engineers.home_sshd import key_problems
+from components.storage.ceph_storage import CEPHFS_CLASS
+from stacks import addresses, names
 from stacks.problems import Problem, key_path, shown
-from stacks.types import Cidr, IPv4, MacAddress, PciAddress
+from stacks.spec import SECRET_KEYS
+from stacks.types import Cidr, MacAddress, PciAddress
 
 Raw = dict[str, Any]
 _MAC = TypeAdapter(MacAddress)
-_IP = TypeAdapter(IPv4)
 _CIDR = TypeAdapter(Cidr)
 _PCI = TypeAdapter(PciAddress)
 # Key names that hold secrets when they appear inside a structured config value.
 _SECRET_NAME = re.compile(r"(password|passwd|secret|token|api_?key|private_?key)$", re.I)
+# scheme://user:password@ anywhere in a value (a user alone, like ssh's, is no credential).
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@", re.I)
+# by-id names that are not one physical disk's: device-mapper, md and LVM names repeat across
+# hosts; a VM's virtio-<serial> is an RBD image, unique across the stack by stacks.names.
+_NOT_ONE_DISK = ("dm-", "md-", "lvm-", "virtio-")
+# What MAAS deploys, and the kernels of that release (ga-24.04, hwe-24.04, hwe-24.04-edge...).
+_SERIES_VERSION = {"jammy": "22.04", "noble": "24.04"}
+# The IAM user the cluster-autoscaler reads AWS with is <cluster>-cluster-autoscaler
+# (components.burst.autoscaler); IAM user names are at most 64 characters (AWS IAM User Guide,
+# "IAM and AWS STS quotas").
+_CLUSTER_NAME_MAX_WITH_BURST = 64 - len("-cluster-autoscaler")
 
 
 def _normal(adapter: TypeAdapter[str], value: Any) -> str | None:
@@ -66,71 +81,53 @@ class _Unique:
 
 
 def unique_identities(raw: Raw) -> list[Problem]:
-    hostnames, macs, ips = _Unique("a hostname"), _Unique("a MAC address"), _Unique("an IP address")
-    engineers, uids = _Unique("an engineer name"), _Unique("a uid")
-    hypervisors, domains = _Unique("a hypervisor name"), _Unique("a libvirt domain name")
-    gateway = _normal(_IP, _section(raw, "network").get("gateway"))
-    ips.add(gateway, key_path("network", "gateway"))
+    """MACs and uids; names are stacks.names', addresses stacks.addresses'."""
+    macs, uids = _Unique("a MAC address"), _Unique("a uid")
     for i, node in _items(raw, "nodes"):
-        hostname = node.get("hostname")
-        hostnames.add(hostname if isinstance(hostname, str) else None, key_path("nodes", i, "hostname"))
-        ips.add(_normal(_IP, node.get("ip")), key_path("nodes", i, "ip"))
-        power: dict[str, Any] = node["power"] if isinstance(node.get("power"), dict) else {}
-        ips.add(_normal(_IP, power.get("address")), key_path("nodes", i, "power", "address"))
-        if power.get("type") == "virsh":
-            domain = f"{power.get('hypervisor')}/{power.get('domain')}"
-            domains.add(domain, key_path("nodes", i, "power", "domain"), power.get("domain"))
         for j, nic in enumerate(node.get("nics") or []):
             if isinstance(nic, dict):
                 macs.add(_normal(_MAC, nic.get("mac")), key_path("nodes", i, "nics", j, "mac"))
     for i, eng in _items(raw, "engineers"):
-        engineers.add(eng.get("name") if isinstance(eng.get("name"), str) else None, key_path("engineers", i, "name"))
         uid = eng.get("uid")
         uids.add(str(uid) if isinstance(uid, int) else None, key_path("engineers", i, "uid"))
-    for i, hv in _items(raw, "hypervisors"):
-        name = hv.get("name")
-        hypervisors.add(name if isinstance(name, str) else None, key_path("hypervisors", i, "name"))
-    out: list[Problem] = []
-    for u in (hostnames, macs, ips, engineers, uids, hypervisors, domains):
-        out += u.problems
-    return out
+    return macs.problems + uids.problems
 
 
-def networks_disjoint(raw: Raw) -> list[Problem]:
-    """Office LAN, pod, service and AWS VPC networks must not overlap: routes would clash."""
-    named = [
-        (key_path("network", "officeLan"), _section(raw, "network").get("officeLan")),
-        (key_path("cluster", "podCidr"), _section(raw, "cluster").get("podCidr")),
-        (key_path("cluster", "serviceCidr"), _section(raw, "cluster").get("serviceCidr")),
-        (key_path("burst", "vpcCidr"), _section(raw, "burst").get("vpcCidr")),
-        (key_path("burst", "siteLink", "tunnelCidr"), _section(_section(raw, "burst"), "siteLink").get("tunnelCidr")),
-    ]
-    nets = [(p, ipaddress.IPv4Network(c)) for p, v in named if (c := _normal(_CIDR, v))]
+def accounts_usable(raw: Raw) -> list[Problem]:
+    """What the home containers would refuse (components.engineers.home_sshd), with key paths:
+    a key sshd cannot read, and one group id for two engineers or for the docker group."""
     out = []
-    for a in range(len(nets)):
-        for b in range(a + 1, len(nets)):
-            (pa, na), (pb, nb) = nets[a], nets[b]
-            if na.overlaps(nb):
-                out.append(Problem(pb, f"a network that does not overlap {pa} ({na})", str(nb)))
-    return out
-
-
-def addresses_on_lan(raw: Raw) -> list[Problem]:
-    lan = _normal(_CIDR, _section(raw, "network").get("officeLan"))
-    if lan is None:
-        return []
-    net = ipaddress.IPv4Network(lan)
-    usable = f"an address inside the office LAN {net}"
-    targets = [(key_path("network", "gateway"), _section(raw, "network").get("gateway"))]
-    targets += [(key_path("nodes", i, "ip"), n.get("ip")) for i, n in _items(raw, "nodes")]
-    out = []
-    for path, value in targets:
-        ip = _normal(_IP, value)
-        if ip is None:
+    groups: dict[int, tuple[str, bool]] = {}  # gid -> (key path, given as gid)
+    for i, eng in _items(raw, "engineers"):
+        for j, key in enumerate(eng.get("sshKeys") or []):
+            if isinstance(key, str):
+                out += [
+                    Problem(key_path("engineers", i, "sshKeys", j), "a key sshd can use", p) for p in key_problems(key)
+                ]
+        explicit = isinstance(eng.get("gid"), int)
+        gid = eng.get("gid") if explicit else eng.get("uid")
+        if not isinstance(gid, int) or isinstance(gid, bool):
             continue
-        addr = ipaddress.IPv4Address(ip)
-        if addr not in net or addr in (net.network_address, net.broadcast_address):
-            out.append(Problem(path, usable, ip))
+        path = key_path("engineers", i, "gid" if explicit else "uid")
+        if gid == DOCKER_GID:
+            out.append(
+                Problem(path, f"a group id other than {DOCKER_GID}, the home containers' docker group", str(gid))
+            )
+        first = groups.setdefault(gid, (path, explicit))
+        if first[0] != path and (explicit or first[1]):  # two equal uids: the uid rule's problem
+            out.append(Problem(path, "a group id not used elsewhere", f"{gid} (also at {first[0]})"))
+    return out
+
+
+def nics_named_once(raw: Raw) -> list[Problem]:
+    """Bond members are keyed by name in netplan: one name cannot be two NICs."""
+    out = []
+    for i, node in _items(raw, "nodes"):
+        seen = _Unique("a NIC name not used by another NIC of this node")
+        for j, nic in enumerate(node.get("nics") or []):
+            if isinstance(nic, dict) and isinstance(nic.get("name"), str):
+                seen.add(nic["name"], key_path("nodes", i, "nics", j, "name"))
+        out += seen.problems
     return out
 
 
@@ -189,20 +186,43 @@ def gpus_make_sense(raw: Raw) -> list[Problem]:
 
 
 def vm_gpus_unique(raw: Raw) -> list[Problem]:
-    """A GPU slot is passed to one VM of a hypervisor: a second one would not start."""
+    """A VM gets a GPU by passing its hypervisor's slot through (VT-d), so it names the slot;
+    a slot goes to one VM of a hypervisor, and not to a VM if the hypervisor is a node that
+    drives that GPU itself: the VM would not start."""
+    nodes = dict(_items(raw, "nodes"))
+    hosts = addresses.hypervisor_nodes(raw)
     slots: dict[str, _Unique] = {}
-    for i, node in _items(raw, "nodes"):
+    out = []
+    for i, node in nodes.items():
         power = node.get("power")
         if not (isinstance(power, dict) and power.get("type") == "virsh" and isinstance(power.get("hypervisor"), str)):
             continue
-        unique = slots.setdefault(power["hypervisor"], _Unique(f"a GPU slot of hypervisor {power['hypervisor']}"))
+        hv = power["hypervisor"]
+        unique = slots.get(hv)
+        if unique is None:
+            unique = slots[hv] = _Unique(f"a GPU slot of hypervisor {hv}")
+            host = hosts.get(hv)  # the node that is this hypervisor drives its own GPUs
+            host_gpus = nodes[host].get("gpus") or [] if host is not None else []
+            for m, gpu in enumerate(host_gpus):
+                pci = _normal(_PCI, gpu.get("pci")) if isinstance(gpu, dict) else None
+                unique.add(pci, key_path("nodes", host or 0, "gpus", m, "pci"))
         seen: set[str] = set()  # a slot twice in one node is gpus_make_sense's problem
         for j, gpu in enumerate(node.get("gpus") or []):
-            pci = _normal(_PCI, gpu.get("pci")) if isinstance(gpu, dict) else None
+            if not isinstance(gpu, dict):
+                continue
+            if gpu.get("pci") is None:
+                out.append(
+                    Problem(
+                        key_path("nodes", i, "gpus", j, "pci"),
+                        f"the GPU's PCI slot on hypervisor {hv}, like 0000:01:00.0 (a VM gets a GPU by VT-d)",
+                        "none",
+                    )
+                )
+            pci = _normal(_PCI, gpu.get("pci"))
             if pci is not None and pci not in seen:
                 seen.add(pci)
                 unique.add(pci, key_path("nodes", i, "gpus", j, "pci"))
-    return [p for u in slots.values() for p in u.problems]
+    return out + [p for u in slots.values() for p in u.problems]
 
 
 def hardware_declared(raw: Raw) -> list[Problem]:
@@ -233,7 +253,11 @@ def hardware_declared(raw: Raw) -> list[Problem]:
 
 
 def disks_make_sense(raw: Raw) -> list[Problem]:
+    """A disk is in one place: not twice on a host, never both boot and Ceph disk, and a disk
+    named by its serial (/dev/disk/by-id/) in one host only. A VM's disks are RBD images,
+    unique across the stack by stacks.names."""
     out = []
+    everywhere = _Unique("a disk of one host only (a by-id name is the disk's own serial)")
     for i, node in _items(raw, "nodes"):
         disks = node.get("disks")
         if not isinstance(disks, dict):
@@ -246,7 +270,13 @@ def disks_make_sense(raw: Raw) -> list[Problem]:
                 out.append(Problem(path, "a data disk other than the boot disk", shown(disk)))
             seen.add(disk if isinstance(disk, str) else None, path)
         out += seen.problems
-    return out
+        here = {boot: key_path("nodes", i, "disks", "boot")}
+        here.update({d: key_path("nodes", i, "disks", "ceph", j) for j, d in enumerate(ceph) if d not in here})
+        for disk, path in here.items():
+            by_id = disk.removeprefix("/dev/disk/by-id/") if isinstance(disk, str) else ""
+            if isinstance(disk, str) and by_id != disk and not by_id.startswith(_NOT_ONE_DISK):
+                everywhere.add(disk, path)
+    return out + everywhere.problems
 
 
 def vm_disks_named(raw: Raw) -> list[Problem]:
@@ -338,6 +368,103 @@ def burst_consistent(raw: Raw) -> list[Problem]:
                 )
     if burst.get("enabled") is True and burst.get("maxSize") == 0:
         out.append(Problem(key_path("burst", "maxSize"), "at least 1 when burst is enabled", "0"))
+    return out + burst_networks_fit(raw)
+
+
+def burst_networks_fit(raw: Raw) -> list[Problem]:
+    """components.burst.network carves the VPC into sixteenths (a private subnet per zone, the
+    last one public), and the tunnel needs two host addresses: say so before ipaddress does."""
+    burst = _section(raw, "burst")
+    out = []
+    vpc = _normal(_CIDR, burst.get("vpcCidr"))
+    # AWS subnets are /16 to /28 (VPC User Guide, "Subnet CIDR blocks"): a sixteenth of the VPC
+    # is at most a /28 when the VPC is at most a /24.
+    if vpc is not None and not 16 <= ipaddress.IPv4Network(vpc).prefixlen <= 24:
+        out.append(Problem(key_path("burst", "vpcCidr"), "a network of /16 to /24 (subnets are sixteenths of it)", vpc))
+    zones = burst.get("zones")
+    if isinstance(zones, list) and len(zones) > 15:
+        out.append(
+            Problem(
+                key_path("burst", "zones"),
+                "at most 15 zones (a sixteenth of the VPC each, and one public)",
+                str(len(zones)),
+            )
+        )
+    tunnel = _normal(_CIDR, _section(burst, "siteLink").get("tunnelCidr"))
+    if tunnel is not None and ipaddress.IPv4Network(tunnel).prefixlen > 30:
+        out.append(
+            Problem(key_path("burst", "siteLink", "tunnelCidr"), "a network of /30 or larger (two tunnel ends)", tunnel)
+        )
+    return out
+
+
+def versions_fit(raw: Raw) -> list[Problem]:
+    """Values whose mistake only MAAS, AWS or a checker would find later, without a key path."""
+    out = []
+    maas = _section(raw, "maas")
+    series, kernel = maas.get("distroSeries"), maas.get("hweKernel")
+    if isinstance(series, str) and series in _SERIES_VERSION and isinstance(kernel, str):
+        version = _SERIES_VERSION[series]
+        match = re.fullmatch(r"(ga|hwe)-(\d\d\.\d\d)(-[a-z]+)*", kernel)
+        if not match or match.group(2) != version:
+            # MAAS offers each release its own kernels only (ga-/hwe-<release>[-edge]); another
+            # release's kernel fails the deployment, long after the plan.
+            out.append(
+                Problem(
+                    key_path("maas", "hweKernel"),
+                    f"a kernel of {series} ({version}), like hwe-{version} or ga-{version}",
+                    shown(kernel),
+                )
+            )
+    storage_class = _section(raw, "gpuBenchmark").get("storageClass")
+    if isinstance(storage_class, str) and storage_class != CEPHFS_CLASS:
+        out.append(
+            Problem(
+                key_path("gpuBenchmark", "storageClass"),
+                f"{CEPHFS_CLASS!r}, the platform's ReadWriteMany class (every model's Job writes to the one "
+                "results volume)",
+                shown(storage_class),
+            )
+        )
+    name = _section(raw, "cluster").get("name")
+    enabled = _section(raw, "burst").get("enabled") is True
+    if enabled and isinstance(name, str) and len(name) > _CLUSTER_NAME_MAX_WITH_BURST:
+        out.append(
+            Problem(
+                key_path("cluster", "name"),
+                f"at most {_CLUSTER_NAME_MAX_WITH_BURST} characters with burst enabled (IAM user "
+                f"<name>-cluster-autoscaler, at most 64)",
+                shown(name),
+            )
+        )
+    return out
+
+
+def credentials_in_urls(raw: Raw) -> list[Problem]:
+    """A password inside a URL in plain config ends up in outputs, MAAS power parameters and
+    logs; it belongs in a secret (the secret keys themselves are exempt: they are secrets)."""
+    out = []
+
+    def walk(value: Any, key: str, parts: tuple[str | int, ...]) -> None:
+        if isinstance(value, str) and _URL_PASSWORD.search(value):
+            out.append(
+                Problem(
+                    key_path(key, *parts),
+                    "a URL without a password in it (user:password@ is published wherever the value goes; "
+                    "keep credentials in secrets set with `pulumi config set --secret`)",
+                    "a URL with user:password@",
+                )
+            )
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, key, (*parts, str(k)))
+        elif isinstance(value, list):
+            for idx, item in enumerate(value):
+                walk(item, key, (*parts, idx))
+
+    for key, value in raw.items():
+        if key not in SECRET_KEYS:
+            walk(value, key, ())
     return out
 
 
@@ -370,8 +497,13 @@ def plaintext_secrets(raw: Raw) -> list[Problem]:
 
 RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     unique_identities,
-    networks_disjoint,
-    addresses_on_lan,
+    names.names_unique,
+    addresses.addresses_unique,
+    addresses.networks_disjoint,
+    addresses.addresses_placed,
+    addresses.node_ports_unique,
+    accounts_usable,
+    nics_named_once,
     roles_and_references,
     gpus_make_sense,
     vm_gpus_unique,
@@ -381,7 +513,9 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     storage_fits,
     vm_disks_named,
     vms_fit_their_ceph,
+    versions_fit,
     plaintext_secrets,
+    credentials_in_urls,
 )
 
 

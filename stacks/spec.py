@@ -12,17 +12,22 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from components.burst.instance_types import INSTANCE_TYPES
+from components.engineers.home_sshd import UID_MAX, UID_MIN
 from stacks.gpus import GPU_MODELS, GpuModel
 from stacks.types import (
     Cidr,
+    CronSchedule,
+    DnsLabel,
+    DnsName,
     Hostname,
     HttpUrl,
     InterfaceName,
     IPv4,
     KubernetesVersion,
+    LoginName,
     MacAddress,
     PciAddress,
-    PosixUser,
+    RegistryHost,
     SshPublicKey,
     StableDiskPath,
     WireguardKey,
@@ -42,7 +47,7 @@ class ClusterSpec(Section):
     kubernetes_version: KubernetesVersion = Field(description="kubeadm/kubelet version, e.g. 1.36.4")
     pod_cidr: Cidr = Field(description="flannel pod network, e.g. 10.244.0.0/16")
     service_cidr: Cidr = Field(description="Service network, e.g. 10.96.0.0/12")
-    dns_domain: str = Field(default="cluster.local", description="Cluster DNS domain")
+    dns_domain: DnsName = Field(default="cluster.local", description="Cluster DNS domain")
     protect_stateful: bool = Field(
         description="protect=True and retain-on-delete for stateful resources (true in prod)"
     )
@@ -76,7 +81,9 @@ class RegistrySpec(Section):
         pattern=r"^[a-z0-9.-]+(:\d{1,5})?$",
         description="host[:port] of the in-cluster registry every containerd uses as a mirror",
     )
-    upstreams: list[str] = Field(min_length=1, description="Registries mirrored through it, e.g. docker.io, nvcr.io")
+    upstreams: list[RegistryHost] = Field(
+        min_length=1, description="Registries mirrored through it, e.g. docker.io, nvcr.io"
+    )
     ml_runtime_tag: str = Field(
         pattern=r"^[\w][\w.-]{0,127}$", description="Tag of the ML runtime image built from images/ml-runtime"
     )
@@ -193,9 +200,10 @@ class NodeSpec(Section):
 
 
 class EngineerSpec(Section):
-    name: PosixUser
-    uid: int = Field(ge=1000, le=60000, description="Stable uid on every node and container")
-    gid: int | None = Field(default=None, ge=1000, le=60000, description="Defaults to uid")
+    name: LoginName
+    # The range the home containers accept (components.engineers.home_sshd): Debian's for people.
+    uid: int = Field(ge=UID_MIN, le=UID_MAX, description="Stable uid on every node and container")
+    gid: int | None = Field(default=None, ge=UID_MIN, le=UID_MAX, description="Defaults to uid")
     ssh_keys: list[SshPublicKey] = Field(min_length=1)
     home_size: str = Field(default="100Gi", pattern=r"^\d+(Gi|Ti)$", description="CephFS home quota")
     personal_database: bool = Field(default=False, description="A private clone of the golden database")
@@ -282,7 +290,7 @@ class DatabasesSpec(Section):
     engine: Literal["postgres"] = "postgres"
     version: str = Field(pattern=r"^\d+\.\d+$", description="PostgreSQL image tag, e.g. 17.6")
     golden_size: str = Field(pattern=r"^\d+(Gi|Ti)$")
-    refresh_schedule: str = Field(
+    refresh_schedule: CronSchedule = Field(
         description="cron: reload the golden copy from production, then snapshot it (only after a successful load)"
     )
     keep_snapshots: int = Field(default=7, ge=1, le=30)
@@ -309,7 +317,7 @@ PinnedImage = Annotated[
 class AppSpec(Section):
     """An ML web app for non-engineers (the article: ICACHAN, MICANCNN, TACOCNN)."""
 
-    name: Hostname
+    name: DnsLabel
     purpose: str = Field(min_length=1, description="What it does, for the people who use it")
     image: PinnedImage
     gpus: int = Field(default=0, ge=0, le=MAX_GPUS_PER_NODE)
@@ -323,9 +331,7 @@ class AppSpec(Section):
 
 
 class AppsSpec(Section):
-    domain: str = Field(
-        pattern=r"^[a-z0-9.-]+$", description="Apps live at <name>.<domain>, Grafana at grafana.<domain>"
-    )
+    domain: DnsName = Field(description="Apps live at <name>.<domain>, Grafana at grafana.<domain>")
     ingress_http_port: int = Field(default=30080, ge=30000, le=32767)
     ingress_https_port: int = Field(default=30443, ge=30000, le=32767)
     apps: list[AppSpec] = Field(default_factory=list)

@@ -1,0 +1,211 @@
+"""Addresses, networks and ports that must not clash anywhere in the stack.
+
+Every address the stack names (gateway, resolvers, nodes, their BMCs, MAAS, the hypervisors)
+is one machine: two roles may share one only where one machine really plays both (a router
+that resolves, MAAS that serves DNS or hosts the VMs, a node that is a hypervisor). The
+cluster's own networks (pods, services, the burst VPC and tunnel) are routed inside the
+cluster, so no outside machine may sit in them. Node ports are shared by every node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import TypeAdapter
+
+from stacks.problems import Problem, key_path, shown
+from stacks.spec import AppsSpec, StorageSpec
+from stacks.types import Cidr, IPv4
+
+Raw = dict[str, Any]
+_IP = TypeAdapter(IPv4)
+_CIDR = TypeAdapter(Cidr)
+
+# Roles one machine may play together; any other pair on one address is a mistake.
+_SHARED = {
+    frozenset({"resolver"}),  # listed twice: harmless
+    frozenset({"resolver", "gateway"}),
+    frozenset({"resolver", "maas"}),
+    frozenset({"maas", "hypervisor"}),
+    frozenset({"node", "hypervisor"}),
+}
+
+
+@dataclass(frozen=True)
+class Address:
+    role: str  # gateway, resolver, node, bmc, maas, hypervisor, office
+    ip: ipaddress.IPv4Address
+    path: str
+
+
+def _normal(adapter: TypeAdapter[str], value: Any) -> str | None:
+    try:
+        return adapter.validate_python(value)
+    except Exception:
+        return None  # malformed: the field validation reports it
+
+
+def _items(raw: Raw, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    value = raw.get(key)
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                yield i, item
+
+
+def _section(raw: Raw, *keys: str) -> dict[str, Any]:
+    for key in keys:
+        value = raw.get(key)
+        raw = value if isinstance(value, dict) else {}
+    return raw
+
+
+def url_host(url: Any) -> str | None:
+    """The host of a URL or libvirt URI (qemu+ssh://user@host/system), None if it has none."""
+    if not isinstance(url, str):
+        return None
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
+
+
+def addresses(raw: Raw) -> list[Address]:
+    """Every IPv4 address the config names as a machine, with its role and key path."""
+    named: list[tuple[str, Any, str]] = [
+        ("gateway", _section(raw, "network").get("gateway"), key_path("network", "gateway"))
+    ]
+    for j, dns in enumerate(_section(raw, "network").get("dnsServers") or []):
+        named.append(("resolver", dns, key_path("network", "dnsServers", j)))
+    for i, node in _items(raw, "nodes"):
+        named.append(("node", node.get("ip"), key_path("nodes", i, "ip")))
+        named.append(("bmc", _section(node, "power").get("address"), key_path("nodes", i, "power", "address")))
+    named.append(("maas", url_host(_section(raw, "maas").get("url")), key_path("maas", "url")))
+    for i, hv in _items(raw, "hypervisors"):
+        named.append(("hypervisor", url_host(hv.get("uri")), key_path("hypervisors", i, "uri")))
+    link = _section(raw, "burst", "siteLink")
+    named.append(("office", link.get("officePublicIp"), key_path("burst", "siteLink", "officePublicIp")))
+    out = []
+    for role, value, path in named:
+        ip = _normal(_IP, value)
+        if ip is not None:
+            out.append(Address(role, ipaddress.IPv4Address(ip), path))
+    return out
+
+
+def addresses_unique(raw: Raw) -> list[Problem]:
+    """One address, one machine: a node on the gateway's or another node's address, a BMC on
+    MAAS's, a second hypervisor on the first's... (the office's public address is outside)."""
+    seen: dict[ipaddress.IPv4Address, list[Address]] = {}
+    out = []
+    for addr in addresses(raw):
+        if addr.role == "office":
+            continue
+        others = seen.setdefault(addr.ip, [])
+        clash = next((o for o in others if frozenset({o.role, addr.role}) not in _SHARED), None)
+        if clash is not None:
+            out.append(Problem(addr.path, "an IP address not used elsewhere", f"{addr.ip} (also at {clash.path})"))
+        others.append(addr)
+    return out
+
+
+def _networks(raw: Raw) -> list[tuple[str, ipaddress.IPv4Network]]:
+    cluster, burst = _section(raw, "cluster"), _section(raw, "burst")
+    named = [
+        (key_path("network", "officeLan"), _section(raw, "network").get("officeLan")),
+        (key_path("cluster", "podCidr"), cluster.get("podCidr")),
+        (key_path("cluster", "serviceCidr"), cluster.get("serviceCidr")),
+        (key_path("burst", "vpcCidr"), burst.get("vpcCidr")),
+        (key_path("burst", "siteLink", "tunnelCidr"), _section(burst, "siteLink").get("tunnelCidr")),
+    ]
+    return [(p, ipaddress.IPv4Network(c)) for p, v in named if (c := _normal(_CIDR, v))]
+
+
+def networks_disjoint(raw: Raw) -> list[Problem]:
+    """Office LAN, pod, service and AWS VPC networks must not overlap: routes would clash."""
+    nets = _networks(raw)
+    out = []
+    for a in range(len(nets)):
+        for b in range(a + 1, len(nets)):
+            (pa, na), (pb, nb) = nets[a], nets[b]
+            if na.overlaps(nb):
+                out.append(Problem(pb, f"a network that does not overlap {pa} ({na})", str(nb)))
+    return out
+
+
+def addresses_placed(raw: Raw) -> list[Problem]:
+    """Nodes and the gateway on the office LAN; nothing on a LAN's network or broadcast address;
+    no machine inside the cluster's own networks, which the nodes route into the cluster."""
+    nets = _networks(raw)
+    lan = next((n for p, n in nets if p == key_path("network", "officeLan")), None)
+    # A cluster network that overlaps the LAN is networks_disjoint's problem, not each address's.
+    inner = [(p, n) for p, n in nets if n != lan and not (lan is not None and n.overlaps(lan))]
+    out = []
+    for addr in addresses(raw):
+        if lan is not None and addr.role in ("node", "gateway") and addr.ip not in lan:
+            out.append(Problem(addr.path, f"an address inside the office LAN {lan}", str(addr.ip)))
+            continue
+        if lan is not None and addr.role == "office" and addr.ip in lan:
+            out.append(Problem(addr.path, f"the office's public address, outside the office LAN {lan}", str(addr.ip)))
+            continue
+        if lan is not None and addr.ip in (lan.network_address, lan.broadcast_address):
+            out.append(
+                Problem(addr.path, f"a host address of the office LAN {lan}, not its first or last", str(addr.ip))
+            )
+            continue
+        inside = next(((p, n) for p, n in inner if addr.ip in n), None)
+        if inside is not None:
+            out.append(Problem(addr.path, f"an address outside {inside[0]} ({inside[1]})", str(addr.ip)))
+    return out
+
+
+def node_ports_unique(raw: Raw) -> list[Problem]:
+    """Every node listens on every node port: two services cannot share one. The registry is
+    served by the ingress (its https node port), so the mirror must name that port."""
+    apps, storage = _section(raw, "apps"), _section(raw, "storage")
+    fields = {**AppsSpec.model_fields, **StorageSpec.model_fields}
+    ports = [
+        (key_path("apps", "ingressHttpPort"), apps.get("ingressHttpPort", fields["ingress_http_port"].default)),
+        (key_path("apps", "ingressHttpsPort"), apps.get("ingressHttpsPort", fields["ingress_https_port"].default)),
+        (key_path("storage", "nfsNodePort"), storage.get("nfsNodePort", fields["nfs_node_port"].default)),
+    ]
+    seen: dict[int, str] = {}
+    out = []
+    for path, port in ports:
+        if not isinstance(port, int) or isinstance(port, bool):
+            continue
+        first = seen.setdefault(port, path)
+        if first != path:
+            out.append(Problem(path, "a node port not used elsewhere", f"{port} (also at {first})"))
+    https = ports[1][1]
+    mirror = _section(raw, "registry").get("mirror")
+    if isinstance(mirror, str) and isinstance(https, int):
+        host, _, port_text = mirror.partition(":")
+        if port_text != str(https):
+            out.append(
+                Problem(
+                    key_path("registry", "mirror"),
+                    f"{host}:{https}: the registry is served on the ingress's https node port "
+                    f"({key_path('apps', 'ingressHttpsPort')})",
+                    shown(mirror),
+                )
+            )
+    return out
+
+
+def hypervisor_nodes(raw: Raw) -> dict[str, int]:
+    """Hypervisor name -> index of the node that is that hypervisor (its URI's host is the
+    node's address or hostname, or the hypervisor is named after the node)."""
+    nodes = list(_items(raw, "nodes"))
+    out = {}
+    for _, hv in _items(raw, "hypervisors"):
+        name, host = hv.get("name"), url_host(hv.get("uri"))
+        for i, node in nodes:
+            if (host is not None and host in (node.get("ip"), node.get("hostname"))) or name == node.get("hostname"):
+                out[str(name)] = i
+                break
+    return out
