@@ -174,6 +174,10 @@ def _int(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+class DuplicateUrnError(Exception):
+    """Two resources with one URN: the engine refuses the run, and so does the offline plan."""
+
+
 class RecordingMonitor(MockMonitor):
     """A MockMonitor that keeps each registration's parent, dependencies, protect and inputs."""
 
@@ -186,8 +190,27 @@ class RecordingMonitor(MockMonitor):
         # The atomic secrets (generated keys, passwords): they must never appear in anything
         # the plan writes. Values derived from them (user-data) are secret as a whole.
         self.secret_values: set[str] = set()
+        self.engine_urns: set[str] = set()  # every URN registered, as the engine writes it
+        self.type_chains: dict[str, str] = {}  # mock URN -> its whole type chain, for children's URNs
+
+    def _claim_urn(self, request: Any) -> None:
+        """Refuse a second resource with one URN as the engine does: its step generator fails
+        the run with this message (pulumi/pulumi pkg/resource/deploy/step_generator.go,
+        generateURN; sdk/go/common/diag/errors.go, GetDuplicateResourceURNError). The engine's
+        URN holds the parent's whole type chain, none for a child of the stack; the mock's
+        make_urn keeps only the parent's own type, which would see duplicates the engine does not."""
+        mock_urn = self.make_urn(request.parent, request.type, request.name)
+        chain = self.type_chains.get(request.parent, "")  # the stack itself is never claimed
+        qualified = f"{chain}${request.type}" if chain else request.type
+        urn = "::".join([*mock_urn.split("::")[:2], qualified, request.name])  # urn:pulumi:<stack>::<project>::
+        if urn in self.engine_urns:
+            raise DuplicateUrnError(f"Duplicate resource URN '{urn}'; try giving it a unique name")
+        self.engine_urns.add(urn)
+        self.type_chains[mock_urn] = qualified
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        if request.type != "pulumi:pulumi:Stack":
+            self._claim_urn(request)
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
