@@ -8,6 +8,7 @@ output cannot be dropped, renamed or lose its secret flag without the contract c
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import pulumi
 
 SCHEMA_PATH = Path(__file__).with_name("outputs.v1.schema.json")
+# scheme://user:password@: a credential, which a public output must never carry.
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@", re.I)
 
 
 @cache
@@ -37,4 +40,19 @@ def export(values: dict[str, Any]) -> None:
     secret = secret_outputs()
     for name in sorted(values):
         value = values[name]
-        pulumi.export(name, pulumi.Output.secret(value) if name in secret else value)
+        pulumi.export(name, pulumi.Output.secret(value) if name in secret else without_credentials(name, value))
+
+
+def without_credentials(name: str, value: Any) -> Any:
+    """`value` for a public output, refusing a URL with a password in it (stacks.rules refuses
+    one in the config; this keeps any other source, a component's URL, from publishing one)."""
+    if isinstance(value, pulumi.Output):
+        return value.apply(lambda v: without_credentials(name, v))
+    if isinstance(value, dict):
+        return {k: without_credentials(f"{name}.{k}", v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_credentials(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    if isinstance(value, str) and _URL_PASSWORD.search(value):
+        # A programming error: the config rule should have stopped it.
+        raise ValueError(f"output {name}: a URL with user:password@ would be published; it belongs in a secret")
+    return value
