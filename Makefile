@@ -23,7 +23,7 @@ plan: setup
 	$(PY) -m tools.plan plan --stack $(STACK)
 
 plan-diff: setup
-	$(PY) -m tools.plan diff --stack $(STACK) --base $(BASE)
+	$(PY) -m tools.plan diff --stack $(STACK) --base $(BASE) --allow-replace "$(ALLOW_REPLACE)"
 
 test: setup lint
 	$(PY) -m pytest

@@ -22,7 +22,7 @@ from tools.plan.cluster.nodes import CLUSTER_CA
 from tools.plan.cluster.pulls import PlatformRegistry
 from tools.plan.cluster.report import render as cluster_report_lines
 from tools.plan.cluster.report import write as cluster_report_file
-from tools.plan.diff import diff_against
+from tools.plan.diff import allowances, diff_against
 from tools.plan.references import plan as plan_stack
 from tools.plan.runner import ROOT
 from tools.plan.stackfile import StackFileError, filled_message, read_stack_file
@@ -117,13 +117,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "build" / "plan")
     p.add_argument("--no-check", action="store_true", help="report only: the checkers and the policy gate do not fail")
     p.add_argument("--stack-dir", type=Path, default=ROOT, help="where Pulumi.<stack>.yaml lives")
-    d = sub.add_parser("diff", help="resources added, removed and changed against a git revision")
+    d = sub.add_parser("diff", help="what `pulumi up` would do to each resource, against a git revision; gated")
     d.add_argument("--stack", required=True)
     d.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
+    d.add_argument(
+        "--allow-replace",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="allow replacing/deleting exactly these stateful or critical resources (ids as printed, "
+        "space-separated; also AKIBA_ALLOW_REPLACE)",
+    )
+    d.add_argument("--out", type=Path, default=ROOT / "build" / "plan-diff", help="where <stack>.json goes")
     args = parser.parse_args(argv)
     if args.command == "plan":
         return plan_command(args.stack, args.out, not args.no_check, args.stack_dir)
-    return diff_against(args.stack, args.base)
+    return diff_against(args.stack, args.base, allowances(args.allow_replace), args.out)
 
 
 if __name__ == "__main__":
