@@ -22,9 +22,10 @@ import yaml
 
 from stacks.config import required_secrets
 from stacks.problems import PROJECT
+from tools.plan.strict_yaml import DuplicateKeyError, StrictSafeLoader
 
 
-class _Yaml12Loader(yaml.SafeLoader):
+class _Yaml12Loader(StrictSafeLoader):
     """PyYAML speaks YAML 1.1, where `52:54:00:20:01:01` is a base-60 integer and `on` is
     true. The Pulumi CLI reads stack files as YAML 1.2 (core schema), so do the same."""
 
@@ -51,34 +52,6 @@ for _tag, _pattern, _first in (
 
 class StackFileError(Exception):
     """The stack file itself cannot be read (missing, not YAML, a key twice, no `config:` mapping)."""
-
-
-class _DuplicateKey(yaml.MarkedYAMLError):
-    pass
-
-
-def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    # Pulumi reads stack files with go-yaml, which refuses a key written twice in one mapping
-    # (go-yaml/yaml decode.go, `mapping`: "line N: mapping key "k" already defined at line M";
-    # keys compare by their text). PyYAML would keep the last value silently.
-    seen: dict[str, int] = {}
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode):
-            continue
-        line = key_node.start_mark.line + 1
-        if key_node.value in seen:
-            raise _DuplicateKey(
-                problem=f"mapping key {key_node.value!r} already defined at line {seen[key_node.value]}",
-                problem_mark=key_node.start_mark,
-            )
-        seen[key_node.value] = line
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Yaml12Loader.add_constructor(
-    "tag:yaml.org,2002:map",
-    lambda loader, node: _refuse_duplicate_keys(loader, node, deep=True),  # type: ignore[arg-type]
-)
 
 
 @dataclass(frozen=True)
@@ -131,10 +104,8 @@ def read_yaml(path: Path) -> Any:
     """The file parsed as Pulumi parses a stack file (YAML 1.2 scalars, no duplicate keys)."""
     try:
         return yaml.load(path.read_text(), Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
-    except _DuplicateKey as err:
-        mark = err.problem_mark
-        line = f"line {mark.line + 1}: " if mark else ""
-        raise StackFileError(f"{path.name}: {line}{err.problem} (Pulumi refuses a key written twice)") from None
+    except DuplicateKeyError as err:  # Pulumi's reader refuses these too (tools/plan/strict_yaml.py)
+        raise StackFileError("\n".join(f"{path.name}: {line}" for line in err.duplicates)) from None
     except yaml.YAMLError as err:
         raise StackFileError(f"{path.name}: not valid YAML: {err}") from None
 
