@@ -5,14 +5,17 @@ definition of "stateful or critical" for a change. Data-holding kinds come from 
 - machine:  a MAAS deployment or machine (a reinstall / release), an EC2 instance, a libvirt VM
 - disk:     an RBD image (a VM's disk)
 - volume:   what the policy pack calls stateful: PVCs, PVs, Ceph/Rook data CRs, EBS, S3
-- identity: the cluster's keys and certificates (tls PrivateKey / SelfSignedCert / LocallySignedCert:
-            CAs, the service-account key, the registry's and the engineers' SSH host keys), and raw key
-            material from random (RandomBytes: the WireGuard gateway key the office peer pins).
+- identity: the cluster's keys and CAs: every tls PrivateKey (the CA keys, the service-account
+            key, the registry's key, the engineers' SSH host key), every SelfSignedCert and a
+            LocallySignedCert that is itself a CA, and raw key material from random (RandomBytes: the
+            WireGuard gateway key the office peer pins).
 
-Not gated, judged: random passwords and strings (the kubeadm join token, registry and database
-passwords) are credentials; replacing one rotates it, and what consumes it shows in the same diff
-(a Secret, a node's user-data), which the gate sees on its own. CertRequests are derived from a
-key and replaced with it."""
+Not gated, judged: a leaf certificate (LocallySignedCert, not a CA) is re-issued by the same CA and
+trusted as before; random passwords and strings (the kubeadm join token, registry and database
+passwords) are credentials, and replacing one rotates it. What consumes them shows in the same
+diff (a Secret, a kubeconfig, a node's user-data) and the gate judges that on its own: a new admin
+certificate that replaces the kubernetes provider, and with it every volume, is refused there.
+CertRequests are derived from a key and replaced with it."""
 
 from __future__ import annotations
 
@@ -32,16 +35,16 @@ MACHINES = {
 IDENTITY = {
     "tls:index/privateKey:PrivateKey",
     "tls:index/selfSignedCert:SelfSignedCert",
-    "tls:index/locallySignedCert:LocallySignedCert",
     "random:index/randomBytes:RandomBytes",
 }
+SIGNED_CERT = "tls:index/locallySignedCert:LocallySignedCert"
 
 
 def category(typ: str, inputs: Mapping[str, Any]) -> str | None:
     """machine, disk, volume, identity, or None for what may be replaced freely."""
     if typ in MACHINES:
         return MACHINES[typ]
-    if typ in IDENTITY:
+    if typ in IDENTITY or (typ == SIGNED_CERT and inputs.get("isCaCertificate") is True):
         return "identity"
     if typ == DYNAMIC:
         kind = inputs.get("kind")

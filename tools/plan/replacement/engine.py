@@ -187,6 +187,8 @@ def step(
     if forcing:
         override = new.options.delete_before_replace
         s.delete_before_replace = verdict.delete_before_replace if override is None else override
+        if not s.delete_before_replace and verdict.create_first_fails:
+            s.notes.append(verdict.create_first_fails)
     return _finish(old, new, s)
 
 

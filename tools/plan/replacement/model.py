@@ -51,3 +51,4 @@ class Verdict:
     changes: bool = True  # False: the provider reports no change although inputs differ
     source: Source | None = None
     notes: list[str] = field(default_factory=list)
+    create_first_fails: str = ""  # why create-before-delete cannot work for it (shown when chosen)

@@ -25,6 +25,7 @@ class Rule:
     except_: tuple[str, ...] = ()  # with ALL: the inputs that update in place
     autonamed: bool = False  # the provider auto-names `name` (explicit name -> delete first)
     note: str = ""
+    create_first_fails: str = ""
 
 
 def _tls(file: str) -> Source:
@@ -77,8 +78,8 @@ _MAAS_RULES = {
     "maas:index/instance:Instance": Rule(
         Source(_MAAS, "maas/resource_maas_instance.go"),
         ALL,
-        note="MAAS cannot allocate the machine for the new deployment while the old one holds it: "
-        "create-before-delete fails; the resource needs deleteBeforeReplace (a reinstall)",
+        create_first_fails="MAAS cannot allocate the machine for the new deployment while the old one "
+        "holds it: create-before-delete fails; the resource needs deleteBeforeReplace",
     ),
     # resourceMachineUpdate exists and no attribute is ForceNew: every change updates in place.
     "maas:index/machine:Machine": Rule(Source(_MAAS, "maas/resource_maas_machine.go"), ()),
@@ -206,7 +207,7 @@ def diff(change: Change) -> Verdict | None:
     else:
         patterns: list[Path] = [parse(p) for p in rule.force_new]
         replaces = [p for p in change.paths if any(touches(f, p, change.olds, change.news) for f in patterns)]
-    notes = [rule.note] if rule.note and (replaces or rule.force_new != ALL) else []
+    notes = [rule.note] if rule.note and not replaces else []
     if change.type == "aws:ec2/instance:Instance":
         if change.news.get("userDataReplaceOnChange") is True:
             replaces += [p for p in change.paths if p[:1] in (("userData",), ("userDataBase64",))]
@@ -219,4 +220,10 @@ def diff(change: Change) -> Verdict | None:
     dbr = bool(replaces) and rule.autonamed and isinstance(change.news.get("name"), str)
     if dbr:
         notes.append("its name is set explicitly: the old one is deleted first to free the name")
-    return Verdict(replaces=replaces, delete_before_replace=dbr, source=rule.source, notes=notes)
+    return Verdict(
+        replaces=replaces,
+        delete_before_replace=dbr,
+        source=rule.source,
+        notes=notes,
+        create_first_fails=rule.create_first_fails,
+    )
