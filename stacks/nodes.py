@@ -12,6 +12,7 @@ from components.machines.baremetal_node import BareMetalNode, BareMetalNodeArgs
 from components.machines.libvirt_ceph_secret import LibvirtCephSecret, LibvirtCephSecretArgs, secret_uuid
 from components.machines.libvirt_vm import LibvirtVm, LibvirtVmArgs, VmCephAccess
 from components.machines.node_converge import NodeAccess, NodeAccessArgs
+from components.storage import rook_ceph
 from components.storage.ceph_storage import CephStorage
 from stacks import args
 from stacks.config import StackSecrets
@@ -76,12 +77,20 @@ class NodeDeployer:
         return bare
 
 
+def ceph_cluster_id(kubernetes_cluster: str) -> str:
+    """The Ceph cluster the VM disks live on, by a name that outlives its monitors (the disks'
+    identity): the Rook CephCluster, namespace/name, of the Kubernetes cluster that runs it. Its
+    fsid would do too, but Rook makes that at first start, after the program names the disks."""
+    return f"{kubernetes_cluster}/{rook_ceph.NAMESPACE}/{rook_ceph.CLUSTER_NAME}"
+
+
 def external_ceph_access(spec: StackSpec) -> VmCephAccess:
     """Another stack's Ceph (dev keeps its VM disks on prod's), through its outputs contract."""
     assert spec.libvirt.ceph_stack is not None
     ref = pulumi.StackReference(spec.libvirt.ceph_stack)
     ceph = ref.require_output("ceph")
     return VmCephAccess(
+        cluster=ref.require_output("clusterName").apply(lambda name: ceph_cluster_id(str(name))),
         monitors=ceph.apply(lambda c: [f"{ip}:{CEPH_MON_PORT}" for ip in c["monitorCandidates"]]),
         pool=ceph.apply(lambda c: str(c["vmPool"])),
         user=ceph.apply(lambda c: str(c["libvirtUser"]).removeprefix("client.")),
@@ -92,7 +101,11 @@ def external_ceph_access(spec: StackSpec) -> VmCephAccess:
 def own_ceph_access(spec: StackSpec, ceph: CephStorage) -> VmCephAccess:
     mons = [f"{n.ip}:{CEPH_MON_PORT}" for n in spec.nodes if n.disks.ceph]
     return VmCephAccess(
-        monitors=pulumi.Output.from_input(mons), pool=spec.storage.vm_pool, user="libvirt", key=ceph.libvirt_key
+        cluster=ceph_cluster_id(spec.cluster.name),
+        monitors=pulumi.Output.from_input(mons),
+        pool=spec.storage.vm_pool,
+        user="libvirt",
+        key=ceph.libvirt_key,
     )
 
 

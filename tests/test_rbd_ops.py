@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from components.machines import rbd_ops
+from components.machines.rbd_image import RbdImageProvider
 from components.machines.rbd_ops import (
     AlreadyExists,
     Busy,
@@ -204,6 +205,67 @@ def test_the_key_never_reaches_a_command_line(rbd: RbdClient, monkeypatch: pytes
     keyring = Path(seen[0][0][seen[0][0].index("--keyring") + 1])
     assert not keyring.exists() and not keyring.parent.exists()  # removed after the call
     assert "RbdClient(" in repr(rbd) and rbd._key not in repr(rbd)
+
+
+# -- the dynamic provider on day 2: new monitors, another user, the same image ---------------
+
+
+def _mon_host_from_conf(cluster: Ceph) -> str:
+    """The monitors as ceph.conf lists them ("[v2:...,v1:...]"): another spelling of the same
+    monitor, as a Ceph node added or a move to msgr2 gives."""
+    line = next(ln for ln in cluster.conf.read_text().splitlines() if ln.strip().startswith("mon host"))
+    return line.split("=", 1)[1].strip()
+
+
+def test_provider_follows_new_monitors_and_user_without_touching_the_image(cluster: Ceph, name: str) -> None:
+    caps = {"mon": "profile rbd", "osd": f"profile rbd pool={VM_POOL}"}
+    key, _ = cluster.create_client("rbd-ops-day2", caps)
+    props = {
+        "kind": "rbd-image",
+        "cluster": "test/rook-ceph/rook-ceph",
+        "pool": VM_POOL,
+        "image": name,
+        "sizeBytes": 1 * GiB,
+        "monHost": cluster.mon_host,
+        "user": "rbd-ops-day2",
+        "key": key,
+    }
+    provider = RbdImageProvider()
+    state = provider.create(props).outs or {}
+    image_id = state["imageId"]
+    assert image_id
+
+    other_key, _ = cluster.create_client("rbd-ops-day2b", caps)
+    news = {**props, "monHost": _mon_host_from_conf(cluster), "user": "rbd-ops-day2b", "key": other_key}
+    result = provider.diff(f"{VM_POOL}/{name}", state, news)
+    assert result.changes and result.replaces == [] and not result.delete_before_replace
+    state = provider.update(f"{VM_POOL}/{name}", state, news).outs or {}
+    assert state["imageId"] == image_id and state["monHost"] == news["monHost"]
+    assert (provider.read(f"{VM_POOL}/{name}", state).outs or {})["imageId"] == image_id, "the same image"
+
+
+def test_provider_refuses_monitors_that_serve_another_image_of_the_name(cluster: Ceph, name: str) -> None:
+    key, _ = cluster.create_client("rbd-ops-day2", {"mon": "profile rbd", "osd": f"profile rbd pool={VM_POOL}"})
+    props = {
+        "kind": "rbd-image",
+        "cluster": "test/rook-ceph/rook-ceph",
+        "pool": VM_POOL,
+        "image": name,
+        "sizeBytes": 1 * GiB,
+        "monHost": cluster.mon_host,
+        "user": "rbd-ops-day2",
+        "key": key,
+    }
+    provider = RbdImageProvider()
+    state = provider.create(props).outs or {}
+    # What another cluster's namesake looks like from here: same pool and name, another image.
+    cluster.run("rbd", "rm", "--no-progress", f"{VM_POOL}/{name}")
+    cluster.run("rbd", "create", "--size", "2G", f"{VM_POOL}/{name}")
+    news = {**props, "monHost": _mon_host_from_conf(cluster), "sizeBytes": 3 * GiB}
+    with pytest.raises(rbd_ops.RbdError, match=r"not \w+ as recorded at creation"):
+        provider.update(f"{VM_POOL}/{name}", state, news)
+    info = RbdClient(cluster.mon_host, "rbd-ops-day2", key).info(VM_POOL, name)
+    assert info is not None and info.size == 2 * GiB, "nothing was changed"
 
 
 # -- offline: no Ceph needed -----------------------------------------------------------------

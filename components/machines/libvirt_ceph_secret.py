@@ -1,6 +1,12 @@
 """The `ceph` secret in a hypervisor's libvirt (libvirt has no Pulumi resource for it): a
 dynamic provider over `components.machines.libvirt_secret_ops`, with a stable UUID per hypervisor so
-every domain's `<auth><secret type='ceph' uuid=...>` keeps pointing at it."""
+every domain's `<auth><secret type='ceph' uuid=...>` keeps pointing at it.
+
+Identity: the UUID, which is derived from (Ceph cluster, hypervisor) and so names the hypervisor
+too. The URI only says how to reach the hypervisor, the usage name and the key are the secret's
+contents: all updated in place (`ensure_ceph_secret` redefines under the same UUID). The secret
+holds no data of its own (the key is the program's), and its usage name carries its UUID, so a
+replacement can be defined next to the old one before that is deleted."""
 
 from __future__ import annotations
 
@@ -10,9 +16,15 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from components.machines.libvirt_secret_ops import secret_uuid
+from components.machines.identity import identity_changes, in_place_changes
+from components.machines.libvirt_secret_ops import secret_usage, secret_uuid
 
 __all__ = ["LibvirtCephSecret", "LibvirtCephSecretArgs", "secret_uuid"]
+
+# Another value is another secret: a replacement.
+IDENTITY = ("uuid",)
+# Updated in place: a URI that reaches the same hypervisor (checked), the usage name, the key.
+IN_PLACE = ("uri", "usage", "key")
 
 
 class CephSecretProvider(ResourceProvider):
@@ -29,12 +41,21 @@ class CephSecretProvider(ResourceProvider):
         return ReadResult(id_=id_ if found else None, outs=props if found else {})
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("uri", "uuid") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces) or olds.get("key") != news.get("key"), replaces=replaces)
+        """Pure (no libvirt): what the engine and `make plan-diff` classify."""
+        replaces = identity_changes(olds, news, IDENTITY)
+        updates = in_place_changes(olds, news, IN_PLACE)
+        # Create-before-delete (the engine's default): a new UUID comes with its own usage name,
+        # and libvirt refuses only a second secret for the same usage (`secret_usage`).
+        return DiffResult(changes=bool(replaces or updates), replaces=replaces, delete_before_replace=False)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from components.machines.libvirt_secret_ops import ensure_ceph_secret
+        from components.machines.libvirt_secret_ops import SecretError, ensure_ceph_secret, read_ceph_secret
 
+        if olds.get("uri") != news["uri"] and read_ceph_secret(news["uri"], news["uuid"]) is None:
+            raise SecretError(
+                f"ceph secret {news['uuid']} is not on {news['uri']} (was reached through {olds.get('uri')}): "
+                "a new URI must reach the same hypervisor; a new hypervisor is a new secret (its UUID changes)"
+            )
         ensure_ceph_secret(news["uri"], news["uuid"], news["usage"], news["key"])
         return UpdateResult(outs=news)
 
@@ -60,7 +81,7 @@ class LibvirtCephSecret(Resource):
             {
                 "uri": args.uri,
                 "uuid": args.uuid,
-                "usage": pulumi.Output.concat("client.", args.user, " secret"),
+                "usage": pulumi.Output.from_input(args.user).apply(lambda user: secret_usage(user, args.uuid)),
                 "key": pulumi.Output.secret(args.key),
             },
             opts,

@@ -49,6 +49,18 @@ def secret_uuid(cluster: str, hypervisor: str) -> str:
     return str(uuid.uuid5(SECRET_NAMESPACE, f"ceph:{cluster}\nhypervisor:{hypervisor}"))
 
 
+def secret_usage(user: str, uuid_: str) -> str:
+    """The secret's usage name, unique per secret. libvirt allows one ceph secret per usage name
+    on a hypervisor (libvirt src/conf/virsecretobj.c virSecretObjListAdd: "a secret with UUID %s
+    already defined for use with %s"): with the UUID in it, dev and prod (both reach prod's Ceph as
+    client.libvirt, on the same desktop) each keep their own secret, and a replacement can be
+    defined before the secret it replaces is deleted."""
+    user = user.removeprefix("client.")
+    if not user or not uuid_:
+        raise ValueError("secret_usage needs a cephx user and a secret UUID")
+    return f"client.{user} secret {uuid_}"
+
+
 def secret_xml(uuid_: str, usage_name: str) -> str:
     return (
         "<secret ephemeral='no' private='yes'>\n"

@@ -34,6 +34,7 @@ SERIAL_PREFIX = "/dev/disk/by-id/virtio-"
 class VmCephAccess:
     """The Ceph the VM disks live on, as the hypervisors and the RBD resources reach it."""
 
+    cluster: pulumi.Input[str]  # a name that outlives the monitors: the disks' identity
     monitors: pulumi.Output[list[str]]  # host:port
     pool: pulumi.Input[str]
     user: pulumi.Input[str]  # cephx id, e.g. "libvirt"
@@ -124,6 +125,7 @@ class LibvirtVm(pulumi.ComponentResource):
             RbdImage(
                 f"{name}-{serial}",
                 RbdImageArgs(
+                    cluster=ceph.cluster,
                     pool=args.pool,
                     image=serial,
                     size_gib=size,
@@ -144,7 +146,11 @@ class LibvirtVm(pulumi.ComponentResource):
         self.domain = LibvirtDomain(
             name,
             LibvirtDomainArgs(
-                uri=args.uri, name=vm.domain, provider_xml=provider_domain_xml(domain_args(shape)), xslt=xslt
+                hypervisor=vm.hypervisor,
+                uri=args.uri,
+                name=vm.domain,
+                provider_xml=provider_domain_xml(domain_args(shape)),
+                xslt=xslt,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*images, *args.after]),
         )
