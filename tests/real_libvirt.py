@@ -21,9 +21,11 @@ What it takes on a machine without systemd (measured on Debian 12):
 - root: libvirtd's system instance and `unshare --mount` need it. Not root, the commands go
   through `sudo -n` (passwordless sudo, as on CI runners).
 
-Timing. Before it accepts a client, the qemu driver probes every qemu-system-* binary it finds
-(qemu-system-x86_64 and -i386 here: ~4 s each idle, minutes each on a loaded 2-core machine)
-and keeps the result in <cacheDir>/capabilities/<sha256 of the binary path>.xml, cacheDir being
+Timing. The first call that needs qemu's capabilities (`virsh version` does: libvirt 9.0
+src/qemu/qemu_driver.c qemuConnectGetVersion, qemu_conf.c virQEMUDriverGetCapabilities) makes
+the qemu driver probe every qemu-system-* binary it finds (qemu-system-x86_64 and -i386 here:
+~4 s each idle, minutes each on a loaded 2-core machine); `Daemon.wait_ready` makes that call,
+so the probe happens once, before any test defines anything. The driver keeps the result in <cacheDir>/capabilities/<sha256 of the binary path>.xml, cacheDir being
 /var/cache/libvirt/qemu (libvirt 9.0 src/qemu/qemu_conf.c, virQEMUDriverConfigNew;
 src/qemu/qemu_capabilities.c, virQEMUCapsCacheNew). The file stays valid while the qemu binary's
 and libvirt's driver modules' ctimes, qemu's module directory, the kernel version, the host CPU
@@ -157,7 +159,7 @@ def kvm_mismatch(device: str = "/dev/kvm") -> str:
 # --- processes, by PID -------------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running, not a zombie: qemu daemonizes, so once it exits it waits as a zombie until PID 1
     reaps it, which some container inits do slowly."""
     try:
@@ -167,7 +169,7 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
@@ -215,7 +217,7 @@ def namespace_members(ns: str) -> list[int]:
     else:
         out = subprocess.run([*_sudo(), "sh", "-c", _MEMBERS, "sh", ns], capture_output=True, text=True).stdout
         pids = [int(p) for p in out.split()]
-    return sorted(p for p in pids if p != os.getpid() and _alive(p))
+    return sorted(p for p in pids if p != os.getpid() and alive(p))
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
@@ -228,7 +230,7 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 def _wait_gone(pids: list[int], seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
-    while (left := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+    while (left := [p for p in pids if alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
 
@@ -286,17 +288,17 @@ class Libvirt:
                     break
                 except subprocess.TimeoutExpired:
                     pass
-                if not _alive(self.pid) or time.monotonic() > deadline:
+                if not alive(self.pid) or time.monotonic() > deadline:
                     proc.kill()
                     proc.communicate()
-                    if not _alive(self.pid):
+                    if not alive(self.pid):
                         raise self.gone(f"while `virsh {' '.join(args)}` waited") from None
                     raise TimeoutError(
                         f"virsh {' '.join(args)}: no reply in {timeout:.0f} s although libvirtd (pid {self.pid}) "
                         f"is alive; its log: {self.log}\n{self.log_tail()}"
                     )
         answer = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-        if answer.returncode != 0 and not _alive(self.pid):
+        if answer.returncode != 0 and not alive(self.pid):
             raise self.gone(f"during `virsh {' '.join(args)}` ({err.strip()})")
         if check and answer.returncode != 0:
             raise RuntimeError(f"virsh {' '.join(args)} failed ({answer.returncode}): {err.strip()}")
@@ -489,15 +491,13 @@ class Daemon:
             tmp.replace(self.caps_cache / path.name)
 
     def stop(self, grace: float = 10.0) -> list[str]:
-        """End libvirtd, then every process left in its namespace (guests, a capability probe
+        """End every process in the daemon's namespace (libvirtd, guests, a capability probe
         caught mid-way, anything they started), each by PID: SIGTERM, SIGKILL after `grace`.
         Returns the survivors ("pid cmdline"); none is expected."""
-        # The daemon first, so it starts nothing more; qemu outlives it by design (a daemon
-        # restart must not kill guests), so the namespace is swept after it.
+        # All at once: libvirtd's shutdown waits for a worker that is probing qemu, which takes
+        # minutes on a loaded machine; with its probe gone too, it ends at once. qemu would
+        # outlive libvirtd anyway (a daemon restart must not kill guests).
         ns = self.find_namespace()
-        pid = self.daemon_pid()
-        if pid is not None and ns and pid in namespace_members(ns):
-            _end([pid], grace, self.proc)
         for _ in range(3):  # a round may catch a process mid-spawn
             left = namespace_members(ns) if ns else []
             if not left:
@@ -507,7 +507,7 @@ class Daemon:
             _end([self.proc.pid], grace, self.proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace)
-        return [f"{p} {_cmdline(p)[:160]}" for p in (namespace_members(ns) if ns else [])]
+        return [f"{p} {cmdline(p)[:160]}" for p in (namespace_members(ns) if ns else [])]
 
 
 def launch(root: Path, caps_cache: Path | None = None) -> Daemon:
