@@ -440,6 +440,33 @@ def versions_fit(raw: Raw) -> list[Problem]:
     return out
 
 
+def apps_fit_a_node(raw: Raw) -> list[Problem]:
+    """A replica's GPUs come from one node: an app asking more than any node has (or than the
+    burst group's modelled type brings) stays pending, which only the cluster check would say."""
+    counts: dict[int, str] = {}  # GPU count -> the first node with it
+    for i, node in _items(raw, "nodes"):
+        counts.setdefault(len(node.get("gpus") or []), key_path("nodes", i))
+    burst = _section(raw, "burst")
+    types = burst.get("instanceTypes") or []
+    if burst.get("enabled") is True and types and isinstance(types[0], str) and types[0] in INSTANCE_TYPES:
+        counts.setdefault(INSTANCE_TYPES[types[0]].gpus, f"burst {types[0]}")
+    if not counts:
+        return []
+    most = max(counts)
+    out = []
+    for i, app in _items(_section(raw, "apps"), "apps"):
+        gpus = app.get("gpus")
+        if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus > most:
+            out.append(
+                Problem(
+                    key_path("apps", "apps", i, "gpus"),
+                    f"at most {most}, the most GPUs one node has ({counts[most]})",
+                    str(gpus),
+                )
+            )
+    return out
+
+
 def credentials_in_urls(raw: Raw) -> list[Problem]:
     """A password inside a URL in plain config ends up in outputs, MAAS power parameters and
     logs; it belongs in a secret (the secret keys themselves are exempt: they are secrets)."""
@@ -514,6 +541,7 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     vm_disks_named,
     vms_fit_their_ceph,
     versions_fit,
+    apps_fit_a_node,
     plaintext_secrets,
     credentials_in_urls,
 )

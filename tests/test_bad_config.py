@@ -430,6 +430,13 @@ CASES: list[tuple[str, str, Edit, str, str]] = [
         "'akiba-cephfs', the platform's ReadWriteMany class",
     ),
     (
+        "app-asks-more-gpus-than-a-node-has",
+        "prod",
+        _set(["akiba:apps", "apps", 0, "gpus"], 5),
+        "akiba:apps.apps[0].gpus",
+        "at most 2, the most GPUs one node has (akiba:nodes[0])",
+    ),
+    (
         "cluster-name-too-long-for-iam",
         "prod",
         _set(["akiba:cluster", "name"], "a" * 50),
