@@ -343,3 +343,19 @@ def test_what_the_gate_counts_as_stateful_or_critical(typ: str, inputs: dict[str
 )
 def test_property_paths_round_trip(text: str) -> None:
     assert render(parse(text)) == text
+
+
+def test_an_aliased_move_is_the_same_resource_not_a_delete_and_create() -> None:
+    typ = "random:index/randomPassword:RandomPassword"
+    old = resource(typ, {"length": 32}, name="push")
+    moved = Resource(
+        urn="urn:pulumi:t::akiba::akiba:registry:RegistryCredentials$" + typ + "::push",
+        type=typ,
+        name="push",
+        inputs={"length": 32},
+        aliases=frozenset({old.urn}),
+    )
+    assert engine.compare({old.urn: old}, {moved.urn: moved}) == {}
+    unaliased = Resource(urn=moved.urn, type=typ, name="push", inputs={"length": 32})
+    steps = engine.compare({old.urn: old}, {moved.urn: unaliased})
+    assert sorted(s.action for s in steps.values()) == ["create", "delete"]

@@ -24,6 +24,7 @@ from typing import Any
 
 from stacks.problems import ConfigError
 from tools.plan.artifacts import plan_document, scrub
+from tools.plan.mocks import Recorded
 from tools.plan.references import resolve
 from tools.plan.replacement import engine
 from tools.plan.replacement.cascade import ReplacedOutputs
@@ -110,6 +111,8 @@ def head_resources(plan: Plan) -> dict[str, Resource]:
     doc = document(plan)
     entries = {r["urn"]: r for r in doc["resources"]}
     providers: dict[str, Any] = {}
+    by_urn = {rec.urn: rec for rec in plan.resources}
+    memo: dict[str, frozenset[str]] = {}
     out: dict[str, Resource] = {}
     for rec in plan.resources:
         entry = entries[rec.urn]
@@ -136,8 +139,37 @@ def head_resources(plan: Plan) -> dict[str, Resource]:
             ),
             dynamic_provider=dynamic,
             provider_inputs=provider_entry["inputs"] if provider_entry else {},
+            aliases=alias_urns(rec, by_urn, memo),
         )
     return out
+
+
+def _urn(prefix: str, parent: str, typ: str, name: str) -> str:
+    """A URN as the offline plan writes it (the parent's own type before the resource's)."""
+    if parent:
+        typ = parent.split("::")[2].split("$")[-1] + "$" + typ
+    return f"{prefix}::{typ}::{name}"
+
+
+def alias_urns(rec: Recorded, by_urn: Mapping[str, Recorded], memo: dict[str, frozenset[str]]) -> frozenset[str]:
+    """The URNs a resource's aliases name, its parent's aliases inherited (pulumi/pulumi
+    pkg/resource/deploy/source_eval.go: a child of an aliased parent is aliased under it too)."""
+    if rec.urn in memo:
+        return memo[rec.urn]
+    prefix = "::".join(rec.urn.split("::")[:2])
+    urns: set[str] = set()
+    for alias in rec.aliases:
+        if "urn" in alias:
+            urns.add(alias["urn"])
+            continue
+        spec = alias["spec"]
+        parent = "" if spec.get("noParent") else spec.get("parentUrn") or rec.parent
+        urns.add(_urn(prefix, parent, spec.get("type") or rec.type, spec.get("name") or rec.name))
+    parent_rec = by_urn.get(rec.parent)
+    for parent_alias in alias_urns(parent_rec, by_urn, memo) if parent_rec else ():
+        urns.add(_urn(prefix, parent_alias, rec.type, rec.name))
+    memo[rec.urn] = frozenset(urns)
+    return memo[rec.urn]
 
 
 def planner(stack_file: StackFile, root: Path = ROOT) -> Replan:

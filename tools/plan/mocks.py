@@ -129,6 +129,8 @@ class Recorded:
     replace_on_changes: list[str] = field(default_factory=list)
     delete_before_replace: bool | None = None  # None: not set, the provider decides
     ignore_changes: list[str] = field(default_factory=list)
+    # Its aliases as registered: {"urn": ...} or {"spec": {"name", "type", "parentUrn", "noParent"}}.
+    aliases: list[dict[str, Any]] = field(default_factory=list)
 
 
 def mask(value: Any, path: str = "") -> tuple[Any, list[str], list[Any]]:
@@ -247,6 +249,7 @@ class RecordingMonitor(MockMonitor):
                 replace_on_changes=list(request.replaceOnChanges),
                 delete_before_replace=bool(request.deleteBeforeReplace) if request.deleteBeforeReplaceDefined else None,
                 ignore_changes=list(request.ignoreChanges),
+                aliases=[_alias(a) for a in request.aliases] + [{"urn": u} for u in request.aliasURNs],
             )
         )
         return response
@@ -272,6 +275,14 @@ class RecordingMonitor(MockMonitor):
             for leaf in _leaves(value):
                 if isinstance(leaf, str) and len(leaf) >= 6:
                     self.secret_values.add(leaf)
+
+
+def _alias(alias: Any) -> dict[str, Any]:
+    """An alias_pb2.Alias as plan-diff reads it (an empty parentUrn without noParent: the same parent)."""
+    if alias.urn:
+        return {"urn": alias.urn}
+    s = alias.spec
+    return {"spec": {"name": s.name, "type": s.type, "parentUrn": s.parentUrn, "noParent": s.noParent}}
 
 
 def _leaves(value: Any) -> list[Any]:

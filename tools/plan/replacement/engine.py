@@ -63,6 +63,7 @@ class Resource:
     options: Options = Options()
     dynamic_provider: Any = None
     provider_inputs: Mapping[str, Any] = field(default_factory=dict)
+    aliases: frozenset[str] = frozenset()  # URNs it was known by: the same resource, not a new one
 
     @property
     def ident(self) -> str:
@@ -204,21 +205,30 @@ def _finish(old: Resource, new: Resource, s: Step) -> Step:
 def compare(base: Mapping[str, Resource], head: Mapping[str, Resource]) -> dict[str, Step]:
     """Every step, creates and deletes included, to a fixed point of the cascades the engine
     itself makes (a replaced provider; a dependency's update that a provider reads back)."""
+    # An alias maps a new URN onto an old one: the engine moves the resource instead of
+    # deleting and recreating it (step_generator.go, aliases).
+    was: dict[str, str] = {urn: urn for urn in head.keys() & base.keys()}
+    for urn in sorted(head.keys() - base.keys()):
+        old = next(
+            (a for a in sorted(head[urn].aliases) if a in base and a not in head and a not in was.values()), None
+        )
+        if old:
+            was[urn] = old
     steps: dict[str, Step] = {}
     for _ in range(20):
         actions = {u: s.action for u, s in steps.items()}
         replaced = {u: s.resource.ident for u, s in steps.items() if s.action == "replace"}
         found: dict[str, Step] = {}
-        for urn in head.keys() & base.keys():
-            if s := step(base[urn], head[urn], actions, replaced):
+        for urn, old_urn in was.items():
+            if s := step(base[old_urn], head[urn], actions, replaced):
                 found[urn] = s
         if {u: s.action for u, s in found.items()} == actions:
             steps = found
             break
         steps = found
-    for urn in head.keys() - base.keys():
+    for urn in head.keys() - was.keys():
         steps[urn] = Step(head[urn], "create")
-    for urn in base.keys() - head.keys():
+    for urn in base.keys() - head.keys() - set(was.values()):
         gone = Step(base[urn], "delete")
         if base[urn].protect:
             gone.engine_error = "protected: the engine refuses to delete it"
