@@ -21,13 +21,15 @@ import dill  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from components.machines import libvirt_domain_ops, rbd_image
+from components.machines import libvirt_domain_ops, libvirt_secret_ops, rbd_image
 from components.machines.libvirt_ceph_secret import CephSecretProvider
 from components.machines.libvirt_domain import DomainProvider
 from components.machines.libvirt_secret_ops import secret_usage, secret_uuid
 from components.machines.rbd_image import GIB, RbdImageProvider
 from components.machines.rbd_ops import ImageInfo, RbdError
 from tests.conftest import ROOT
+from tests.libvirt_fixture import libvirt  # noqa: F401 - the session fixture
+from tests.real_libvirt import Libvirt
 from tools.plan import runner
 from tools.plan.runner import Plan
 from tools.plan.stackfile import _Yaml12Loader, read_stack_file
@@ -140,6 +142,28 @@ def test_dev_and_prod_secrets_on_one_hypervisor_have_their_own_usage() -> None:
     """libvirt refuses a second ceph secret with the same usage name on one hypervisor."""
     prod, dev = secret_uuid("akiba", "desk01"), secret_uuid("akiba-dev", "desk01")
     assert secret_usage("libvirt", prod) != secret_usage("client.libvirt", dev)
+
+
+def test_dev_and_prod_secrets_and_a_replacement_coexist_on_one_libvirtd(libvirt: Libvirt) -> None:
+    """Against a real libvirtd: prod's and dev's secrets side by side, then prod's replaced by
+    one with a new UUID the way the engine does it (the new one first, then the old one deleted)."""
+    provider = CephSecretProvider()
+    prod, dev, renamed = (secret_uuid(c, h) for c, h in [("akiba", "desk01"), ("akiba-dev", "desk01"), ("akiba", "d1")])
+    props = {
+        u: {**SECRET, "uri": libvirt.uri, "uuid": u, "usage": secret_usage("libvirt", u)} for u in (prod, dev, renamed)
+    }
+    try:
+        provider.create(props[prod])
+        provider.create(props[dev])
+        result = provider.diff(prod, props[prod], props[renamed])
+        assert result.replaces == ["uuid"] and not result.delete_before_replace
+        provider.create(props[renamed])  # before the old one is deleted
+        provider.delete(prod, props[prod])
+        assert set(libvirt_secret_ops.list_ceph_secrets(libvirt.uri)) >= {dev, renamed}
+        assert libvirt_secret_ops.read_ceph_secret(libvirt.uri, prod) is None
+    finally:
+        for u in (prod, dev, renamed):
+            libvirt_secret_ops.delete_ceph_secret(libvirt.uri, u)
 
 
 # -- the update guards: a new connection must reach the same thing -----------------------------
