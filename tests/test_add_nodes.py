@@ -19,6 +19,9 @@ def _add_48(cfg: dict[str, Any]) -> None:
         node["ip"] = f"192.168.9.{i + 1}"
         for j, nic in enumerate(node["nics"]):
             nic["mac"] = f"d0:50:99:b0:{i:02x}:{j:02x}"
+        # A by-id name is the disk's own serial: a new PC has its own disks.
+        node["disks"]["boot"] = node["disks"]["boot"].replace("-0:0", f"{i:02d}-0:0")
+        node["disks"]["ceph"] = [f"{d}{i:02d}" for d in node["disks"]["ceph"]]
         cfg["akiba:nodes"].append(node)
 
 
