@@ -450,18 +450,19 @@ class Daemon:
                 break
             why = answer.stderr.strip() or answer.stdout.strip()
             time.sleep(0.2)
-        # Startup has looked up every binary: another lookup must find it cached. If it probes
+        # The first call probed every binary: another lookup must find it cached. If it probes
         # again, every define would too (and take minutes under load): say why.
-        _, probed_before, _ = caps_events(self.log_text())
+        _, probed_before, why_before = caps_events(self.log_text())
         lv.virsh(
             "domcapabilities", "--virttype", "qemu", "--arch", "x86_64", timeout=max(deadline - time.monotonic(), 1)
         )
         loaded, probed, reasons = caps_events(self.log_text())
         reprobe = ""
         if len(probed) > len(probed_before):
-            reprobe = f"libvirtd probed qemu again on a lookup after start ({'; '.join(reasons[-2:])}); see {self.log}"
+            again = "; ".join(dict.fromkeys(reasons[len(why_before) :]))
+            reprobe = f"libvirtd probed qemu again on a lookup after start ({again}); see {self.log}"
         if probed_before:
-            caps = f"probed {', '.join(sorted(set(probed_before)))} ({'; '.join(reasons)})"
+            caps = f"probed {', '.join(sorted(set(probed_before)))} ({'; '.join(dict.fromkeys(why_before))})"
             caps += f", saved to {self.caps_cache}" if self.caps_cache else ""
         else:
             caps = f"loaded from {self.caps_cache} ({', '.join(sorted(set(loaded)))})"

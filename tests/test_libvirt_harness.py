@@ -135,3 +135,19 @@ def test_a_virsh_call_on_a_dead_daemon_fails_naming_its_log(daemons: list[Daemon
         lv.virsh("list")
     assert str(lv.log) in str(err.value)
     assert daemon.stop() == []
+
+
+def test_a_cache_libvirt_keeps_invalidating_is_reported(daemons: list[Daemon], monkeypatch: pytest.MonkeyPatch) -> None:
+    """When every lookup re-probes (/dev/kvm usable by the guest user by its permissions but not
+    by qemu, or the reverse: each define then takes minutes under load), the start says so.
+    Made here in the daemon's own namespace only: /dev/null (0666) over /dev/kvm."""
+    if not Path("/dev/kvm").exists():
+        pytest.skip("no /dev/kvm to shadow on this machine")
+    shadowed = real_libvirt._START.replace("exec libvirtd", "mount --bind /dev/null /dev/kvm\nexec libvirtd")
+    monkeypatch.setattr(real_libvirt, "_START", shadowed)
+    daemon = start(daemons, caps_cache=None)
+    lv = daemon.wait_ready(START_LIMIT)
+    print(f"\n{lv.caps}\n{lv.reprobe}")
+    assert "KVM was not enabled when probing" in lv.reprobe, lv.reprobe
+    assert str(daemon.log) in lv.reprobe
+    assert daemon.stop() == []
