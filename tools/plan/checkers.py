@@ -1,24 +1,42 @@
 """The real checkers every rendered artifact must pass.
 
 cloud-init schema (cloud-init), kubernetes-validate --strict (Kubernetes' own OpenAPI
-schemas, built-in kinds), the CRDs' schemas for custom resources (tools/plan/crds.py), and
-netplan generate (netplan.io). A checker that is not installed (or a CRD directory that is
-missing) is an error, unless the caller allows skipping (a laptop); CI never does.
+schemas, built-in kinds), the CRDs' schemas for custom resources (tools/plan/crds.py),
+netplan generate (netplan.io) and libvirt's domain schema (xsltproc + virt-xml-validate). A
+checker that is not installed (or a CRD directory that is missing) is an error, unless the
+caller allows skipping (a laptop); CI never does.
+
+Each checker takes the whole batch at once and pays its start-up once: cloud-init's library
+validates every user-data in one system-python3 worker (tools/plan/cloudinit_worker.py),
+kubernetes-validate's library runs in this process with each schema file parsed once, and the
+netplan generator and the libvirt tools run as parallel processes. Every finding names its file.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
-from tools.plan import crd_sources, crds
+from tools.plan import crd_sources, crds, netplan_worker
+
+T = TypeVar("T")
+R = TypeVar("R")
+CLOUD_INIT_WORKER = Path(__file__).with_name("cloudinit_worker.py")
+NETPLAN_WORKER = Path(__file__).with_name("netplan_worker.py")
+NETPLAN_FILE = "60-akiba-bond.yaml"  # its name on the node (tools/plan/artifacts.py NETPLAN_PATH)
 
 # API groups whose kinds kubernetes-validate knows (its definitions, 1.25 to 1.37; a test keeps
 # this in step). Any other group with a dot (ceph.rook.io, snapshot.storage.k8s.io, ...) is a
@@ -64,23 +82,64 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
     return subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=300)
 
 
+def _parallel(work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`work` on every item, one thread per core: each thread waits on a child process."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return list(pool.map(work, items))
+
+
+def _interpreter(script: str) -> str:
+    """The Python a console script runs under: its shebang."""
+    with open(script, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    command = first[2:].split() if first.startswith("#!") else []
+    if not command or "python" not in Path(command[0]).name:
+        raise MissingCheckerError(script, "apt-get install cloud-init", "is not a Python script")
+    return command[0]
+
+
+class _WorkerExitError(Exception):
+    def __init__(self, code: int, stderr: str) -> None:
+        super().__init__(f"exited {code}: {stderr.strip()}")
+        self.code = code
+
+
+def _batch(command: list[str], paths: list[Path], processes: int = 1) -> list[dict[str, Any]]:
+    """A worker's results for these files: the paths as a JSON list on its stdin, one result each,
+    in order, as a JSON list on its stdout; split between `processes` workers run at once."""
+    size = -(-len(paths) // max(1, min(processes, len(paths))))
+    chunks = [paths[i : i + size] for i in range(0, len(paths), size)]
+
+    def run(chunk: list[Path]) -> list[dict[str, Any]]:
+        proc = subprocess.run(
+            command, input=json.dumps([str(p) for p in chunk]), capture_output=True, text=True, check=False, timeout=600
+        )
+        if proc.returncode != 0:
+            raise _WorkerExitError(proc.returncode, proc.stderr)
+        results: list[dict[str, Any]] = json.loads(proc.stdout)
+        return results
+
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return [result for results in pool.map(run, chunks) for result in results]
+
+
+def _findings(checker: str, paths: list[Path], results: list[dict[str, Any]]) -> list[Finding]:
+    return [Finding(path, checker, r["output"]) for path, r in zip(paths, results, strict=True) if not r["valid"]]
+
+
 def cloud_init(paths: list[Path]) -> list[Finding]:
-    exe = _tool("cloud-init", "apt-get install cloud-init")
-    findings = []
-    batch = os.cpu_count() or 2
-    for start in range(0, len(paths), batch):  # a few processes at once, no threads
-        chunk = paths[start : start + batch]
-        procs = [
-            subprocess.Popen(
-                [exe, "schema", "--config-file", str(p)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            for p in chunk
-        ]
-        for path, proc in zip(chunk, procs, strict=True):
-            out, _ = proc.communicate(timeout=300)
-            if proc.returncode != 0 or "Valid" not in out:
-                findings.append(Finding(path, "cloud-init schema", out))
-    return findings
+    """`cloud-init schema --config-file` on each file, all in one process of cloud-init's own
+    Python (tools/plan/cloudinit_worker.py says how it stays the CLI)."""
+    python = _interpreter(_tool("cloud-init", "apt-get install cloud-init"))
+    if not paths:
+        return []
+    try:
+        results = _batch([python, "-I", str(CLOUD_INIT_WORKER)], paths)
+    except _WorkerExitError as err:
+        if err.code == 3:  # the worker's "cannot import cloudinit"
+            raise MissingCheckerError("cloud-init", "apt-get install cloud-init", str(err)) from err
+        raise RuntimeError(f"{CLOUD_INIT_WORKER.name} under {python}: {err}") from err
+    return _findings("cloud-init schema", paths, results)
 
 
 def is_builtin(api_version: str) -> bool:
@@ -104,19 +163,63 @@ def split_manifests(paths: list[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def kubernetes(paths: list[Path], kubernetes_version: str) -> list[Finding]:
-    """kubernetes-validate --strict on the built-in kinds among these manifests."""
+    """kubernetes-validate --strict on the built-in kinds among these manifests: the library the
+    CLI wraps, in this process, with the CLI's reading and messages (kubernetes_validate/utils.py,
+    validate_file and validate_resource)."""
     paths = split_manifests(paths)[0]
     if not paths:
         return []
-    exe = _tool("kubernetes-validate", "pip install kubernetes-validate (in requirements-dev.txt)")
+    _tool("kubernetes-validate", "pip install kubernetes-validate (in requirements-dev.txt)")
+    utils = _kubernetes_validate()
     minor = ".".join(kubernetes_version.split(".")[:2]) + ".0"
+    checker = f"kubernetes-validate --strict -k {minor}"
     findings = []
-    for path in paths:  # one call each, so a failure names its file
-        res = _run([exe, "--strict", "--quiet", "-k", minor, str(path)])
-        # An apiVersion/kind it has no schema for is only a warning there: not here.
-        if res.returncode != 0 or "Couldn't find schema" in res.stdout + res.stderr:
-            findings.append(Finding(path, f"kubernetes-validate --strict -k {minor}", res.stdout + res.stderr))
+    for path in paths:
+        try:
+            resources = utils.resources_from_file(str(path))
+        except SystemExit as err:  # how the library reports a file it cannot read or parse
+            findings.append(Finding(path, checker, str(err)))
+            continue
+        messages = [m for resource in resources if (m := _validate_resource(utils, resource, str(path), minor))]
+        if messages:
+            findings.append(Finding(path, checker, "\n".join(messages)))
     return findings
+
+
+def _validate_resource(utils: Any, resource: dict[str, Any], filename: str, version: str) -> str | None:
+    """What `kubernetes-validate --strict --quiet` prints for one object; None when it passes.
+    An apiVersion/kind it has no schema for is only a warning there: here it is a finding."""
+    try:
+        utils.validate(resource, version, True)
+    except utils.ValidationError as e:
+        where = ".".join(str(item) for item in e.path)
+        return (
+            f"ERROR {filename} did not validate for resource {utils.kn(resource)} "
+            f"against version {e.version}: {where}: {e.message}"
+        )
+    except (utils.SchemaNotFoundError, utils.InvalidSchemaError) as e:
+        return f"WARN {filename} {e.message}"
+    except utils.VersionNotSupportedError:
+        return f"FATAL kubernetes-validate {utils.__version__} does not support kubernetes version {version}"
+    except Exception as e:
+        return f"ERROR {filename} could not be validated: {e}"
+    return None
+
+
+@functools.cache
+def _kubernetes_validate() -> Any:
+    """kubernetes_validate.utils, its schema loader memoised: `validate()` reads and parses the
+    schema of the kind and the 1.6 MB `_definitions.json` from disk on every call (utils.py,
+    schema_contents), which was most of the time of validating a manifest. The loader is a pure
+    function of (file, version) and the library never mutates what it returns."""
+    try:
+        from kubernetes_validate import utils
+    except ImportError as err:
+        raise MissingCheckerError(
+            "kubernetes-validate", "pip install kubernetes-validate", "is not importable"
+        ) from err
+    utils.schema_contents = functools.cache(utils.schema_contents)
+    return utils
 
 
 def custom_resources(paths: list[Path], crd_dir: Path | None) -> list[Finding]:
@@ -138,37 +241,85 @@ def custom_resources(paths: list[Path], crd_dir: Path | None) -> list[Finding]:
 
 
 def netplan(paths: list[Path]) -> list[Finding]:
-    exe = _tool("netplan", "apt-get install netplan.io")
-    findings = []
-    for path in paths:
-        with tempfile.TemporaryDirectory() as root:
-            target = Path(root, "etc/netplan")
-            target.mkdir(parents=True)
-            shutil.copy(path, target / "60-akiba-bond.yaml")
-            (target / "60-akiba-bond.yaml").chmod(0o600)
-            res = _run([exe, "generate", "--root-dir", root])
-            if res.returncode != 0 or "Error" in res.stderr:
-                findings.append(Finding(path, "netplan generate", res.stderr + res.stdout))
-    return findings
+    """`netplan generate` on each file alone (files in one root would merge: every node declares
+    bond0): netplan's own library makes the generator's calls in worker processes
+    (tools/plan/netplan_worker.py); where that API is private (netplan >= 1.0), the generator
+    itself runs once per file, in parallel."""
+    _tool("netplan", "apt-get install netplan.io")
+    generator = _netplan_generator()
+    if not paths:
+        return []
+    try:
+        results = _batch([sys.executable, "-I", str(NETPLAN_WORKER)], paths, os.cpu_count() or 2)
+    except _WorkerExitError as err:
+        if err.code != netplan_worker.API_MISSING:
+            raise RuntimeError(f"{NETPLAN_WORKER.name}: {err}") from err
+        return netplan_generate(paths, generator)
+    return _findings("netplan generate", paths, results)
+
+
+def _netplan_generator() -> str:
+    """What `netplan generate` execs: the CLI is a Python wrapper that runs netplan's generator
+    with --root-dir (netplan.io 0.106, netplan/cli/commands/generate.py and get_generator_path in
+    netplan/cli/utils.py); its interpreter start costs more than the check, so run the generator."""
+    generator = os.environ.get("NETPLAN_GENERATE_PATH", "/lib/netplan/generate")
+    if not os.access(generator, os.X_OK):
+        raise MissingCheckerError(f"netplan's generator {generator}", "apt-get install netplan.io", "is missing")
+    return generator
+
+
+def netplan_generate(paths: list[Path], generator: str) -> list[Finding]:
+    """The generator once per file, each under a root of its own thread, in parallel."""
+    with tempfile.TemporaryDirectory(prefix="akiba-netplan-", dir=netplan_worker.scratch()) as tmp:
+        # One root per thread, reused: generate reads only <root>/{lib,etc,run}/netplan/*.yaml
+        # and clears the files it generated last time itself.
+        roots: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        for i in range(os.cpu_count() or 2):
+            (Path(tmp, str(i)) / "etc/netplan").mkdir(parents=True)
+            roots.put(Path(tmp, str(i)))
+
+        def generate(path: Path) -> Finding | None:
+            root = roots.get()
+            try:
+                return _generate(generator, path, root)
+            finally:
+                roots.put(root)
+
+        return [f for f in _parallel(generate, paths) if f]
+
+
+def _generate(generator: str, path: Path, root: Path) -> Finding | None:
+    target = root / "etc/netplan" / NETPLAN_FILE
+    target.unlink(missing_ok=True)
+    # 0600 as on the node: netplan warns about configuration readable by others.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(path.read_bytes())
+    res = _run([generator, "--root-dir", str(root)])
+    if res.returncode != 0 or "Error" in res.stderr:
+        return Finding(path, "netplan generate", (res.stderr + res.stdout).replace(str(target), str(path)))
+    return None
 
 
 def libvirt_domains(domains: list[tuple[Path, Path, Path]]) -> list[Finding]:
     """The provider's XML through the VM's XSLT (as the provider does, with xsltproc), written
-    next to it, then checked with libvirt's own schema (virt-xml-validate)."""
+    next to it, then checked with libvirt's own schema (virt-xml-validate); domains in parallel."""
     if not domains:
         return []
     from components.machines.vm_domain_xml import XsltError, apply_xslt
 
     xsltproc = _tool("xsltproc", "apt-get install xsltproc")
     validate = _tool("virt-xml-validate", "apt-get install libvirt-clients libxml2-utils")
-    findings = []
-    for provider, xslt, final in domains:
+
+    def check(domain: tuple[Path, Path, Path]) -> Finding | None:
+        provider, xslt, final = domain
         try:
             final.write_text(apply_xslt(provider.read_text(), xslt.read_text(), xsltproc=xsltproc))
         except XsltError as err:
-            findings.append(Finding(xslt, "xsltproc", str(err)))
-            continue
+            return Finding(xslt, "xsltproc", str(err))
         res = _run([validate, str(final), "domain"])
         if res.returncode != 0:
-            findings.append(Finding(final, "virt-xml-validate", res.stdout + res.stderr))
-    return findings
+            return Finding(final, "virt-xml-validate", res.stdout + res.stderr)
+        return None
+
+    return [f for f in _parallel(check, domains) if f]
