@@ -84,8 +84,9 @@ def cluster_settings(config: dict[str, str]) -> cluster.Settings:
 
 
 def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     allow_missing = os.environ.get("AKIBA_ALLOW_MISSING_CHECKERS") == "1" and os.environ.get("CI") != "true"
-    findings: list[checkers.Finding] = []
     jobs: list[tuple[str, Callable[[], list[checkers.Finding]]]] = [
         ("cloud-init schema", lambda: checkers.cloud_init(art.user_data)),
         ("netplan generate", lambda: checkers.netplan(art.netplan)),
@@ -93,17 +94,22 @@ def check_artifacts(art: artifacts.Artifacts, kubernetes_version: str) -> int:
         ("CRD schemas", lambda: checkers.custom_resources(art.manifests, crds.default_dir())),
         ("libvirt domains (xsltproc + virt-xml-validate)", lambda: checkers.libvirt_domains(art.domains)),
     ]
-    for label, job in jobs:
-        try:
-            found = job()
-        except checkers.MissingCheckerError as err:
-            if allow_missing:
-                print(f"SKIPPED {label}: {err}")
-                continue
-            print(f"error: {err}; set AKIBA_ALLOW_MISSING_CHECKERS=1 to skip it on a laptop", file=sys.stderr)
-            return 1
-        findings += found
-        print(f"checked {label}: {'ok' if not found else f'{len(found)} invalid'}")
+    # All at once: most of them wait on their own processes (the cloud-init and netplan workers,
+    # xsltproc), which keeps every core busy; results are reported in this order.
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        running = [(label, pool.submit(job)) for label, job in jobs]
+        findings: list[checkers.Finding] = []
+        for label, future in running:
+            try:
+                found = future.result()
+            except checkers.MissingCheckerError as err:
+                if allow_missing:
+                    print(f"SKIPPED {label}: {err}")
+                    continue
+                print(f"error: {err}; set AKIBA_ALLOW_MISSING_CHECKERS=1 to skip it on a laptop", file=sys.stderr)
+                return 1
+            findings += found
+            print(f"checked {label}: {'ok' if not found else f'{len(found)} invalid'}")
     for finding in findings:
         print(finding, file=sys.stderr)
     return 1 if findings else 0
