@@ -176,12 +176,17 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def _children(pid: int) -> list[int]:
-    found = []
+def _descendants(pid: int) -> list[int]:
+    """Children, grandchildren...: sudo (with Debian's `Defaults use_pty`) puts a monitor
+    process between itself and the command."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[-1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[-1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
     return found
 
 
@@ -407,7 +412,7 @@ class Daemon:
         """The daemon's private mount namespace, once `unshare` made it (the process started, or
         under sudo its child); empty while none exists yet."""
         if not self.namespace:
-            for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
                 ns = _namespace(pid)
                 if ns and ns != _OWN_NS:
                     self.namespace = ns
@@ -463,10 +468,10 @@ class Daemon:
             reprobe = f"libvirtd probed qemu again on a lookup after start ({again}); see {self.log}"
         if probed_before:
             caps = f"probed {', '.join(sorted(set(probed_before)))} ({'; '.join(dict.fromkeys(why_before))})"
-            caps += f", saved to {self.caps_cache}" if self.caps_cache else ""
+            unsaved = self.save_caps()
+            caps += f", not saved: {unsaved}" if unsaved else f", saved to {self.caps_cache}"
         else:
             caps = f"loaded from {self.caps_cache} ({', '.join(sorted(set(loaded)))})"
-        self.save_caps()
         return Libvirt(self.root, self.uri, self.pidfile, pid, caps, reprobe)
 
     def log_text(self) -> str:
@@ -478,18 +483,23 @@ class Daemon:
     def run_socket(self) -> Path:
         return self.root / "run" / "libvirt-sock"
 
-    def save_caps(self) -> None:
+    def save_caps(self) -> str:
         """Copy what the daemon probed (a file new or rewritten since seeding) to `caps_cache`,
-        each file replaced whole: concurrent test sessions may share the directory."""
+        each file replaced whole: concurrent test sessions may share the directory. Returns why
+        it could not (the cache only saves time: a test goes on without it)."""
         if self.caps_cache is None:
-            return
-        self.caps_cache.mkdir(parents=True, exist_ok=True)
-        for path in sorted((self.root / CAPS_DIR).glob("*.xml")):
-            if self.seeded.get(path.name) == path.stat().st_mtime_ns:
-                continue
-            tmp = self.caps_cache / f".{path.name}.{os.getpid()}"
-            tmp.write_bytes(_read(path))
-            tmp.replace(self.caps_cache / path.name)
+            return "no cache directory given"
+        try:
+            self.caps_cache.mkdir(parents=True, exist_ok=True)
+            for path in sorted((self.root / CAPS_DIR).glob("*.xml")):
+                if self.seeded.get(path.name) == path.stat().st_mtime_ns:
+                    continue
+                tmp = self.caps_cache / f".{path.name}.{os.getpid()}"
+                tmp.write_bytes(_read(path))
+                tmp.replace(self.caps_cache / path.name)
+        except (OSError, subprocess.CalledProcessError) as err:
+            return str(err)
+        return ""
 
     def stop(self, grace: float = 10.0) -> list[str]:
         """End every process in the daemon's namespace (libvirtd, guests, a capability probe
