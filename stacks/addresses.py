@@ -81,12 +81,13 @@ def addresses(raw: Raw) -> list[Address]:
     ]
     for j, dns in enumerate(_section(raw, "network").get("dnsServers") or []):
         named.append(("resolver", dns, key_path("network", "dnsServers", j)))
-    for i, node in _items(raw, "nodes"):
-        named.append(("node", node.get("ip"), key_path("nodes", i, "ip")))
-        named.append(("bmc", _section(node, "power").get("address"), key_path("nodes", i, "power", "address")))
+    # The office's own machines first: a node on one of their addresses is the node's mistake.
     named.append(("maas", url_host(_section(raw, "maas").get("url")), key_path("maas", "url")))
     for i, hv in _items(raw, "hypervisors"):
         named.append(("hypervisor", url_host(hv.get("uri")), key_path("hypervisors", i, "uri")))
+    for i, node in _items(raw, "nodes"):
+        named.append(("node", node.get("ip"), key_path("nodes", i, "ip")))
+        named.append(("bmc", _section(node, "power").get("address"), key_path("nodes", i, "power", "address")))
     link = _section(raw, "burst", "siteLink")
     named.append(("office", link.get("officePublicIp"), key_path("burst", "siteLink", "officePublicIp")))
     out = []

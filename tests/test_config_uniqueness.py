@@ -232,8 +232,8 @@ COLLISIONS: list[tuple[str, str, Edit, str, str, str]] = [
         "node-on-maas",
         "prod",
         _set([N, 1, "ip"], "192.168.10.2"),
-        "akiba:maas.url",
         "akiba:nodes[1].ip",
+        "akiba:maas.url",
         "an IP address not used elsewhere",
     ),
     (
