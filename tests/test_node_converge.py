@@ -110,7 +110,7 @@ def test_the_install_is_valid_and_holds_only_what_needs_a_new_machine(tmp_path: 
     text = render_install_user_data(
         NodeInstall(
             hostname="akiba01",
-            nics=(("eno1", "d0:50:99:a1:01:01"),),
+            nics=(("eno1", "d0:50:99:a1:01:01"), ("enp3s0f0", "00:1b:21:b2:01:10")),
             address="192.168.10.11/24",
             converge_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVhZ3VlIGtleSBmb3IgdGVzdHMgb25seSEhISEhISE=",
         )
@@ -119,7 +119,8 @@ def test_the_install_is_valid_and_holds_only_what_needs_a_new_machine(tmp_path: 
     path.write_text(text)
     proc = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0 and "Valid" in proc.stdout, proc.stdout + proc.stderr
-    for later in ("kubeadm", "containerd", "mtu", "gateway", "nameservers", "192.168.10.1\n"):
+    assert "d0:50:99:a1:01:01" in text and "192.168.10.11/24" in text
+    for later in ("kubeadm", "containerd", "mtu", "gateway", "nameservers", "00:1b:21:b2:01:10", "enp3s0f0"):
         assert later not in text, f"{later!r} would reinstall the node when it changes"
 
 

@@ -75,29 +75,40 @@ def add_upstream(cfg: dict[str, Any]) -> None:
     cfg["akiba:registry"]["upstreams"].append("public.ecr.aws")
 
 
-def test_day2_ceph_node_and_kubernetes_patch_update_in_place(committed: dict[str, Plan], tmp_path: Path) -> None:
+def test_day2_ceph_node_kubernetes_patch_and_upstream_update_in_place(
+    committed: dict[str, Plan], tmp_path: Path
+) -> None:
+    """The issue's day-2 branch: one more Ceph node, the next Kubernetes patch, one more registry
+    upstream. Nothing is replaced: the nodes' configuration rolls (drain, converge, uncordon
+    updated in place), no MAAS deployment is touched."""
+
     def day2(cfg: dict[str, Any]) -> None:
         add_node(cfg)
         kubernetes_patch(cfg)
+        add_upstream(cfg)
 
     result = diff_of(committed["prod"], tmp_path, "prod", prod=day2)
     steps = by_ident(result)
     assert result.by_action("update"), "a day-2 change must show its updates"
     assert not result.by_action("replace", "delete"), "\n".join(render_result(result, "base"))
-    # The new node is all that is created: its machine, its deployment, its configuration.
+    # The new node is created: its machine, its deployment, its configuration ...
     assert {"maas:Machine:akiba06", "maas:Instance:akiba06"} <= set(steps)
-    assert all("akiba06" in s.resource.name for s in result.by_action("create"))
+    # ... and the new upstream's cache (its volume, config, Deployment, Service, route).
+    created = [s.resource.name for s in result.by_action("create")]
+    assert all("akiba06" in name or "public-ecr-aws" in name for name in created), created
     # Its SSDs become OSDs; its address joins the monitors the VM disks reach Ceph through.
     assert steps["kubernetes:CephCluster:rook-ceph"].action == "update"
     assert steps["dynamic:rbd-image:akiba-vm01-akiba-vm01-boot"].action == "update"
+    # Every existing node's configuration rolls in place; its install stays as it is.
+    converges = [s for s in result.by_action("update") if s.resource.name.endswith("-converge")]
+    assert len(converges) == len(committed["prod"].by_type("maas:index/instance:Instance"))
+    assert all(s.resource.type == "command:remote:Command" for s in converges)
+    assert not [
+        s for s in result.steps.values() if s.resource.type == "maas:index/instance:Instance" and s.action != "create"
+    ]
     assert check_gate(result, []).passed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the registry certificate names every upstream cache (components/registry/registry.py dns_names): "
-    "a new upstream re-issues it and replaces its Secret, deleting it first",
-)
 def test_day2_registry_upstream_updates_in_place(committed: dict[str, Plan], tmp_path: Path) -> None:
     result = diff_of(committed["dev"], tmp_path, "dev", dev=add_upstream)
     assert result.by_action("update")
@@ -151,7 +162,8 @@ def test_cluster_identity_change_cascades_to_every_kubernetes_object(
     admin = steps["tls:LocallySignedCert:admin"]
     assert admin.action == "replace" and "tls:SelfSignedCert:ca" in admin.caused_by
     provider = steps["provider:kubernetes:kubernetes"]
-    assert provider.action == "replace" and provider.keys(provider.forcing) == ["kubeconfig (secret)"]
+    # Another cluster name is another cluster: its identifier changes, and with it every object.
+    assert provider.action == "replace" and provider.keys(provider.forcing) == ["clusterIdentifier"]
     volumes = [s for s in result.by_action("replace") if s.resource.type.endswith("PersistentVolumeClaim")]
     assert volumes and all(s.caused_by == ["provider:kubernetes:kubernetes"] for s in volumes)
     gate = check_gate(result, [])

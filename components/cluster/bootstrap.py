@@ -157,26 +157,25 @@ class NodeInstall:
     afterwards (components/machines/node_converge.py), so a day-2 change never reinstalls."""
 
     hostname: str
-    nics: tuple[tuple[str, str], ...]  # (name, mac), as in BondNetwork
+    nics: tuple[tuple[str, str], ...]  # (name, mac), as in BondNetwork: the first one PXE-boots
     address: str  # 192.168.10.11/24
     converge_key: str  # OpenSSH public key of the node-configuration key
 
 
 def render_install_user_data(install: NodeInstall) -> str:
-    """`#cloud-config` for MAAS: the node comes up on bond0 at its address (active-backup works
-    on any switch; the declared mode, MTU, gateway and resolvers arrive with its configuration)
-    and lets the configuration account in by key only."""
-    names = [name for name, _ in install.nics]
+    """`#cloud-config` for MAAS: the node comes up on bond0 at its address, with only the NIC it
+    PXE-boots from (which MAAS enlisted it by: changing it is another machine anyway); the other
+    NICs, the declared mode, MTU, gateway and resolvers arrive with its configuration. The
+    configuration account logs in by key only."""
+    pxe_name, pxe_mac = install.nics[0]
     netplan = {
         "network": {
             "version": 2,
             "renderer": "networkd",
-            "ethernets": {
-                name: {"match": {"macaddress": mac}, "set-name": name, "dhcp4": False} for name, mac in install.nics
-            },
+            "ethernets": {pxe_name: {"match": {"macaddress": pxe_mac}, "set-name": pxe_name, "dhcp4": False}},
             "bonds": {
                 "bond0": {
-                    "interfaces": names,
+                    "interfaces": [pxe_name],
                     "addresses": [install.address],
                     "parameters": {"mode": "active-backup", "mii-monitor-interval": "100"},
                 }

@@ -116,6 +116,14 @@ class ClusterIdentity(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             "kubernetes",
             kubeconfig=self.kubeconfig,
+            # Day 2: the kubeconfig changes whenever the admin certificate is renewed; without a
+            # stable identifier pulumi-kubernetes treats that as another cluster and replaces every
+            # object it manages, PVCs and Ceph included (provider/pkg/provider/provider.go DiffConfig).
+            cluster_identifier=cluster,
+            # A changed Secret or ConfigMap updates in place instead of being replaced (delete first,
+            # since every one is named): a rotated certificate is not a moment without its Secret.
+            enable_secret_mutable=True,
+            enable_config_map_mutable=True,
             opts=self._child(),
         )
         self.register_outputs({"caCertHash": self.ca_cert_hash, "kubeconfig": self.kubeconfig})

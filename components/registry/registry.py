@@ -113,7 +113,9 @@ class Registry(pulumi.ComponentResource):
             "registry-tls",
             private_key_pem=key.private_key_pem,
             subject={"common_name": args.host},
-            dns_names=[args.host, *(f"{instance_name(u)}.{NAMESPACE}.svc" for u in (None, *args.upstreams))],
+            # One wildcard for every instance's Service: adding an upstream must not re-issue the
+            # certificate (nor rewrite its Secret under the running instances).
+            dns_names=[args.host, f"*.{NAMESPACE}.svc"],
             opts=child,
         )
         cert = tls.LocallySignedCert(
