@@ -280,3 +280,13 @@ def test_a_missing_checker_fails_ci_and_is_skipped_on_a_laptop(
     else:
         assert "SKIPPED cloud-init schema: cloud-init is not installed" in out
         assert "SKIPPED netplan generate: netplan is not installed" in out
+
+
+def test_the_benchmarks_synthetic_stacks_are_valid_configs() -> None:
+    """`make bench` plans synthetic stacks of up to 500 nodes (benchmarks/plan_bench.py); a stack
+    the program refuses would stop the bench, so its nodes must stay unique where the spec says."""
+    from benchmarks.plan_bench import synthetic_stack
+    from tests.conftest import parse
+
+    spec = parse(synthetic_stack(50))
+    assert len(spec.nodes) == 50

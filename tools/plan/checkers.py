@@ -149,6 +149,13 @@ def is_builtin(api_version: str) -> bool:
 
 
 def _api_version(path: Path) -> str:
+    stat = path.stat()
+    return _api_version_of(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _api_version_of(path: Path, mtime_ns: int, size: int) -> str:
+    """Parsed once per version of the file: both manifest checkers split the same files."""
     doc = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
     return str(doc.get("apiVersion", "")) if isinstance(doc, dict) else ""
 
@@ -176,7 +183,7 @@ def kubernetes(paths: list[Path], kubernetes_version: str) -> list[Finding]:
     findings = []
     for path in paths:
         try:
-            resources = utils.resources_from_file(str(path))
+            resources = _resources_from_file(utils, path)
         except SystemExit as err:  # how the library reports a file it cannot read or parse
             findings.append(Finding(path, checker, str(err)))
             continue
@@ -184,6 +191,26 @@ def kubernetes(paths: list[Path], kubernetes_version: str) -> list[Finding]:
         if messages:
             findings.append(Finding(path, checker, "\n".join(messages)))
     return findings
+
+
+def _resources_from_file(utils: Any, path: Path) -> list[dict[str, Any]]:
+    """The CLI's reading (utils.resources_from_file: every non-empty document, its constructor for
+    '=' values) on libyaml's parser instead of PyYAML's pure-Python one; a file libyaml rejects
+    goes through the CLI's own reader, for its message."""
+    try:
+        return [doc for doc in yaml.load_all(path.read_text(), Loader=_kubernetes_loader(utils)) if doc]
+    except yaml.YAMLError:
+        resources: list[dict[str, Any]] = utils.resources_from_file(str(path))
+        return resources
+
+
+@functools.cache
+def _kubernetes_loader(utils: Any) -> Any:
+    class Loader(yaml.CSafeLoader):
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:value", utils.construct_value)
+    return Loader
 
 
 def _validate_resource(utils: Any, resource: dict[str, Any], filename: str, version: str) -> str | None:
