@@ -90,7 +90,9 @@ def test_the_script_restarts_only_what_changed() -> None:
 @pytest.mark.checker
 def test_the_commands_parse_in_bash(tmp_path: Path) -> None:
     bash = require_tool("bash", "apt-get install bash")
-    for i, script in enumerate((apply_command(), drain_script("akiba01", "1.36.4"), uncordon_script("akiba01"))):
+    for i, script in enumerate(
+        (apply_command(), drain_script("akiba01", "1.36.4"), uncordon_script("akiba01", "1.36.4"))
+    ):
         path = tmp_path / f"cmd-{i}.sh"
         path.write_text(script)
         proc = subprocess.run([bash, "-n", str(path)], capture_output=True, text=True, check=False)
@@ -137,3 +139,42 @@ def test_each_node_converges_over_ssh_with_the_configuration_key(plans: dict[str
         assert inputs["stdin"].startswith("#cloud-config\n")
     for r in plan.by_type("maas:index/instance:Instance"):
         assert "akiba-converge" in r.raw_inputs["deployParams"]["userData"]
+
+
+def _run_on_runner(tmp_path: Path, script: str, kubelet: str, annotation: str = "") -> list[str]:
+    """A local command as pulumi-command runs it (`/bin/sh -c`), against a stand-in kubectl that
+    answers for a node with this kubelet version ("" : not in the cluster) and this drain mark,
+    and logs what it is asked to do."""
+    log = tmp_path / "kubectl.log"
+    log.unlink(missing_ok=True)
+    kubectl = tmp_path / "bin" / "kubectl"
+    kubectl.parent.mkdir(exist_ok=True)
+    kubectl.write_text(
+        "#!/bin/sh\n"
+        "shift 2  # --kubeconfig FILE\n"
+        'case "$*" in\n'
+        f"  *kubeletVersion*) printf %s '{kubelet}' ;;\n"
+        f"  *annotations*) printf %s '{annotation}' ;;\n"
+        f'  *) echo "$*" >> {log} ;;\n'
+        "esac\n"
+    )
+    kubectl.chmod(0o755)
+    env = {"PATH": f"{kubectl.parent}:/usr/bin:/bin", "AKIBA_KUBECONFIG": "apiVersion: v1"}
+    subprocess.run(["/bin/sh", "-c", script], env=env, check=True)
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_the_rollout_drains_only_a_node_on_another_version(tmp_path: Path) -> None:
+    drain = drain_script("akiba01", "1.36.5")
+    assert _run_on_runner(tmp_path, drain, kubelet="") == [], "a node not yet joined has nothing to drain"
+    assert _run_on_runner(tmp_path, drain, kubelet="v1.36.5") == [], "already upgraded: no eviction"
+    assert _run_on_runner(tmp_path, drain, kubelet="v1.36.4") == [
+        "annotate node akiba01 akiba.io/drained-for-upgrade=v1.36.5 --overwrite",
+        "drain akiba01 --ignore-daemonsets --delete-emptydir-data --timeout=30m",
+    ]
+    uncordon = uncordon_script("akiba01", "1.36.5")
+    assert _run_on_runner(tmp_path, uncordon, kubelet="", annotation="v1.36.5") == [
+        "uncordon akiba01",
+        "annotate node akiba01 akiba.io/drained-for-upgrade-",
+    ]
+    assert _run_on_runner(tmp_path, uncordon, kubelet="", annotation="") == [], "a cordon by hand stays"

@@ -75,19 +75,33 @@ def apply_command() -> str:
     return f'sudo /usr/bin/python3 -c "$(echo {source} | base64 -d)"'
 
 
+DRAINED = "akiba.io/drained-for-upgrade"  # set by the drain, so the uncordon undoes only its own
+
+
 def drain_script(node: str, version: str) -> str:
+    """Evict the node's pods before its kubelet changes version (kubeadm's upgrade procedure);
+    nothing to do for a node already on `version`, or not yet in the cluster."""
     n = shlex.quote(node)
     return (
         _KUBECTL
         + f"have=$(kc get node {n} --ignore-not-found -o jsonpath='{{.status.nodeInfo.kubeletVersion}}'); "
         + f'if [ -n "$have" ] && [ "$have" != v{version} ]; then '
+        + f"kc annotate node {n} {DRAINED}=v{version} --overwrite; "
         + f"kc drain {n} --ignore-daemonsets --delete-emptydir-data --timeout=30m; fi"
     )
 
 
-def uncordon_script(node: str) -> str:
+def uncordon_script(node: str, version: str) -> str:
+    """Let pods back after the upgrade: only onto a node this rollout drained (a node someone
+    cordoned by hand stays cordoned). The version is in the script so the step runs again
+    whenever the drain may have."""
     n = shlex.quote(node)
-    return _KUBECTL + f'if [ -n "$(kc get node {n} --ignore-not-found -o name)" ]; then kc uncordon {n}; fi'
+    annotation = DRAINED.replace(".", "\\.")
+    return (
+        _KUBECTL
+        + f"drained=$(kc get node {n} --ignore-not-found -o jsonpath='{{.metadata.annotations.{annotation}}}'); "
+        + f'if [ "$drained" = v{version} ]; then kc uncordon {n} && kc annotate node {n} {DRAINED}-; fi'
+    )
 
 
 class NodeConverge(pulumi.ComponentResource):
@@ -97,10 +111,9 @@ class NodeConverge(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NodeConvergeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:node:NodeConverge", name, None, opts)
-        env: dict[str, pulumi.Input[str]] = {
-            "AKIBA_KUBECONFIG": args.kubeconfig,
-            "AKIBA_KUBERNETES_VERSION": args.kubernetes_version,
-        }
+        # Only the kubeconfig travels in the environment (secret); the version is in the scripts,
+        # where a reviewer sees it change.
+        env: dict[str, pulumi.Input[str]] = {"AKIBA_KUBECONFIG": args.kubeconfig}
         drain = command.local.Command(
             f"{name}-drain",
             create="true",  # a new node has nothing to drain
@@ -122,7 +135,7 @@ class NodeConverge(pulumi.ComponentResource):
         self.last = command.local.Command(
             f"{name}-uncordon",
             create="true",
-            update=uncordon_script(args.hostname),
+            update=uncordon_script(args.hostname, args.kubernetes_version),
             environment=env,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.converge]),
         )
