@@ -43,8 +43,9 @@ daemon answers keepalives from its event loop even while a worker probes qemu.
 
 Stopping. libvirtd, its guests and its capability probes (qemu started with -daemonize, so no
 longer libvirtd's children: qemu_process.c, qemuProcessQMPLaunch) all live in the daemon's
-mount namespace, which nothing else on the machine shares. `Daemon.stop` ends the daemon, then
-every process left in that namespace, by PID (SIGTERM, then SIGKILL), and returns any survivor.
+mount namespace, which nothing else on the machine shares; an anchor process (`sleep`) keeps
+that namespace's identity from being reused until the end. `Daemon.stop` ends every process in
+it by PID (SIGTERM, then SIGKILL), the anchor last, and returns any survivor.
 """
 
 from __future__ import annotations
@@ -176,20 +177,6 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def _descendants(pid: int) -> list[int]:
-    """Children, grandchildren...: sudo (with Debian's `Defaults use_pty`) puts a monitor
-    process between itself and the command."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[-1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        found += frontier
-    return found
-
-
 _OWN_NS = os.readlink("/proc/self/ns/mnt")
 
 
@@ -251,6 +238,12 @@ def _end(pids: list[int], grace: float, child: subprocess.Popen[bytes] | None = 
     if child is not None and child.pid in pids:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=grace)
+
+
+def _pid(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text().strip())
+    return None
 
 
 def _read(path: Path) -> bytes:
@@ -377,6 +370,10 @@ mount --bind "$root/run" /run/libvirt
 mount --bind "$root/lib" /var/lib/libvirt
 mount --bind "$root/cache" /var/cache/libvirt
 mount --bind "$root/log" /var/log/libvirt
+# The anchor: keeps the namespace, and so its inode number, alive until the harness has ended
+# everything else in it (a freed number is soon given to another namespace: another session's).
+sleep infinity </dev/null >/dev/null 2>&1 &
+echo $! > "$root/anchor.pid"
 exec libvirtd -f /etc/libvirt/libvirtd.conf -p "$root/libvirtd.pid"
 """
 
@@ -390,6 +387,7 @@ class Daemon:
     caps_cache: Path | None
     seeded: dict[str, int] = field(default_factory=dict)  # cache file -> mtime_ns as seeded
     namespace: str = ""
+    stopped: bool = False
 
     @property
     def uri(self) -> str:
@@ -404,25 +402,27 @@ class Daemon:
         return self.root / "log" / "libvirtd.log"
 
     def daemon_pid(self) -> int | None:
-        with contextlib.suppress(OSError, ValueError):
-            return int(self.pidfile.read_text().strip())
-        return None
+        return _pid(self.pidfile)
+
+    def anchor_pid(self) -> int | None:
+        return _pid(self.root / "anchor.pid")
 
     def find_namespace(self) -> str:
-        """The daemon's private mount namespace, once `unshare` made it (the process started, or
-        under sudo its child); empty while none exists yet."""
-        if not self.namespace:
-            for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
-                ns = _namespace(pid)
-                if ns and ns != _OWN_NS:
-                    self.namespace = ns
-                    break
-        return self.namespace
+        """The daemon's private mount namespace, read from its anchor process; empty before
+        `unshare` made it and once `stop` ended it."""
+        if not self.namespace and not self.stopped and (anchor := self.anchor_pid()) is not None:
+            ns = _namespace(anchor)
+            if ns and ns != _OWN_NS:
+                self.namespace = ns
+        return "" if self.stopped else self.namespace
 
     def members(self) -> list[int]:
-        """Every live process in the daemon's namespace: libvirtd, guests, capability probes."""
-        ns = self.find_namespace()
-        return namespace_members(ns) if ns else []
+        """Every live process in the daemon's namespace: libvirtd, guests, capability probes,
+        the anchor. None once the anchor is gone: the namespace's name may then be another's."""
+        ns, anchor = self.find_namespace(), self.anchor_pid()
+        if not ns or anchor is None or not alive(anchor) or _namespace(anchor) != ns:
+            return []
+        return namespace_members(ns)
 
     def wait_ready(self, timeout: float = START_LIMIT) -> Libvirt:
         """Wait until the qemu driver answers (it has probed or loaded qemu's capabilities by
@@ -503,22 +503,31 @@ class Daemon:
 
     def stop(self, grace: float = 10.0) -> list[str]:
         """End every process in the daemon's namespace (libvirtd, guests, a capability probe
-        caught mid-way, anything they started), each by PID: SIGTERM, SIGKILL after `grace`.
-        Returns the survivors ("pid cmdline"); none is expected."""
+        caught mid-way, anything they started), each by PID: SIGTERM, SIGKILL after `grace`;
+        the anchor last. Returns the survivors ("pid cmdline"); none is expected. Once only."""
+        if self.stopped:
+            return []
+        deadline = time.monotonic() + grace
+        while self.anchor_pid() is None and self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # sh writes it right after unshare
+        anchor = self.anchor_pid()
         # All at once: libvirtd's shutdown waits for a worker that is probing qemu, which takes
         # minutes on a loaded machine; with its probe gone too, it ends at once. qemu would
         # outlive libvirtd anyway (a daemon restart must not kill guests).
-        ns = self.find_namespace()
         for _ in range(3):  # a round may catch a process mid-spawn
-            left = namespace_members(ns) if ns else []
+            left = [p for p in self.members() if p != anchor]
             if not left:
                 break
             _end(left, grace, self.proc)
-        if self.proc.poll() is None:  # not yet in the namespace, or sudo around it
+        survivors = [f"{p} {cmdline(p)[:160]}" for p in self.members() if p != anchor]
+        if anchor is not None and alive(anchor) and _namespace(anchor) == self.namespace:
+            _end([anchor], grace)
+        if self.proc.poll() is None:  # never got as far as the namespace, or sudo around it
             _end([self.proc.pid], grace, self.proc)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=grace)
-        return [f"{p} {cmdline(p)[:160]}" for p in (namespace_members(ns) if ns else [])]
+        self.stopped = True
+        return survivors
 
 
 def launch(root: Path, caps_cache: Path | None = None) -> Daemon:

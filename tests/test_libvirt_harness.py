@@ -151,3 +151,19 @@ def test_a_cache_libvirt_keeps_invalidating_is_reported(daemons: list[Daemon], m
     assert "KVM was not enabled when probing" in lv.reprobe, lv.reprobe
     assert str(daemon.log) in lv.reprobe
     assert daemon.stop() == []
+
+
+def test_a_stopped_daemon_never_touches_a_later_one(daemons: list[Daemon]) -> None:
+    """A freed namespace's number is soon given to the next namespace (the next session's
+    daemon, often): a stopped daemon must find no members and end nothing any more."""
+    first = start(daemons)
+    first.wait_ready(START_LIMIT)
+    ns = first.namespace
+    assert first.stop() == []
+    second = start(daemons)
+    lv = second.wait_ready(START_LIMIT)
+    print(f"\nnamespaces: {ns}, then {second.namespace}")
+    assert first.members() == []
+    assert first.stop() == []
+    assert alive(lv.pid) and lv.virsh("version").returncode == 0
+    assert second.stop() == []
