@@ -166,17 +166,32 @@ def test_netplan_library_path_says_what_the_generator_says(tmp_path: Path) -> No
     assert "`gateway4` has been deprecated" in by_library[str(tmp_path / "deprecated-gateway.yaml")]["output"]
 
 
-def test_netplan_falls_back_to_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where libnetplan keeps the writers private (netplan >= 1.0), the generator runs per file."""
+@pytest.mark.parametrize(
+    "worker",
+    [f"import sys\nsys.exit({netplan_worker.API_MISSING})\n", "import os\nos.abort()\n"],
+    ids=["api-private", "worker-died"],
+)
+def test_netplan_falls_back_to_the_generator(worker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where libnetplan keeps the writers private (netplan >= 1.0), or the batch dies, the
+    generator runs per file: still the broken file, named."""
     _generator()
-    missing = tmp_path / "worker.py"
-    missing.write_text(f"import sys\nsys.exit({netplan_worker.API_MISSING})\n")
-    monkeypatch.setattr(checkers, "NETPLAN_WORKER", missing)
-    paths = _write(
-        tmp_path / "np", {"good.yaml": GOOD_NETPLAN.format(i=3), "broken.yaml": NETPLAN_CASES["bad-address"]}
-    )
+    script = tmp_path / "worker.py"
+    script.write_text(worker)
+    monkeypatch.setattr(checkers, "NETPLAN_WORKER", script)
+    texts = {"good.yaml": GOOD_NETPLAN.format(i=3), "broken.yaml": NETPLAN_CASES["bad-address"]}
+    paths = _write(tmp_path / "np", texts)
     (finding,) = checkers.netplan(paths)
     assert finding.artifact == paths[1] and "10.0.0.300/24" in finding.message
+
+
+def test_cloud_init_falls_back_to_the_cli_when_the_batch_dies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_tool("cloud-init", "apt-get install cloud-init")
+    script = tmp_path / "worker.py"
+    script.write_text("import os\nos.abort()\n")
+    monkeypatch.setattr(checkers, "CLOUD_INIT_WORKER", script)
+    paths = _write(tmp_path / "ud", {"good.yaml": GOOD_USER_DATA.format(name="a"), "broken.yaml": BROKEN_USER_DATA})
+    (finding,) = checkers.cloud_init(paths)
+    assert finding.artifact == paths[1] and "runcmd: 5 is not of type 'array'" in finding.message
 
 
 # --- kubernetes-validate -------------------------------------------------------------------------
