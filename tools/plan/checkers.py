@@ -6,10 +6,12 @@ netplan generate (netplan.io) and libvirt's domain schema (xsltproc + virt-xml-v
 checker that is not installed (or a CRD directory that is missing) is an error, unless the
 caller allows skipping (a laptop); CI never does.
 
-Each checker takes the whole batch at once and pays its start-up once: cloud-init's library
-validates every user-data in one system-python3 worker (tools/plan/cloudinit_worker.py),
-kubernetes-validate's library runs in this process with each schema file parsed once, and the
-netplan generator and the libvirt tools run as parallel processes. Every finding names its file.
+Each checker takes the whole batch at once and pays its start-up once, with the checker's own
+code: cloud-init's library validates every user-data in one system-python3 worker
+(tools/plan/cloudinit_worker.py), netplan's library makes its generator's calls in one worker
+per core (tools/plan/netplan_worker.py), kubernetes-validate's library runs in this process with
+each schema file parsed once, and the libvirt tools run in parallel. If a batch worker cannot
+run, the CLI or generator itself checks each file. Every finding names its file.
 """
 
 from __future__ import annotations
