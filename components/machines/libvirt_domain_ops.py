@@ -17,16 +17,27 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+VIRSH_BACKSTOP_S = 1800.0
+
 
 class DomainError(RuntimeError):
     pass
 
 
-def _virsh(uri: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _virsh(uri: str, *args: str, timeout: float = VIRSH_BACKSTOP_S) -> subprocess.CompletedProcess[str]:
+    """virsh against `uri`. No short limit: libvirtd may re-probe qemu for minutes after an
+    upgrade, and virsh's own keepalive (5 s x 5 unanswered) already ends the call when the
+    daemon stops answering. The backstop only turns a hung call into this module's error."""
     env = {**os.environ, "LC_ALL": "C"}  # the "not found" check reads virsh's English message
-    return subprocess.run(
-        ["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
-    )
+    try:
+        return subprocess.run(
+            ["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
+        )
+    except subprocess.TimeoutExpired:
+        raise DomainError(
+            f"virsh {args[0]} on {uri} did not finish in {timeout:.0f} s; libvirtd may still be working "
+            "(see its log on the hypervisor), run `pulumi up` again once it answers"
+        ) from None
 
 
 def _missing(proc: subprocess.CompletedProcess[str]) -> bool:

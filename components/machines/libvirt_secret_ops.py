@@ -28,6 +28,9 @@ from xml.sax.saxutils import escape
 SECRET_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:akiba:libvirt-ceph-secret")
 
 
+VIRSH_BACKSTOP_S = 1800.0
+
+
 class SecretError(RuntimeError):
     """virsh refused a secret operation (the message carries its stderr)."""
 
@@ -83,12 +86,20 @@ def _check_key(key_b64: str) -> str:
     return key
 
 
-def _virsh(uri: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    # LC_ALL=C: the "not found" check below reads virsh's English message.
-    env = {**os.environ, "LC_ALL": "C"}
-    return subprocess.run(
-        ["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
-    )
+def _virsh(uri: str, *args: str, timeout: float = VIRSH_BACKSTOP_S) -> subprocess.CompletedProcess[str]:
+    """virsh against `uri`. No short limit: libvirtd may re-probe qemu for minutes after an
+    upgrade, and virsh's own keepalive (5 s x 5 unanswered) already ends the call when the
+    daemon stops answering. The backstop only turns a hung call into this module's error."""
+    env = {**os.environ, "LC_ALL": "C"}  # the "not found" check reads virsh's English message
+    try:
+        return subprocess.run(
+            ["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
+        )
+    except subprocess.TimeoutExpired:
+        raise SecretError(
+            f"virsh {args[0]} on {uri} did not finish in {timeout:.0f} s; libvirtd may still be working "
+            "(see its log on the hypervisor), run `pulumi up` again once it answers"
+        ) from None
 
 
 def _fail(what: str, proc: subprocess.CompletedProcess[str]) -> SecretError:
