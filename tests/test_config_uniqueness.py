@@ -551,3 +551,20 @@ def test_values_the_new_rules_must_not_refuse(path: list[str | int], value: Any)
 def test_supported_versions_pass(version: str) -> None:
     spec = parse(edited("prod", _set(["akiba:cluster", "kubernetesVersion"], version)))
     assert spec.cluster.kubernetes_version == version
+
+
+def test_make_plan_reports_a_past_the_spec_collision_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make plan` prints the engine's message and exits 2, as for a config error: no traceback."""
+    from tools.plan.__main__ import plan_command
+
+    monkeypatch.setattr(rules, "RULES", tuple(r for r in rules.RULES if r is not names.names_unique))
+    sf = edited("prod", _copy([APPS, "apps", 0, "name"], [APPS, "apps", 1, "name"]))
+    monkeypatch.setattr("tools.plan.__main__.read_stack_file", lambda *_a, **_k: sf)
+    assert plan_command("prod", tmp_path / "out", check=False, stack_dir=tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "Duplicate resource URN 'urn:pulumi:prod::akiba::akiba:apps:MlApp::icachan'; try giving it a unique name"
+    ]
+    _quiet_failed_registrations()

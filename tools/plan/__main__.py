@@ -23,6 +23,7 @@ from tools.plan.cluster.pulls import PlatformRegistry
 from tools.plan.cluster.report import render as cluster_report_lines
 from tools.plan.cluster.report import write as cluster_report_file
 from tools.plan.diff import allowances, diff_against
+from tools.plan.mocks import DuplicateUrnError
 from tools.plan.references import plan as plan_stack
 from tools.plan.runner import ROOT
 from tools.plan.stackfile import StackFileError, filled_message, read_stack_file
@@ -44,7 +45,7 @@ def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT
         if filled := filled_message(stack_file):
             print(filled)
         plan = plan_stack(stack_file, stack_dir)
-    except (ConfigError, StackFileError) as err:
+    except (ConfigError, StackFileError, DuplicateUrnError) as err:
         print(err, file=sys.stderr)
         return 2
     if not plan.resources:
