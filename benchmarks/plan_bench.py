@@ -85,10 +85,6 @@ CHECKED_TARGET = 2.0
 # Where the checked target applies: below it the checkers' fixed start-up (cloud-init's import, the
 # CRD index, Kubernetes' schemas: about a second of CPU) outweighs a plan of a second or two.
 CHECKED_TARGET_NODES = 500
-# The converge commands run one node after another: a dependency chain as long as the stack, which
-# the SDK's cycle check (pulumi/runtime/resource_cycle_breaker.py) walks recursively, deeper than
-# Python's default limit at 500 nodes. Every child raises it alike.
-RECURSION_LIMIT = 20_000
 RESULT_TAG = "plan-bench-result: "
 
 # What every mode imports before the clock starts: the SDKs, the program, its components, the runner.
@@ -645,7 +641,6 @@ def _checked_runs(args: argparse.Namespace, nodes: int) -> int:
 
 def _child_main(args: argparse.Namespace) -> None:
     mode, nodes = args.child[0], int(args.child[1])
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     if mode == "profile":
         profile_child(nodes, args.top)
         return

@@ -40,3 +40,13 @@ def test_48_more_machines_is_only_a_config_change(plans: dict[str, Plan]) -> Non
     # A component, a machine, a deployment, and its configuration: a component with the drain,
     # converge and uncordon commands.
     assert len(plan.resources) - len(base.resources) == 48 * 7
+
+
+def test_a_fleet_deeper_than_pythons_recursion_limit_plans() -> None:
+    """The nodes' configuration is one chain (one node after another); the SDK checks each new
+    dependency for cycles recursively along it. 350 nodes is past Python's default limit: the
+    program raises it for the stack it plans (stacks/program.py)."""
+    from benchmarks.plan_bench import synthetic_stack
+
+    plan = runner.run(synthetic_stack(350))
+    assert len([r for r in plan.resources if r.name.endswith("-converge")]) > 350  # and the controller
