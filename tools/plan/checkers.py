@@ -271,8 +271,8 @@ def _kubernetes_validate() -> Any:
 def custom_resources(paths: list[Path], crd_dir: Path | None) -> list[Finding]:
     """The custom resources among these manifests against their CRDs' schemas, strictly."""
     if crd_dir is None or not crd_dir.is_dir():
-        fix = f"set {crds.ENV} to a directory from `python -m tools.plan.crds fetch --dest DIR`"
-        raise MissingCheckerError(f"CRD directory {crd_dir or '../shared/crds'}", fix, "is missing")
+        fix = f"`make crds` fills the cache, or set {crds.ENV} to a directory from `make crds CRD_DIR=DIR`"
+        raise MissingCheckerError(f"CRD directory {crd_dir or '(none)'}", fix, "is missing")
     mismatched = crd_sources.verify(crd_dir)
     if mismatched:
         return [Finding(crd_dir, "CRD files", "\n".join(mismatched))]
