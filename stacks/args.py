@@ -13,6 +13,7 @@ from components.burst.wireguard import TUNNEL_MTU
 from components.cluster.bootstrap import RegistryMirror
 from components.engineers.home_sshd import Engineer
 from components.machines.baremetal_node import NodeGpus, OfficeLan
+from components.machines.dns import AddressRecord
 from components.machines.libvirt_vm import PassthroughGpu, VmHardware
 from components.machines.maas import MaasTarget
 from components.machines.types import AmtPower, Hardware, IpmiPower, Machine, ManualPower, Nic, Power, VirshPower
@@ -98,6 +99,19 @@ def office_lan(network: spec.NetworkSpec) -> OfficeLan:
 
 def maas_target(maas: spec.MaasSpec) -> MaasTarget:
     return same_named(MaasTarget, maas)
+
+
+def office_dns_records(s: spec.StackSpec) -> tuple[AddressRecord, ...]:
+    """The registry, Grafana and every app, each at every office node: the ingress's NodePorts
+    listen on all of them. A registry named by an address or a bare host name gets no record
+    (its /etc/hosts line on every node is what resolves it)."""
+    ips = tuple(n.ip for n in s.nodes)
+    domain = s.apps.domain
+    names = [f"grafana.{domain}", *(f"{app.name}.{domain}" for app in s.apps.apps)]
+    host = s.registry.host
+    if "." in host and not host.replace(".", "").isdigit():
+        names.insert(0, host)
+    return tuple(AddressRecord(fqdn=name, addresses=ips) for name in names)
 
 
 def vm_hardware(node: spec.NodeSpec, virsh: spec.VirshPower) -> VmHardware:

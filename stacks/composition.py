@@ -16,6 +16,7 @@ from components.cluster.namespaces import PlatformNamespaces, PlatformNamespaces
 from components.context import PlatformContext
 from components.engineers.home_containers import HomeContainers, HomeContainersArgs
 from components.machines import maas as maas_backend
+from components.machines.dns import OfficeDns, OfficeDnsArgs
 from components.monitoring.monitoring import Monitoring, MonitoringArgs
 from components.registry.credentials import PUSH_USER, RegistryCredentials, RegistryCredentialsArgs
 from components.registry.images import ContainerImage, ContainerImageArgs
@@ -187,6 +188,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         + f":{apps.ingress_http_port}"
         for app in apps.apps
     }
+    # Names for the ingress (registry, Grafana, apps) on the office DNS, MAAS's bind.
+    OfficeDns("office-dns", OfficeDnsArgs(records=args.office_dns_records(spec), settings=maas))
     burst = (
         declare_burst(spec, ctx, join, identity, registry_credentials.pull_authorization)
         if spec.burst.enabled

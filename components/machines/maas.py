@@ -119,3 +119,43 @@ def deploy(
             parent=parent, provider=settings.provider, depends_on=[machine, *after], delete_before_replace=True
         ),
     )
+
+
+def dns_domain(name: str, domain: str, settings: MaasSettings, parent: pulumi.Resource) -> maas.DnsDomain:
+    """A DNS zone MAAS's bind serves (authoritative: MAAS answers for it, never forwards it).
+
+    Not MAAS's default domain: that one (`maas` unless changed) names the deployed machines,
+    and a second stack's domain must not take it over. A domain MAAS already has (made in its
+    UI) is a creation error; `pulumi import maas:index/dnsDomain:DnsDomain <name> <id>` adopts it."""
+    return maas.DnsDomain(
+        name,
+        name=domain,
+        authoritative=True,
+        is_default=False,
+        opts=pulumi.ResourceOptions(parent=parent, provider=settings.provider),
+    )
+
+
+def dns_address_record(
+    name: str,
+    fqdn: str,
+    addresses: tuple[str, ...],
+    domain: maas.DnsDomain,
+    settings: MaasSettings,
+    parent: pulumi.Resource,
+) -> maas.DnsRecord:
+    """One name with every address in `addresses` (round robin).
+
+    terraform-provider-maas 1.2.0 (maas/resource_maas_dns_record.go): type "A/AAAA" is a MAAS
+    DNS resource whose `ip_addresses` is `data` as given, space-separated for several (its
+    importer joins them the same way); `data` updates in place, only `type` forces a new one.
+    Its delete then releases each address (`ipaddresses release`), which may fail for an address
+    MAAS holds for a deployed machine: removing a name may need `maas <profile> dnsresource
+    delete <id>` by hand and `pulumi state delete` of the record."""
+    return maas.DnsRecord(
+        name,
+        type="A/AAAA",
+        fqdn=fqdn,
+        data=" ".join(addresses),
+        opts=pulumi.ResourceOptions(parent=parent, provider=settings.provider, depends_on=[domain]),
+    )

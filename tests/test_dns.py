@@ -1,0 +1,84 @@
+"""The platform's names resolve on the office DNS: MAAS records for the registry, Grafana and every
+app, each at every office node (the ingress's NodePorts listen on all of them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.machines.dns import AddressRecord, problems
+from stacks import args
+from tests.conftest import STACKS, config_values, edited, parse
+from tools.plan.runner import Plan
+
+DOMAIN = "maas:index/dnsDomain:DnsDomain"
+RECORD = "maas:index/dnsRecord:DnsRecord"
+
+
+def _expected_names(stack: str) -> set[str]:
+    cfg = config_values(stack)
+    domain = cfg["akiba:apps"]["domain"]
+    registry = cfg["akiba:registry"]["mirror"].split(":")[0]
+    return {registry, f"grafana.{domain}", *(f"{a['name']}.{domain}" for a in cfg["akiba:apps"]["apps"])}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_ingress_name_is_a_record_at_every_office_node(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    assert plan.resources, "the recorded plan is empty"
+    records = {r.inputs["fqdn"]: r for r in plan.by_type(RECORD)}
+    assert set(records) == _expected_names(stack)
+    assert len(plan.by_type(RECORD)) == len(records), "one record per name"
+    node_ips = {n["ip"] for n in config_values(stack)["akiba:nodes"]}
+    for fqdn, r in records.items():
+        assert r.inputs["type"] == "A/AAAA", fqdn
+        assert set(r.inputs["data"].split(" ")) == node_ips, fqdn
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_one_authoritative_domain_holds_the_names_and_comes_first(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    (domain,) = plan.by_type(DOMAIN)
+    assert domain.inputs["authoritative"] is True
+    assert domain.inputs["isDefault"] is False, "MAAS's default domain names the machines"
+    (maas_provider,) = plan.by_type("pulumi:providers:maas")
+    for r in plan.by_type(RECORD):
+        assert r.inputs["fqdn"].endswith("." + domain.inputs["name"])
+        assert domain.urn in r.dependencies, r.name
+        assert r.provider == maas_provider.urn
+
+
+def test_prod_names_are_the_ones_the_readme_gives() -> None:
+    records = args.office_dns_records(parse(edited("prod", lambda _: None)))
+    names = {r.fqdn for r in records}
+    assert {"registry.akiba.lan", "grafana.akiba.lan", "icachan.akiba.lan"} <= names
+
+
+def test_a_registry_named_by_address_gets_no_record() -> None:
+    def by_ip(cfg: dict[str, object]) -> None:
+        registry = cfg["akiba:registry"]
+        assert isinstance(registry, dict)
+        registry["mirror"] = "192.168.10.50:30443"
+
+    names = {r.fqdn for r in args.office_dns_records(parse(edited("prod", by_ip)))}
+    assert not any(n.startswith("192.") for n in names)
+    assert "grafana.akiba.lan" in names
+
+
+@pytest.mark.parametrize(
+    ("record", "says"),
+    [
+        (AddressRecord("Registry.akiba.lan", ("192.168.10.11",)), "not a lowercase DNS name"),
+        (AddressRecord("registry", ("192.168.10.11",)), "inside a domain"),
+        (AddressRecord("bad_name.akiba.lan", ("192.168.10.11",)), "not a lowercase DNS name"),
+        (AddressRecord("grafana.akiba.lan", ()), "no address"),
+        (AddressRecord("grafana.akiba.lan", ("akiba01",)), "not an IPv4 address"),
+    ],
+)
+def test_a_record_maas_would_refuse_is_named(record: AddressRecord, says: str) -> None:
+    (found,) = problems((record,))
+    assert says in found and record.fqdn in found
+
+
+def test_a_name_declared_twice_is_named() -> None:
+    r = AddressRecord("grafana.akiba.lan", ("192.168.10.11",))
+    assert problems((r, r)) == ["'grafana.akiba.lan': declared twice"]
