@@ -13,6 +13,7 @@ from components.cluster.addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster.bootstrap import ClusterJoin
 from components.cluster.identity import ClusterIdentity, ClusterIdentityArgs
 from components.cluster.namespaces import PlatformNamespaces, PlatformNamespacesArgs
+from components.cluster.priorities import PriorityClasses, PriorityClassesArgs
 from components.context import PlatformContext
 from components.engineers.home_containers import HomeContainers, HomeContainersArgs
 from components.machines import maas as maas_backend
@@ -85,6 +86,11 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             depends_on=(init_node.last,),
         ),
     )
+    # Right after the API server, before any pod: a pod naming a missing class is rejected, and
+    # one created before the default class exists keeps priority 0 (components/cluster/priorities.py).
+    priorities = PriorityClasses(
+        "priorities", PriorityClassesArgs(ctx=ctx, provider=identity.provider, after=(init_node.last,))
+    )
 
     apps = spec.apps
     addons = ClusterAddons(
@@ -98,9 +104,9 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ingress_https_port=apps.ingress_https_port,
             ca_cert_pem=identity.ca_cert_pem,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[init_node.last]),
+        opts=pulumi.ResourceOptions(depends_on=[init_node.last, priorities]),
     )
-    storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.last,))
+    storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.last, priorities))
     if not external_ceph:
         vms = declare_vms(spec, ctx, own_ceph_access(spec, storage.ceph))
         for node in spec.nodes:
@@ -118,7 +124,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ingress_class=addons.ingress_class,
             credentials=registry_credentials,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[storage.ceph, addons]),
+        opts=pulumi.ResourceOptions(depends_on=[storage.ceph, addons, priorities]),
     )
     ml_image = ContainerImage(
         "ml-runtime-image",
@@ -154,7 +160,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             image=ml_image.ref,
             engineers=args.accounts(spec.engineers),
             claims=storage.homes.claims,
-            after=(storage.homes,),
+            after=(storage.homes, priorities),
         ),
     )
     burst_node_price = max(spec.burst.spot_price_usd.values()) if spec.burst.enabled else 0.0
@@ -167,7 +173,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ingress_class=addons.ingress_class,
             burst_hourly_usd=burst_node_price,
         ),
-        opts=pulumi.ResourceOptions(depends_on=[storage.ceph]),
+        opts=pulumi.ResourceOptions(depends_on=[storage.ceph, priorities]),
     )
     app_urls = {
         app.name: MlApp(
@@ -183,6 +189,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
                 replicas=app.replicas,
                 cpu=app.cpu,
                 memory=app.memory,
+                after=(priorities,),
             ),
         ).url
         + f":{apps.ingress_http_port}"
@@ -208,6 +215,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             storage_class=bench.storage_class,
             results_size=bench.results_size,
             size=bench.size,
+            after=(priorities,),
         ),
     )
 

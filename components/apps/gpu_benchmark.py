@@ -5,6 +5,7 @@ speed, energy and cost per model), results appended to a shared volume on Ceph, 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -14,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from benchmarks.gpu.job import benchmark_job_manifest
 from benchmarks.gpu.names import Size
+from components.cluster.priorities import BATCH, RETRY_DISRUPTED
 from components.context import PlatformContext
 
 RESULTS_PVC = "gpu-benchmark-results"
@@ -21,6 +23,9 @@ RESULTS_PVC = "gpu-benchmark-results"
 
 def _job_spec(model: str, image: str, *, labels: dict[str, str], size: Size) -> dict[str, Any]:
     spec: dict[str, Any] = benchmark_job_manifest(model, image, "__namespace__", RESULTS_PVC, labels, size=size)["spec"]
+    # Batch work: an interactive pod that needs the GPU preempts it, and the retry is free.
+    spec["template"]["spec"]["priorityClassName"] = BATCH
+    spec["podFailurePolicy"] = copy.deepcopy(RETRY_DISRUPTED)
     return spec
 
 
@@ -34,6 +39,7 @@ class GpuBenchmarkArgs:
     storage_class: str  # ReadWriteMany (CephFS)
     results_size: str
     size: Size
+    after: tuple[pulumi.Resource, ...] = ()  # the PriorityClasses its pods name
 
 
 class GpuBenchmark(pulumi.ComponentResource):
@@ -63,6 +69,8 @@ class GpuBenchmark(pulumi.ComponentResource):
                 manifest["metadata"]["name"],
                 metadata=metadata,
                 spec=image.apply(partial(_job_spec, model, labels=args.ctx.labels, size=args.size)),
-                opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[results])),
+                opts=pulumi.ResourceOptions.merge(
+                    on_cluster, pulumi.ResourceOptions(depends_on=[results, *args.after])
+                ),
             )
         self.register_outputs({"resultsClaim": results.metadata.name})

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.bootstrap import GPU_TAINT
+from components.cluster.priorities import INTERACTIVE
 from components.context import PlatformContext
 
 
@@ -27,6 +28,7 @@ class MlAppArgs:
     health_path: str = "/healthz"
     cpu: str = "2"
     memory: str = "4Gi"
+    after: tuple[pulumi.Resource, ...] = ()  # the PriorityClasses its pods name
 
 
 def app_pod(name: str, args: MlAppArgs, labels: dict[str, str]) -> dict[str, Any]:
@@ -36,6 +38,9 @@ def app_pod(name: str, args: MlAppArgs, labels: dict[str, str]) -> dict[str, Any
     probe = {"httpGet": {"path": args.health_path, "port": "http"}, "periodSeconds": 10}
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
+        # People wait on it, like a home container: it may take a GPU from a batch Job, but never
+        # from the platform (an app must not evict the registry every node pulls from).
+        "priorityClassName": INTERACTIVE,
         "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [
             {
@@ -61,7 +66,7 @@ class MlApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MlAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:apps:MlApp", name, None, opts)
-        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
         labels = {**args.ctx.labels, "app.kubernetes.io/name": name}
         meta = {"name": name, "namespace": args.namespace, "labels": labels}
         k8s.apps.v1.Deployment(

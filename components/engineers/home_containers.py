@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from components.cluster.placement import ON_OFFICE_NODES
+from components.cluster.priorities import INTERACTIVE
 from components.context import PlatformContext
 from components.engineers.home_sshd import (
     AUTHORIZED_KEYS_DIR,
@@ -82,6 +83,8 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
         "spec": {
             "automountServiceAccountToken": False,
             **ON_GPU_NODES,
+            # Above Jobs: a node full of batch work still gets its login (they are preempted).
+            "priorityClassName": INTERACTIVE,
             # Preemptible by design: nodes restart for platform work; work checkpoints to /home.
             "terminationGracePeriodSeconds": 60,
             "initContainers": [

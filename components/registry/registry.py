@@ -20,6 +20,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components.cluster.namespaces import declare_namespace
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 from components.registry.config import cache_prefix, render_registry_config, upstream_url
 from components.registry.credentials import PUSH_USER as PUSH_USER  # re-exported: callers import it from here
@@ -42,6 +43,7 @@ def instance_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
         "metadata": {"labels": labels},
         "spec": {
             "automountServiceAccountToken": False,
+            "priorityClassName": PLATFORM,  # every node pulls from it: nothing may evict it
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": 1000,

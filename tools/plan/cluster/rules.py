@@ -17,6 +17,8 @@
 - `mtu`: the pod network's packets do not fit a path they cross (office bond, WireGuard tunnel);
 - `rollout`: a one-pod-per-node Deployment whose rolling update needs more nodes than fit it;
 - `ceph-on-itself`: a Ceph daemon that can land on a VM whose disks live in that Ceph;
+- `priority`: a pod naming a PriorityClass that will not exist (admission refuses it), or a
+  class the API server refuses;
 - `chart`: a chart (or version) the check has no model of.
 """
 
@@ -30,7 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from components.cluster.placement import BOOTS_FROM_CLUSTER_CEPH
-from tools.plan.cluster import addons, charts, network, nodes, pulls, start, workloads
+from tools.plan.cluster import addons, charts, network, nodes, priorities, pulls, start, workloads
 from tools.plan.cluster.model import Node, Workload
 from tools.plan.cluster.scheduler import Cluster, Placement
 from tools.plan.runner import Plan
@@ -140,6 +142,7 @@ def check(plan: Plan, settings: Settings) -> Report:
     _claim_rules(report, plan)
     _storage_rules(report, plan)
     report.problems += [Problem("mtu", subject, message) for subject, message in network.problems(plan, report.nodes)]
+    report.problems += [Problem("priority", subject, message) for subject, message in priorities.problems(plan)]
     built = _built_images(plan, settings.root)
     report.built = {repo: facts.dockerfile for repo, facts in built.items()}
     _pull_rules(report, plan, settings, machine_nodes)
