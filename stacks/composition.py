@@ -18,6 +18,7 @@ from components.context import PlatformContext
 from components.engineers.home_containers import HomeContainers, HomeContainersArgs
 from components.machines import maas as maas_backend
 from components.machines.dns import OfficeDns, OfficeDnsArgs
+from components.monitoring.alert_rules import BurstBudget
 from components.monitoring.monitoring import Monitoring, MonitoringArgs
 from components.registry.credentials import PUSH_USER, RegistryCredentials, RegistryCredentialsArgs
 from components.registry.images import ContainerImage, ContainerImageArgs
@@ -172,6 +173,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             grafana_host=f"grafana.{apps.domain}",
             ingress_class=addons.ingress_class,
             burst_hourly_usd=burst_node_price,
+            burst_budget=BurstBudget(burst_node_price, spec.burst.monthly_budget_usd) if spec.burst.enabled else None,
+            alert_webhook_url=secrets.alert_webhook_url,
         ),
         opts=pulumi.ResourceOptions(depends_on=[storage.ceph, priorities]),
     )

@@ -38,6 +38,7 @@ class StackSecrets:
     golden_db_source_url: pulumi.Output[str]
     maas_api_key: pulumi.Output[str]
     power_password: pulumi.Output[str] | None
+    alert_webhook_url: pulumi.Output[str] | None = None  # optional: alerts go nowhere without it
 
 
 def set_secret_command(stack: str, key: str) -> str:
@@ -209,6 +210,7 @@ def read_secrets(spec: StackSpec) -> StackSecrets:
         golden_db_source_url=config.require_secret("goldenDbSourceUrl"),
         maas_api_key=config.require_secret("maasApiKey"),
         power_password=config.require_secret("powerPassword") if needs_power else None,
+        alert_webhook_url=config.get_secret("alertWebhookUrl"),
     )
 
 

@@ -375,6 +375,8 @@ SECRET_KEYS: dict[str, str] = {
     "refreshed from (postgresql://user:password@host/db)",
     "maasApiKey": "the MAAS API key (MAAS UI > Preferences > API keys)",
     "powerPassword": "the BMC/AMT/virsh power password, needed when a node's power type is ipmi, amt or virsh",
+    "alertWebhookUrl": "optional: the webhook URL Alertmanager sends page and warn alerts to "
+    "(an ntfy topic, a Slack/Teams/Mattermost incoming-webhook bridge, any Alertmanager webhook receiver)",
 }
 
 # Top-level config keys that hold the spec's sections.

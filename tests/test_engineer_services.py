@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from components.monitoring.gpu_dashboard import DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
+from components.monitoring.gpu_dashboard import CEPH_METRICS, DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
 from tests.conftest import STACKS, config_values
 from tools.plan.runner import Plan
 
-METRIC = re.compile(r"\b(DCGM_FI_[A-Z_]+|kube_[a-z_]+)\b")
+METRIC = re.compile(r"\b(DCGM_FI_[A-Z_]+|kube_[a-z_]+|ceph_[a-z_]+|ALERTS)\b")
 
 
 def _chart(plan: Plan, name: str) -> dict[str, Any]:
@@ -20,7 +20,7 @@ def _chart(plan: Plan, name: str) -> dict[str, Any]:
 
 
 def test_every_panel_queries_an_exported_metric() -> None:
-    exported = {c[0] for c in DCGM_COUNTERS} | set(KSM_METRICS)
+    exported = {c[0] for c in DCGM_COUNTERS} | set(KSM_METRICS) | set(CEPH_METRICS) | {"ALERTS"}
     dashboard = json.loads(json.dumps(gpu_dashboard(0.25)))
     titles = {p["title"] for p in dashboard["panels"]}
     assert {

@@ -1,9 +1,12 @@
 """Prometheus and Grafana (kube-prometheus-stack) with GPU metrics from the DCGM exporter, and
-the GPU dashboard provisioned as code (a ConfigMap Grafana's sidecar loads)."""
+the GPU dashboard provisioned as code (a ConfigMap Grafana's sidecar loads); Ceph's metrics
+from Rook's mgr; the platform's alert rules (alert_rules.py) and, when a webhook URL is
+configured, an Alertmanager receiver that sends page and warn alerts there."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,16 +14,50 @@ import pulumi_random as random
 
 from components.cluster.addons import ALL_NODES
 from components.cluster.helm import pinned_chart
+from components.cluster.k8s_object import KubernetesObject
 from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
+from components.monitoring.alert_rules import PAGE, WARN, BurstBudget, rule_groups
 from components.monitoring.gpu_dashboard import KSM_NODE_LABELS, counters_csv, dashboard_json
 from components.storage.ceph_storage import RBD_CLASS
+from components.storage.rook_ceph import NAMESPACE as ROOK_NAMESPACE
 
 NAMESPACE = "monitoring"
 PROMETHEUS_STACK_VERSION = "88.5.3"  # prometheus-operator v0.93.x (CRDs in ../shared/crds)
 DCGM_EXPORTER_VERSION = "4.8.2"
 DCGM_EXPORTER_IMAGE_TAG = "4.5.3-4.8.2-distroless"
 COUNTERS = "/etc/dcgm-exporter/akiba-counters.csv"
+WEBHOOK_SECRET = "alertmanager-webhook"  # noqa: S105 (a Secret's name)
+# The prometheus-operator mounts each of alertmanagerSpec.secrets at this path (its
+# Alertmanager docs, `secrets`); Alertmanager reads the URL from the file (webhook_config
+# url_file), so the URL is in no Helm value, config Secret the chart renders, or plan output.
+WEBHOOK_URL_FILE = f"/etc/alertmanager/secrets/{WEBHOOK_SECRET}/url"
+
+
+def alertmanager_values(webhook: bool) -> dict[str, Any]:
+    """kube-prometheus-stack's `alertmanager` values: without a webhook, the chart's own config
+    (alerts visible in Alertmanager and Grafana, sent nowhere)."""
+    if not webhook:
+        return {}
+    platform = {"matchers": [f'severity=~"{PAGE}|{WARN}"'], "receiver": "platform"}
+    return {
+        "alertmanagerSpec": {"secrets": [WEBHOOK_SECRET]},
+        "config": {
+            "route": {
+                "receiver": "null",
+                "group_by": ["alertname", "namespace"],
+                "routes": [
+                    # A page repeats hourly until fixed or silenced; a warning twice a day.
+                    {**platform, "matchers": [f'severity="{PAGE}"'], "repeat_interval": "1h"},
+                    {**platform, "matchers": [f'severity="{WARN}"'], "repeat_interval": "12h"},
+                ],
+            },
+            "receivers": [
+                {"name": "null"},
+                {"name": "platform", "webhook_configs": [{"url_file": WEBHOOK_URL_FILE, "send_resolved": True}]},
+            ],
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -30,6 +67,8 @@ class MonitoringArgs:
     grafana_host: str
     ingress_class: str
     burst_hourly_usd: float
+    burst_budget: BurstBudget | None = None  # the burst spend alerts; None: burst is off
+    alert_webhook_url: pulumi.Output[str] | None = None  # akiba:alertWebhookUrl (a secret)
     retention: str = "30d"
     storage_size: str = "50Gi"
 
@@ -71,10 +110,14 @@ class Monitoring(pulumi.ComponentResource):
                     # Node labels the dashboard groups by (GPU model, on-prem or burst).
                     "metricLabelsAllowlist": [f"nodes=[{','.join(KSM_NODE_LABELS)}]"],
                 },
+                "alertmanager": alertmanager_values(args.alert_webhook_url is not None),
                 "prometheus": {
                     "prometheusSpec": {
                         "retention": args.retention,
                         "serviceMonitorSelectorNilUsesHelmValues": False,  # pick up the DCGM exporter's
+                        # Without this the chart selects only rules labelled with its release
+                        # (templates/prometheus/prometheus.yaml ruleSelector): ours have no such label.
+                        "ruleSelectorNilUsesHelmValues": False,
                         "storageSpec": {
                             "volumeClaimTemplate": {
                                 "spec": {
@@ -137,5 +180,41 @@ class Monitoring(pulumi.ComponentResource):
             data={"akiba-gpus.json": dashboard_json(args.burst_hourly_usd)},
             opts=in_ns,
         )
+        if args.alert_webhook_url is not None:
+            k8s.core.v1.Secret(
+                WEBHOOK_SECRET,
+                metadata={"name": WEBHOOK_SECRET, "namespace": NAMESPACE, "labels": ctx.labels},
+                string_data={"url": args.alert_webhook_url},
+                opts=in_ns,
+            )
+        # Rook serves the mgr's prometheus module on Service rook-ceph-mgr, port http-metrics
+        # (rook/rook deploy/examples/monitoring/service-monitor.yaml); scraped from here so the
+        # storage component needs no monitoring switch.
+        after_stack = pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[stack]))
+        KubernetesObject(
+            "ceph-mgr",
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "ServiceMonitor",
+                "metadata": {"name": "ceph-mgr", "namespace": NAMESPACE, "labels": ctx.labels},
+                "spec": {
+                    "namespaceSelector": {"matchNames": [ROOK_NAMESPACE]},
+                    "selector": {"matchLabels": {"app": "rook-ceph-mgr"}},
+                    "endpoints": [{"port": "http-metrics", "path": "/metrics", "interval": "30s"}],
+                },
+            },
+            opts=after_stack,
+        )
+        for group in rule_groups(args.burst_budget):
+            KubernetesObject(
+                group["name"],
+                {
+                    "apiVersion": "monitoring.coreos.com/v1",
+                    "kind": "PrometheusRule",
+                    "metadata": {"name": group["name"], "namespace": NAMESPACE, "labels": ctx.labels},
+                    "spec": {"groups": [group]},
+                },
+                opts=after_stack,
+            )
         self.dashboard_path = "/d/akiba-gpus"
         self.register_outputs({"dashboard": self.dashboard_path})
