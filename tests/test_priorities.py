@@ -126,7 +126,7 @@ def test_a_chart_pod_naming_a_missing_class_is_a_problem() -> None:
 
 @pytest.mark.parametrize("name", ["akiba-batch", "system-node-critical", "system-cluster-critical", ""])
 def test_a_declared_or_built_in_class_or_none_is_quiet(name: str) -> None:
-    pod = {"priorityClassName": name} if name else {}
+    pod: dict[str, Any] = {"priorityClassName": name} if name else {}
     assert rule.problems(plan(deployment("web", **pod), klass("akiba-batch"))) == []
 
 
