@@ -14,7 +14,7 @@ from components.cluster.bootstrap import RegistryMirror
 from components.engineers.home_sshd import Engineer
 from components.machines.baremetal_node import NodeGpus, OfficeLan
 from components.machines.dns import AddressRecord
-from components.machines.libvirt_vm import PassthroughGpu, VmHardware
+from components.machines.libvirt_vm import START_CONTROLLER, START_WORKER, PassthroughGpu, VmHardware
 from components.machines.maas import MaasTarget
 from components.machines.types import AmtPower, Hardware, IpmiPower, Machine, ManualPower, Nic, Power, VirshPower
 from components.storage.ceph_storage import CephPools
@@ -123,6 +123,7 @@ def vm_hardware(node: spec.NodeSpec, virsh: spec.VirshPower) -> VmHardware:
         gpus=tuple(PassthroughGpu(g.pci, GPU_MODELS[g.model].pci_functions) for g in node.gpus if g.pci),
         boot_disk=node.disks.boot,
         ceph_disks=tuple(node.disks.ceph),
+        start_order=START_CONTROLLER if node.role == "controller" else START_WORKER,
     )
 
 

@@ -1,5 +1,8 @@
 """A libvirt domain as a Pulumi resource: a dynamic provider over `components.machines.libvirt_domain_ops`.
-It never starts or stops the VM: MAAS owns its power state (virsh power).
+It never starts or stops the VM: MAAS owns its power state (virsh power), and after a power cut the
+hypervisor's akiba-start-vms unit starts it in its `startOrder` once its Ceph answers
+(components/machines/vm_start.py); libvirt's own autostart is kept off (it would start the VM
+before Ceph is up).
 
 Identity: a domain is its hypervisor (by name) and its domain name. The libvirt URI only says how
 to reach the hypervisor, and the XML is its definition: `virsh define` of an existing domain (same
@@ -23,14 +26,23 @@ KIND = "libvirt-domain"
 
 # Another value is another domain: a replacement (another hypervisor, or another name there).
 IDENTITY = ("hypervisor", "name")
-# Redefined in place: a URI that reaches the same hypervisor (checked), and the definition.
-IN_PLACE = ("uri", "providerXml", "xslt")
+# Redefined in place: a URI that reaches the same hypervisor (checked), the definition, and its
+# start order after a power cut (libvirt metadata, set again after each define).
+IN_PLACE = ("uri", "providerXml", "xslt", "startOrder")
 
 
 def _final_xml(props: dict[str, Any]) -> str:
     from components.machines.vm_domain_xml import apply_xslt
 
     return apply_xslt(props["providerXml"], props["xslt"])
+
+
+def _record_start_order(props: dict[str, Any]) -> None:
+    from components.machines.libvirt_domain_ops import set_start_order
+
+    # State recorded before the property existed has none: nothing to record.
+    if props.get("startOrder") is not None:
+        set_start_order(props["uri"], props["name"], int(props["startOrder"]))
 
 
 class DomainProvider(ResourceProvider):
@@ -46,6 +58,7 @@ class DomainProvider(ResourceProvider):
                 f"`pulumi import` it, or `virsh undefine {props['name']}` there if it is a leftover"
             )
         define(props["uri"], _final_xml(props))
+        _record_start_order(props)
         return CreateResult(id_=props["name"], outs=props)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -73,6 +86,7 @@ class DomainProvider(ResourceProvider):
                 "URI must reach the same hypervisor; to move the VM, change its hypervisor (a replacement)"
             )
         define(news["uri"], _final_xml(news))  # takes effect at the next boot MAAS makes
+        _record_start_order(news)
         return UpdateResult(outs=news)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -88,6 +102,9 @@ class LibvirtDomainArgs:
     name: str
     provider_xml: str  # what pulumi-libvirt's Domain would make for these arguments
     xslt: pulumi.Input[str]  # components.machines.vm_domain_xml.render_xslt
+    # After a power cut the hypervisor starts its domains by this, lowest first (controllers 0,
+    # workers 1), each once its RBD disks answer; None: not started by it.
+    start_order: int | None = None
 
 
 class LibvirtDomain(Resource):
@@ -104,6 +121,7 @@ class LibvirtDomain(Resource):
                 "name": args.name,
                 "providerXml": args.provider_xml,
                 "xslt": args.xslt,
+                "startOrder": args.start_order,
             },
             opts,
         )

@@ -86,3 +86,40 @@ def undefine(uri: str, name: str) -> bool:
     if proc.returncode != 0:
         raise DomainError(f"virsh undefine {name}: {proc.stderr.strip()}")
     return True
+
+
+# The domain's place in the hypervisor's start order after a power cut, kept in the domain's own
+# definition (libvirt <metadata>, namespaced: other tools' metadata is left alone) so that the
+# start script on the hypervisor (components/machines/vm_start.py) needs nothing but libvirt.
+START_NS = "https://akiba.example/libvirt/start"
+START_KEY = "akiba"
+
+
+def set_start_order(uri: str, name: str, order: int) -> None:
+    """libvirt's own autostart off, the start order recorded.
+
+    libvirt's autostart starts a domain when libvirtd starts, before the Ceph its disks are on
+    answers; the hypervisor's akiba-start-vms unit starts it instead, once they do. `virsh
+    define` replaces the whole definition, metadata included: call this after each define."""
+    for args in (
+        ("autostart", "--disable", name),
+        ("metadata", name, "--config", "--uri", START_NS, "--key", START_KEY, "--set", f'<start order="{order}"/>'),
+    ):
+        proc = _virsh(uri, *args)
+        if proc.returncode != 0:
+            raise DomainError(f"virsh {args[0]} {name}: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+def start_order(uri: str, name: str) -> int | None:
+    """The recorded start order; None for a domain without one (not the platform's)."""
+    proc = _virsh(uri, "metadata", name, "--config", "--uri", START_NS)
+    match = re.search(r'order="(\d+)"', proc.stdout) if proc.returncode == 0 else None
+    return int(match.group(1)) if match else None
+
+
+def autostart(uri: str, name: str) -> bool:
+    """Whether libvirt itself starts the domain with libvirtd (`virsh dominfo`'s Autostart)."""
+    proc = _virsh(uri, "dominfo", name)
+    if proc.returncode != 0:
+        raise DomainError(f"virsh dominfo {name}: {proc.stderr.strip()}")
+    return bool(re.search(r"^Autostart:\s+enable", proc.stdout, re.M))

@@ -28,6 +28,8 @@ from components.machines.vm_domain_xml import (
 )
 
 SERIAL_PREFIX = "/dev/disk/by-id/virtio-"
+# Start orders after a power cut: a controller (etcd, the API) before the workers that join it.
+START_CONTROLLER, START_WORKER = 0, 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class VmHardware:
     ceph_disks: tuple[str, ...]  # the OSD disks, the same kind of path
     boot_disk_gib: int  # e.g. 40
     osd_disk_gib: int  # each of ceph_disks
+    # After a power cut: the hypervisor starts lower orders first (START_CONTROLLER, then
+    # START_WORKER), each VM once its RBD disks answer (components/machines/vm_start.py).
+    start_order: int = 1
 
 
 def disk_serials(vm: VmHardware) -> list[tuple[str, int]]:
@@ -151,6 +156,7 @@ class LibvirtVm(pulumi.ComponentResource):
                 name=vm.domain,
                 provider_xml=provider_domain_xml(domain_args(shape)),
                 xslt=xslt,
+                start_order=vm.start_order,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*images, *args.after]),
         )
