@@ -25,7 +25,7 @@ import yaml
 
 PAGE = "page"
 WARN = "warn"
-RUNBOOK = "https://github.com/akiba/akiba/blob/main/README.md#operations-alerts-and-where-they-go"
+RUNBOOK = 'README.md, "Operations: alerts and where they go"'
 
 GOLDEN_NAMESPACE = "akiba-db"  # components/storage/personal_databases.py NAMESPACE
 GOLDEN_REFRESH = "golden-refresh"  # its CronJob and first Job (PIPELINE)
@@ -56,7 +56,7 @@ class Alert:
         if self.for_:
             rule["for"] = self.for_
         rule["labels"] = {"severity": self.severity}
-        rule["annotations"] = {"summary": self.summary, "description": self.runbook, "runbook_url": RUNBOOK}
+        rule["annotations"] = {"summary": self.summary, "description": self.runbook, "runbook": RUNBOOK}
         return rule
 
 
@@ -324,19 +324,22 @@ def burst_group(budget: BurstBudget) -> dict[str, Any]:
     # No per-instance bill here: kube_node_labels counts the burst group's running nodes and the
     # price is the dearest configured type's (the same upper bound as the dashboard and the
     # `burstMaxHourlyCostUsd` output). The AWS Budget (components/burst/budget.py) has the billed
-    # figure, a day late; this sees a runaway group within hours.
+    # figure, a day late; this sees a runaway group within hours. The group runs hourly, so each
+    # recorded sample is one hour's spend and their sum over 30 days is the dollars spent (a
+    # Prometheus younger than that counts only what it saw, never extrapolates).
     spend = "akiba:burst_spend_usd_per_hour"
-    month = f"avg_over_time({spend}[30d]) * 720"  # the last 30 days' estimated spend
+    month = f"sum_over_time({spend}[30d])"
     cap = budget.monthly_usd
     return _group(
         "akiba-burst",
-        [
+        interval="1h",
+        rules=[
             Record(spend, f"(count({BURST_NODES}) or vector(0)) * {budget.node_hourly_usd}"),
             Alert(
                 "BurstRunRateOverBudget",
                 f"{spend} * {HOURS_PER_MONTH} > {cap}",
                 WARN,
-                "Burst nodes are running at ${{ $value | humanize }} a month (budget ${cap:g})",
+                f"Burst nodes are running at ${{{{ $value | humanize }}}} a month (budget ${cap:g})",
                 "Check the pending GPU pods the autoscaler is serving; lower burst.maxSize if this is not wanted.",
                 "2h",
             ),
@@ -344,22 +347,22 @@ def burst_group(budget: BurstBudget) -> dict[str, Any]:
                 "BurstSpendNearBudget",
                 f"{month} > {0.8 * cap:g}",
                 WARN,
-                "Burst spend over the last 30 days is about ${{ $value | humanize }} (80% of ${cap:g})",
+                f"Burst spend over the last 30 days is about ${{{{ $value | humanize }}}} (80% of ${cap:g})",
                 "The AWS Budget mails at the same point; decide whether to raise the budget or stop bursting.",
             ),
             Alert(
                 "BurstSpendOverBudget",
                 f"{month} > {cap:g}",
                 PAGE,
-                "Burst spend over the last 30 days is about ${{ $value | humanize }}, over the ${cap:g} budget",
+                f"Burst spend over the last 30 days is about ${{{{ $value | humanize }}}}, over the ${cap:g} budget",
                 "Scale the burst group to zero (burst.maxSize: 0, `pulumi up`) or raise burst.monthlyBudgetUsd.",
             ),
         ],
     )
 
 
-def _group(name: str, rules: list[Alert | Record]) -> dict[str, Any]:
-    return {"name": name, "rules": [r.rule() for r in rules]}
+def _group(name: str, rules: list[Alert | Record], interval: str = "") -> dict[str, Any]:
+    return {"name": name, **({"interval": interval} if interval else {}), "rules": [r.rule() for r in rules]}
 
 
 def rule_groups(burst: BurstBudget | None) -> list[dict[str, Any]]:
