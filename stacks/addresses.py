@@ -37,7 +37,7 @@ _SHARED = {
 
 @dataclass(frozen=True)
 class Address:
-    role: str  # gateway, resolver, node, bmc, maas, hypervisor, office
+    role: str  # gateway, resolver, node, bmc, maas, hypervisor, vip, office
     ip: ipaddress.IPv4Address
     path: str
 
@@ -88,6 +88,8 @@ def addresses(raw: Raw) -> list[Address]:
     for i, node in _items(raw, "nodes"):
         named.append(("node", node.get("ip"), key_path("nodes", i, "ip")))
         named.append(("bmc", _section(node, "power").get("address"), key_path("nodes", i, "power", "address")))
+    # The API's virtual IP: kube-vip answers ARP for it from one controller, so no machine may have it.
+    named.append(("vip", _section(raw, "cluster").get("apiVip"), key_path("cluster", "apiVip")))
     link = _section(raw, "burst", "siteLink")
     named.append(("office", link.get("officePublicIp"), key_path("burst", "siteLink", "officePublicIp")))
     out = []
@@ -147,7 +149,7 @@ def addresses_placed(raw: Raw) -> list[Problem]:
     inner = [(p, n) for p, n in nets if n != lan and not (lan is not None and n.overlaps(lan))]
     out = []
     for addr in addresses(raw):
-        if lan is not None and addr.role in ("node", "gateway") and addr.ip not in lan:
+        if lan is not None and addr.role in ("node", "gateway", "vip") and addr.ip not in lan:
             out.append(Problem(addr.path, f"an address inside the office LAN {lan}", str(addr.ip)))
             continue
         if lan is not None and addr.role == "office" and addr.ip in lan:

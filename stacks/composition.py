@@ -11,6 +11,7 @@ from components.apps.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
 from components.apps.ml_app import MlApp, MlAppArgs
 from components.cluster.addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster.bootstrap import ClusterJoin
+from components.cluster.etcd_backup import EtcdBackup, EtcdBackupArgs
 from components.cluster.identity import ClusterIdentity, ClusterIdentityArgs
 from components.cluster.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from components.cluster.priorities import PriorityClasses, PriorityClassesArgs
@@ -41,19 +42,21 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         stack=spec.stack, cluster_name=spec.cluster.name, protect_stateful=spec.cluster.protect_stateful
     )
     identity = ClusterIdentity("cluster", ClusterIdentityArgs(ctx=ctx, api_endpoint=spec.api_endpoint))
-    first_controller = spec.controllers[0]
     cluster = spec.cluster
+    controller_names = tuple(x for n in spec.controllers for x in (n.ip, n.hostname))
     join = pulumi.Output.all(identity.bootstrap_token, identity.ca_cert_hash).apply(
         lambda v: ClusterJoin(
             cluster_name=cluster.name,
             kubernetes_version=cluster.kubernetes_version,
-            api_host=first_controller.ip,
+            api_host=spec.api_host,
             api_port=API_PORT,
             token=v[0],
             ca_cert_hash=v[1],
             pod_cidr=cluster.pod_cidr,
             service_cidr=cluster.service_cidr,
             dns_domain=cluster.dns_domain,
+            api_vip=cluster.api_vip,
+            controller_names=controller_names,
         )
     )
 
@@ -113,6 +116,17 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         for node in spec.nodes:
             if node.power.type == "virsh":
                 nodes.deploy(node, vms[node.hostname])
+    backups = spec.backups
+    EtcdBackup(
+        "etcd-backup",
+        EtcdBackupArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            schedule=backups.etcd_schedule,
+            keep=backups.etcd_keep,
+            after=(storage.ceph,),
+        ),
+    )
     registry = Registry(
         "registry",
         RegistryArgs(

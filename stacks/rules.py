@@ -156,6 +156,33 @@ def roles_and_references(raw: Raw) -> list[Problem]:
     return out
 
 
+def control_plane_survives(raw: Raw) -> list[Problem]:
+    """Stacked etcd runs on every controller and works while a majority of them is up: 3 survive
+    the loss of one, 2 of none (and fail twice as often as 1), 4 of one (no better than 3). More
+    than one controller needs a virtual IP in front of their API servers (kube-vip)."""
+    count = sum(1 for _, n in _items(raw, "nodes") if n.get("role") == "controller")
+    out = []
+    if count and count % 2 == 0:
+        out.append(
+            Problem(
+                key_path("nodes"),
+                "an odd number of controllers (1, 3 or 5): etcd needs a majority of them up, so "
+                f"{count} survive no more lost controllers than {count - 1}",
+                f"{count} controllers",
+            )
+        )
+    if count > 1 and _section(raw, "cluster").get("apiVip") is None:
+        out.append(
+            Problem(
+                key_path("cluster", "apiVip"),
+                f"a virtual IP on the office LAN for the API servers of the {count} controllers "
+                "(kube-vip moves it to a live one)",
+                "unset",
+            )
+        )
+    return out
+
+
 def gpus_make_sense(raw: Raw) -> list[Problem]:
     out = []
     for i, node in _items(raw, "nodes"):
@@ -532,6 +559,7 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     accounts_usable,
     nics_named_once,
     roles_and_references,
+    control_plane_survives,
     gpus_make_sense,
     vm_gpus_unique,
     hardware_declared,

@@ -51,6 +51,11 @@ class ClusterSpec(Section):
     protect_stateful: bool = Field(
         description="protect=True and retain-on-delete for stateful resources (true in prod)"
     )
+    api_vip: IPv4 | None = Field(
+        default=None,
+        description="The API server's virtual IP on the office LAN (kube-vip, ARP), no machine's address; "
+        "required with more than one controller. Unset: the API is the one controller's address",
+    )
 
 
 class BondSpec(Section):
@@ -362,11 +367,20 @@ class StackSpec(Section):
 
     @property
     def api_endpoint(self) -> str:
-        return f"https://{self.controllers[0].ip}:6443"
+        return f"https://{self.api_host}:6443"
 
     @property
     def hypervisor_uris(self) -> dict[str, str]:
         return {h.name: h.uri for h in self.hypervisors}
+
+class BackupsSpec(Section):
+    """etcd snapshots on the controllers, kept on CephFS (components/cluster/etcd_backup.py)."""
+
+    etcd_schedule: CronSchedule = Field(
+        default="17 */4 * * *", description="cron: when a controller saves an etcd snapshot (every 4 hours)"
+    )
+    etcd_keep: int = Field(default=18, ge=1, le=500, description="etcd snapshots kept; older ones are deleted")
+
 
 
 # Config keys (under `akiba:`) whose values must be Pulumi secrets, and when they are needed.
@@ -381,3 +395,9 @@ SECRET_KEYS: dict[str, str] = {
 
 # Top-level config keys that hold the spec's sections.
 SECTION_KEYS = tuple(to_camel(name) for name in StackSpec.model_fields if name not in ("stack", "source"))
+    backups: BackupsSpec = Field(default_factory=BackupsSpec)
+    @property
+    def api_host(self) -> str:
+        """The VIP when there is one, else the one controller's address."""
+        return self.cluster.api_vip or self.controllers[0].ip
+

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Literal
 
 from components import yamltext
+from components.cluster import kube_vip
 from components.cluster.placement import BOOTS_FROM_CLUSTER_CEPH
 
 Role = Literal["controller-init", "controller-join", "worker"]
@@ -81,13 +82,18 @@ class ClusterJoin:
 
     cluster_name: str
     kubernetes_version: str  # 1.36.4
-    api_host: str
+    api_host: str  # the VIP when there is one, else the one controller's address
     api_port: int
     token: str  # secret
     ca_cert_hash: str
     pod_cidr: str
     service_cidr: str
     dns_domain: str
+    # The API's virtual IP (kube-vip on every controller); None: one controller, no VIP.
+    api_vip: str | None = None
+    # Every controller's address and hostname: any of them may serve the API behind the VIP, so
+    # the API server certificate names all of them (and the VIP).
+    controller_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,9 @@ def render_user_data(node: NodeBootstrap) -> str:
         ((BOOTSTRAP_SCRIPT, _script(node), "0755"),)
     )
     own = [*_kubeadm_files(node), _registry_address(node)]
+    if node.role != "worker" and node.cluster.api_vip is not None:
+        vip = kube_vip.render(node.cluster.api_vip, node.cluster.api_port, "bond0")
+        own.append({"path": kube_vip.STAGED, "permissions": "0600", "content": vip})
     if node.network is not None:
         own += _network_files(node.network)
     if node.pki is not None:
@@ -394,7 +403,9 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
                 "kubernetesVersion": f"v{c.kubernetes_version}",
                 "controlPlaneEndpoint": endpoint,
                 "networking": {"podSubnet": c.pod_cidr, "serviceSubnet": c.service_cidr, "dnsDomain": c.dns_domain},
-                "apiServer": {"certSANs": list(dict.fromkeys([node.ip, node.hostname, c.api_host]))},
+                "apiServer": {
+                    "certSANs": list(dict.fromkeys([node.ip, node.hostname, c.api_host, *c.controller_names]))
+                },
             }
         )
     else:
@@ -534,8 +545,12 @@ def _script(node: NodeBootstrap) -> str:
         "systemctl enable kubelet",
         "if [ ! -f /etc/kubernetes/kubelet.conf ]; then",
     ]
+    vip_before, vip_after = kube_vip.install_lines(node.role == "controller-init")
+    if node.role == "worker" or node.cluster.api_vip is None:
+        vip_before, vip_after = [], []
     if node.role == "controller-init":
         lines += [
+            *vip_before,
             f"  kubeadm init --config {KUBEADM_CONFIG}",
             f"elif changed {KUBEADM_CONFIG}; then",
             # The cluster's kubelet settings live in the kubelet-config ConfigMap: update it
@@ -556,6 +571,7 @@ def _script(node: NodeBootstrap) -> str:
         ]
     lines += [
         "fi",
+        *vip_after,
         'if [ "$restart_kubelet" = 1 ]; then',
         # The node's copy of the cluster's kubelet settings (kubeadm's documented day-2 path).
         "  kubeadm upgrade node phase kubelet-config",

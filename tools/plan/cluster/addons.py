@@ -5,6 +5,8 @@ the CephCluster, CephFilesystem and CephNFS the plan declares.
 Sources, at the versions the platform pins:
 - kubeadm v1.36, cmd/kubeadm/app/phases/addons/dns/manifests.go and proxy/manifests.go;
   cmd/kubeadm/app/phases/controlplane/manifests.go and etcd/local.go (static pods' requests).
+- kube-vip: the static pod the program writes on each controller when the API has a virtual IP
+  (components/cluster/kube_vip.py), read from that node's configuration in the plan.
 - Rook v1.20: mons one per node unless `mon.allowMultiplePerNode` (host networking binds
   3300 and 6789 on the node), OSDs pinned to the node of their disks, an MDS pair for an
   active-standby filesystem, one NFS server per `server.active`; every daemon takes the
@@ -17,9 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import yaml
+
+from components.cluster import kube_vip as kube_vip_pod
+from tools.plan.artifacts import CLOUD_CONFIG, user_data_of
 from tools.plan.cluster import quantity
 from tools.plan.cluster.model import CONTROL_PLANE, Container, Toleration, Workload, requests_of
-from tools.plan.cluster.workloads import PRIORITIES, affinity_terms
+from tools.plan.cluster.workloads import PRIORITIES, affinity_terms, pod_workload
 from tools.plan.runner import Plan
 
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1"
@@ -100,6 +106,31 @@ def kubeadm(kubernetes_version: str) -> list[Workload]:
             priority="system-cluster-critical",
         ),
     ]
+
+
+def kube_vip(plan: Plan) -> list[Workload]:
+    """kube-vip's static pod on every node whose configuration writes its manifest: pinned to
+    that node (static pods are not scheduled), host-networked, taking its share of the node."""
+    found: dict[str, Workload] = {}
+    for r in plan.resources:
+        text = user_data_of(r.type, r.raw_inputs)
+        if text is None or kube_vip_pod.STAGED not in text:
+            continue
+        doc = yaml.load(text.removeprefix(CLOUD_CONFIG), Loader=yaml.CSafeLoader) or {}
+        files = {str(f.get("path")): f for f in doc.get("write_files") or ()}
+        staged, hostname = files.get(kube_vip_pod.STAGED), doc.get("hostname")
+        if staged is None or not hostname:
+            continue
+        pod = yaml.safe_load(staged["content"])
+        meta = pod.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "kube-system")), f"{meta.get('name', 'kube-vip')}@{hostname}"
+        # The kubelet runs it whatever the node's taints: a static pod is never scheduled.
+        pinned = {"nodeSelector": {"kubernetes.io/hostname": str(hostname)}, "tolerations": [{"operator": "Exists"}]}
+        template = {**pod, "spec": {**pod["spec"], **pinned}}
+        found[str(hostname)] = pod_workload(
+            "static pods", namespace, name, f"static pod on {hostname}", template, 1, node_local=True
+        )
+    return list(found.values())
 
 
 UNREACHABLE_5S = Toleration("node.kubernetes.io/unreachable", "Exists", "", "NoExecute")

@@ -130,7 +130,7 @@ def check(plan: Plan, settings: Settings) -> Report:
     chart_workloads, chart_problems = charts.of_plan(plan)
     problems += [Problem("chart", subject, message) for subject, message in chart_problems]
     everything = [*addons.kubeadm(settings.kubernetes_version), *workloads.of_plan(plan), *chart_workloads]
-    everything += addons.rook(plan)
+    everything += addons.rook(plan) + addons.kube_vip(plan)
     cluster = Cluster([*machine_nodes, *templates])
     placements = [
         cluster.place_daemonset(w) if w.replicas == 0 else cluster.place_replicas(w) for w in _order(everything)
