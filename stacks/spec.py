@@ -342,6 +342,15 @@ class AppsSpec(Section):
     apps: list[AppSpec] = Field(default_factory=list)
 
 
+class BackupsSpec(Section):
+    """etcd snapshots on the controllers, kept on CephFS (components/cluster/etcd_backup.py)."""
+
+    etcd_schedule: CronSchedule = Field(
+        default="17 */4 * * *", description="cron: when a controller saves an etcd snapshot (every 4 hours)"
+    )
+    etcd_keep: int = Field(default=18, ge=1, le=500, description="etcd snapshots kept; older ones are deleted")
+
+
 class StackSpec(Section):
     """The whole stack, validated. Built only by `stacks.config.load_spec`."""
 
@@ -360,10 +369,16 @@ class StackSpec(Section):
     databases: DatabasesSpec
     apps: AppsSpec
     libvirt: LibvirtSpec
+    backups: BackupsSpec = Field(default_factory=BackupsSpec)
 
     @property
     def controllers(self) -> list[NodeSpec]:
         return [n for n in self.nodes if n.role == "controller"]
+
+    @property
+    def api_host(self) -> str:
+        """The VIP when there is one, else the one controller's address."""
+        return self.cluster.api_vip or self.controllers[0].ip
 
     @property
     def api_endpoint(self) -> str:
@@ -372,15 +387,6 @@ class StackSpec(Section):
     @property
     def hypervisor_uris(self) -> dict[str, str]:
         return {h.name: h.uri for h in self.hypervisors}
-
-class BackupsSpec(Section):
-    """etcd snapshots on the controllers, kept on CephFS (components/cluster/etcd_backup.py)."""
-
-    etcd_schedule: CronSchedule = Field(
-        default="17 */4 * * *", description="cron: when a controller saves an etcd snapshot (every 4 hours)"
-    )
-    etcd_keep: int = Field(default=18, ge=1, le=500, description="etcd snapshots kept; older ones are deleted")
-
 
 
 # Config keys (under `akiba:`) whose values must be Pulumi secrets, and when they are needed.
@@ -395,9 +401,3 @@ SECRET_KEYS: dict[str, str] = {
 
 # Top-level config keys that hold the spec's sections.
 SECTION_KEYS = tuple(to_camel(name) for name in StackSpec.model_fields if name not in ("stack", "source"))
-    backups: BackupsSpec = Field(default_factory=BackupsSpec)
-    @property
-    def api_host(self) -> str:
-        """The VIP when there is one, else the one controller's address."""
-        return self.cluster.api_vip or self.controllers[0].ip
-
