@@ -3,11 +3,16 @@ app, each at every office node (the ingress's NodePorts listen on all of them)."
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from components.machines.dns import AddressRecord, problems
 from stacks import args
-from tests.conftest import STACKS, config_values, edited, parse
+from tests.conftest import ROOT, STACKS, config_values, edited, parse, stack_file
+from tests.test_plan_diff import add_node, diff_of
+from tools.plan import references
 from tools.plan.runner import Plan
 
 DOMAIN = "maas:index/dnsDomain:DnsDomain"
@@ -82,3 +87,19 @@ def test_a_record_maas_would_refuse_is_named(record: AddressRecord, says: str) -
 def test_a_name_declared_twice_is_named() -> None:
     r = AddressRecord("grafana.akiba.lan", ("192.168.10.11",))
     assert problems((r, r)) == ["'grafana.akiba.lan': declared twice"]
+
+
+def test_a_new_node_joins_every_name_in_place(tmp_path: Path) -> None:
+    """Day 2: one more PC serves the ingress too; every record gets its address by an update."""
+    base = references.plan(stack_file("prod"), ROOT)
+    assert base.resources, "the recorded plan is empty"
+
+    def add_worker(cfg: dict[str, Any]) -> None:
+        add_node(cfg)
+        cfg["akiba:nodes"][-1]["role"] = "worker"  # a copy of a PC, which may be a controller
+
+    result = diff_of(base, tmp_path, "prod", prod=add_worker)
+    records = [s for s in result.steps.values() if s.resource.type == RECORD]
+    assert records and len(records) == len(base.by_type(RECORD))
+    assert all(s.action == "update" for s in records), [(s.resource.name, s.action) for s in records]
+    assert all("192.168.10.16" in s.resource.inputs["data"].split(" ") for s in records)

@@ -60,6 +60,18 @@ def test_every_vm_has_a_start_order_controllers_first(plans: dict[str, Plan], st
         assert inputs["startOrder"] == (0 if roles[name] == "controller" else 1), name
 
 
+def test_a_new_start_order_is_recorded_in_place() -> None:
+    """The order is metadata on the same domain: never a replacement, also for a domain recorded
+    before the property existed (the next `pulumi up` records it, `make plan-diff` says update)."""
+    props = {"kind": "libvirt-domain", "hypervisor": "desk01", "uri": "qemu:///system", "name": "vm01"}
+    props |= {"providerXml": "<a/>", "xslt": "<x/>", "startOrder": 1}
+    provider = DomainProvider()
+    assert provider.diff("vm01", props, dict(props)).changes is False
+    for old in ({**props, "startOrder": 0}, {k: v for k, v in props.items() if k != "startOrder"}):
+        result = provider.diff("vm01", old, props)
+        assert result.changes and result.replaces == []
+
+
 def _domain(libvirt: Libvirt, name: str, image: str, monitors: str, order: int) -> dict[str, Any]:
     vm = VmSpec(
         name=name,

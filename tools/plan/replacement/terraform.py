@@ -83,6 +83,10 @@ _MAAS_RULES = {
     ),
     # resourceMachineUpdate exists and no attribute is ForceNew: every change updates in place.
     "maas:index/machine:Machine": Rule(Source(_MAAS, "maas/resource_maas_machine.go"), ()),
+    # A domain updates in place (no ForceNew attribute); a record only replaces for a new `type`
+    # (its `data`, the addresses, and its name update the MAAS DNS resource in place).
+    "maas:index/dnsDomain:DnsDomain": Rule(Source(_MAAS, "maas/resource_maas_dns_domain.go"), ()),
+    "maas:index/dnsRecord:DnsRecord": Rule(Source(_MAAS, "maas/resource_maas_dns_record.go"), ("type",)),
 }
 
 _EC2 = "internal/service/ec2/"
