@@ -118,7 +118,8 @@ def ceph_not_ready(disk: RbdDisk, keyring: Path | None, timeout: float = 30) -> 
             ["rbd", *common, "info", disk.image], capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        return f"no answer from the monitors {disk.monitors} in {timeout:.0f} s"
+        # Monitors that do not answer, or placement groups not active yet (a read blocks).
+        return f"no answer in {timeout:.0f} s for {disk.image} (monitors {disk.monitors})"
     if info.returncode != 0:
         return f"rbd info {disk.image}: {info.stderr.strip().splitlines()[-1:]}"
     return None
