@@ -189,6 +189,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             burst_hourly_usd=burst_node_price,
             burst_budget=BurstBudget(burst_node_price, spec.burst.monthly_budget_usd) if spec.burst.enabled else None,
             alert_webhook_url=secrets.alert_webhook_url,
+            alert_receiver=spec.alerts.receiver,
         ),
         opts=pulumi.ResourceOptions(depends_on=[storage.ceph, priorities]),
     )

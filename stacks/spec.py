@@ -351,6 +351,16 @@ class BackupsSpec(Section):
     etcd_keep: int = Field(default=18, ge=1, le=500, description="etcd snapshots kept; older ones are deleted")
 
 
+class AlertsSpec(Section):
+    """Where page and warn alerts go (the URL is the secret akiba:alertWebhookUrl)."""
+
+    receiver: Literal["webhook", "slack", "msteams"] = Field(
+        default="webhook",
+        description="How Alertmanager posts to akiba:alertWebhookUrl: its webhook JSON (ntfy, Grafana OnCall, any "
+        "Alertmanager webhook receiver), a Slack incoming webhook, or a Teams workflow webhook",
+    )
+
+
 class StackSpec(Section):
     """The whole stack, validated. Built only by `stacks.config.load_spec`."""
 
@@ -369,6 +379,7 @@ class StackSpec(Section):
     databases: DatabasesSpec
     apps: AppsSpec
     libvirt: LibvirtSpec
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec)
     backups: BackupsSpec = Field(default_factory=BackupsSpec)
 
     @property

@@ -4,6 +4,7 @@ receiver reads its URL from a Kubernetes Secret, never from a value or output.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from components.monitoring.alert_rules import BurstBudget, rule_groups, rules_file
-from components.monitoring.monitoring import WEBHOOK_SECRET, WEBHOOK_URL_FILE
+from components.monitoring.monitoring import WEBHOOK_SECRET, WEBHOOK_URL_FILE, alertmanager_values
 from tests.conftest import ROOT, STACKS, config_values, require_tool, stack_file
 from tests.test_secrets import _everything_written
 from tools.plan import references
@@ -115,21 +116,37 @@ def test_without_a_webhook_alerts_go_nowhere_and_nothing_is_mounted(plans: dict[
 
 
 def test_a_webhook_url_routes_page_and_warn_from_a_secret(tmp_path: Path) -> None:
+    """A stack that sets the URL (and, here, Slack as the receiver) sends page and warn there."""
     sf = stack_file("dev")
-    with_hook = StackFile(
-        sf.stack, sf.path, {**sf.config, WEBHOOK_KEY: placeholder(WEBHOOK_KEY)}, [*sf.secret_keys, WEBHOOK_KEY]
-    )
-    plan = references.plan(with_hook, ROOT)
+    config = {**sf.config, WEBHOOK_KEY: placeholder(WEBHOOK_KEY), "akiba:alerts": json.dumps({"receiver": "slack"})}
+    plan = references.plan(StackFile(sf.stack, sf.path, config, [*sf.secret_keys, WEBHOOK_KEY]), ROOT)
     assert plan.resources, "the recorded plan is empty"
     secret = next(r for r in plan.by_type("kubernetes:core/v1:Secret") if r.name == WEBHOOK_SECRET)
     assert secret.inputs["stringData"] == "[secret]"
     am = _chart_values(plan)["alertmanager"]
     assert am["alertmanagerSpec"]["secrets"] == [WEBHOOK_SECRET]
     receivers = {r["name"]: r for r in am["config"]["receivers"]}
-    assert receivers["platform"]["webhook_configs"] == [{"url_file": WEBHOOK_URL_FILE, "send_resolved": True}]
+    assert receivers["platform"]["slack_configs"][0]["api_url_file"] == WEBHOOK_URL_FILE
     routed = {
         m for route in am["config"]["route"]["routes"] if route["receiver"] == "platform" for m in route["matchers"]
     }
     assert routed == {'severity="page"', 'severity="warn"'}
     for where, text in _everything_written(plan, tmp_path).items():
         assert placeholder(WEBHOOK_KEY) not in text, f"{where} contains the webhook URL"
+
+
+@pytest.mark.parametrize(
+    ("receiver", "field", "url_field"),
+    [
+        ("webhook", "webhook_configs", "url_file"),
+        ("slack", "slack_configs", "api_url_file"),
+        ("msteams", "msteamsv2_configs", "webhook_url_file"),
+    ],
+)
+def test_each_receiver_kind_reads_the_url_from_the_mounted_secret(receiver: str, field: str, url_field: str) -> None:
+    config = alertmanager_values(receiver)["config"]
+    (platform,) = [r for r in config["receivers"] if r["name"] == "platform"]
+    assert list(platform) == ["name", field]
+    (target,) = platform[field]
+    assert target[url_field] == f"/etc/alertmanager/secrets/{WEBHOOK_SECRET}/url" and target["send_resolved"]
+    assert not [k for k in target if k in ("url", "api_url", "webhook_url")], "never the URL itself"

@@ -29,16 +29,29 @@ DCGM_EXPORTER_IMAGE_TAG = "4.5.3-4.8.2-distroless"
 COUNTERS = "/etc/dcgm-exporter/akiba-counters.csv"
 WEBHOOK_SECRET = "alertmanager-webhook"  # noqa: S105 (a Secret's name)
 # The prometheus-operator mounts each of alertmanagerSpec.secrets at this path (its
-# Alertmanager docs, `secrets`); Alertmanager reads the URL from the file (webhook_config
-# url_file), so the URL is in no Helm value, config Secret the chart renders, or plan output.
+# Alertmanager docs, `secrets`); Alertmanager reads the URL from the file, so the URL is in no
+# Helm value, config Secret the chart renders, or plan output.
 WEBHOOK_URL_FILE = f"/etc/alertmanager/secrets/{WEBHOOK_SECRET}/url"
+# One summary and what to do per alert, for the chat receivers (the webhook gets them as JSON).
+CHAT_TEXT = (
+    "{{ range .Alerts }}[{{ .Labels.severity }}] {{ .Annotations.summary }}\n{{ .Annotations.description }}\n{{ end }}"
+)
+# Each kind's file-URL field (prometheus/alertmanager: webhook url_file 0.26+, #3223; slack
+# api_url_file; msteamsv2 webhook_url_file 0.28+, #4024, Teams' workflow webhooks).
+RECEIVERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "webhook": ("webhook_configs", {"url_file": WEBHOOK_URL_FILE}),
+    "slack": ("slack_configs", {"api_url_file": WEBHOOK_URL_FILE, "text": CHAT_TEXT}),
+    "msteams": ("msteamsv2_configs", {"webhook_url_file": WEBHOOK_URL_FILE, "text": CHAT_TEXT}),
+}
 
 
-def alertmanager_values(webhook: bool) -> dict[str, Any]:
-    """kube-prometheus-stack's `alertmanager` values: without a webhook, the chart's own config
-    (alerts visible in Alertmanager and Grafana, sent nowhere)."""
-    if not webhook:
+def alertmanager_values(receiver: str | None) -> dict[str, Any]:
+    """kube-prometheus-stack's `alertmanager` values: `receiver` is how page and warn alerts are
+    posted to the URL; None (no URL configured) keeps the chart's own config (alerts visible in
+    Alertmanager and Grafana, sent nowhere)."""
+    if receiver is None:
         return {}
+    field, config = RECEIVERS[receiver]
     platform = {"matchers": [f'severity=~"{PAGE}|{WARN}"'], "receiver": "platform"}
     return {
         "alertmanagerSpec": {"secrets": [WEBHOOK_SECRET]},
@@ -54,7 +67,7 @@ def alertmanager_values(webhook: bool) -> dict[str, Any]:
             },
             "receivers": [
                 {"name": "null"},
-                {"name": "platform", "webhook_configs": [{"url_file": WEBHOOK_URL_FILE, "send_resolved": True}]},
+                {"name": "platform", field: [{**config, "send_resolved": True}]},
             ],
         },
     }
@@ -69,6 +82,7 @@ class MonitoringArgs:
     burst_hourly_usd: float
     burst_budget: BurstBudget | None = None  # the burst spend alerts; None: burst is off
     alert_webhook_url: pulumi.Output[str] | None = None  # akiba:alertWebhookUrl (a secret)
+    alert_receiver: str = "webhook"  # alerts.receiver: how the URL is posted to
     retention: str = "30d"
     storage_size: str = "50Gi"
 
@@ -110,7 +124,9 @@ class Monitoring(pulumi.ComponentResource):
                     # Node labels the dashboard groups by (GPU model, on-prem or burst).
                     "metricLabelsAllowlist": [f"nodes=[{','.join(KSM_NODE_LABELS)}]"],
                 },
-                "alertmanager": alertmanager_values(args.alert_webhook_url is not None),
+                "alertmanager": alertmanager_values(
+                    args.alert_receiver if args.alert_webhook_url is not None else None
+                ),
                 "prometheus": {
                     "prometheusSpec": {
                         "retention": args.retention,
