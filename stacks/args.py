@@ -18,6 +18,7 @@ from components.machines.libvirt_vm import START_CONTROLLER, START_WORKER, Passt
 from components.machines.maas import MaasTarget
 from components.machines.types import AmtPower, Hardware, IpmiPower, Machine, ManualPower, Nic, Power, VirshPower
 from components.storage.ceph_storage import CephPools
+from components.storage.home_snapshots import HomeSnapshots
 from components.storage.personal_databases import GoldenDatabase
 from components.storage.rook_ceph import CephHost
 from components.storage.shared_homes import Home
@@ -140,6 +141,10 @@ def ceph_pools(storage: spec.StorageSpec) -> CephPools:
 
 def homes(engineers: list[spec.EngineerSpec]) -> tuple[Home, ...]:
     return tuple(same_named(Home, e, gid=e.group_id, size=e.home_size) for e in engineers)
+
+
+def home_snapshots(policy: spec.HomeSnapshotsSpec) -> HomeSnapshots:
+    return HomeSnapshots(every=policy.every, keep=tuple(policy.keep.model_dump().items()))
 
 
 def golden_database(db: spec.DatabasesSpec) -> GoldenDatabase:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.burst.instance_types import INSTANCE_TYPES
@@ -278,6 +278,36 @@ class LibvirtSpec(Section):
     )
 
 
+class SnapshotRetentionSpec(Section):
+    """How many scheduled snapshots of each age Ceph keeps (snap_schedule's retention)."""
+
+    hourly: int = Field(default=0, ge=0, le=10000)
+    daily: int = Field(default=0, ge=0, le=10000)
+    weekly: int = Field(default=0, ge=0, le=10000)
+    monthly: int = Field(default=0, ge=0, le=10000)
+    yearly: int = Field(default=0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _keeps_some(self) -> SnapshotRetentionSpec:
+        if not any(self.model_dump().values()):
+            raise ValueError("keeps no snapshot: set at least one of hourly, daily, weekly, monthly, yearly")
+        return self
+
+
+class HomeSnapshotsSpec(Section):
+    """CephFS snapshots of every home, taken and pruned by Ceph (the snap_schedule module)."""
+
+    every: str = Field(
+        default="1h",
+        pattern=r"^[1-9][0-9]{0,3}[hdw]$",
+        description="How often: a count and h, d or w (snap_schedule's interval), e.g. 1h",
+    )
+    keep: SnapshotRetentionSpec = Field(
+        default_factory=lambda: SnapshotRetentionSpec(hourly=24, daily=7, weekly=4),
+        description="e.g. {hourly: 24, daily: 7, weekly: 4}",
+    )
+
+
 class StorageSpec(Section):
     """Rook Ceph on the nodes' SSDs (`nodes[].disks.ceph`)."""
 
@@ -287,6 +317,7 @@ class StorageSpec(Section):
     vm_pool: str = Field(default="vm-disks", pattern=r"^[a-z][a-z0-9-]{1,30}$")
     filesystem: str = Field(default="homes", pattern=r"^[a-z][a-z0-9-]{1,30}$")
     nfs_node_port: int = Field(default=32049, ge=30000, le=32767, description="NFS for clients outside Kubernetes")
+    home_snapshots: HomeSnapshotsSpec = Field(default_factory=HomeSnapshotsSpec)
 
 
 class DatabasesSpec(Section):

@@ -9,8 +9,10 @@ import pulumi
 from components.cluster.identity import ClusterIdentity
 from components.context import PlatformContext
 from components.storage.ceph_storage import CephStorage, CephStorageArgs
+from components.storage.home_snapshots import HomeSnapshotsArgs, HomeSnapshotSchedules
 from components.storage.personal_databases import PersonalDatabases, PersonalDatabasesArgs
 from components.storage.rook_ceph import RookCeph, RookCephArgs
+from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
 from components.storage.shared_homes import SharedHomes, SharedHomesArgs
 from stacks import args
 from stacks.config import StackSecrets
@@ -50,6 +52,18 @@ def declare_storage(
             nfs_node_port=spec.storage.nfs_node_port,
             homes=args.homes(spec.engineers),
             after=(ceph,),
+        ),
+    )
+    HomeSnapshotSchedules(
+        "home-snapshots",
+        HomeSnapshotsArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            filesystem=spec.storage.filesystem,
+            homes_namespace=HOMES_NAMESPACE,
+            claims=tuple(homes.claims.values()),
+            policy=args.home_snapshots(spec.storage.home_snapshots),
+            after=(homes, ceph),
         ),
     )
     databases = PersonalDatabases(

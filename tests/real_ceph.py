@@ -1,7 +1,7 @@
 """A real single-node Ceph (16.2, Debian packages) for tests and benchmarks, started by hand.
 
-One monitor (`mon.a`), one manager (`mgr.x`) and one BlueStore OSD (`osd.0`) run as child
-processes of the caller, with everything under one directory: ceph.conf (found through
+One monitor (`mon.a`), one manager (`mgr.x`), one BlueStore OSD (`osd.0`) and one metadata
+server (`mds.a`, standby until `Ceph.create_filesystem`) run as child processes of the caller, with everything under one directory: ceph.conf (found through
 CEPH_CONF), keyrings, monitor/manager/OSD data, the run dir with admin sockets and pid files,
 logs. Nothing is installed system-wide and no systemd is needed.
 
@@ -42,14 +42,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CEPH_TOOLS = ("ceph", "rbd", "ceph-mon", "ceph-mgr", "ceph-osd", "monmaptool")
-INSTALL_HINT = "apt-get install -y --no-install-recommends ceph-mon ceph-mgr ceph-osd ceph-common"
+CEPH_TOOLS = ("ceph", "rbd", "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds", "monmaptool")
+INSTALL_HINT = "apt-get install -y --no-install-recommends ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common"
 # Sparse: BlueStore only allocates what is written. Big enough for the 10 GiB benchmark image,
 # its data and full copies of it.
 OSD_BLOCK_SIZE = 48 << 30
 # Unix socket paths are limited to 107 bytes; admin sockets live in <root>/run.
 MAX_ROOT_LEN = 60
-DAEMONS = ("mon.a", "mgr.x", "osd.0")
+DAEMONS = ("mon.a", "mgr.x", "osd.0", "mds.a")
 CLI_TIMEOUT = 300.0
 
 
@@ -100,6 +100,26 @@ class Ceph:
         # `rbd pool init` enables the rbd application and writes the pool's rbd_directory; it
         # returns once the pool's PGs are active, so the next rbd command does not stall.
         self.run("rbd", "pool", "init", name)
+
+    def create_filesystem(self, name: str, timeout: float = 60.0) -> None:
+        """A CephFS `name` (pools <name>-metadata and <name>-data0, size 1) served by mds.a, the
+        standby every cluster starts with; returns once the MDS is active. A no-op for one that
+        exists. One MDS serves one filesystem: a second name fails (`ceph fs new` refuses none,
+        but it would never become active)."""
+        if name in {fs["name"] for fs in json.loads(self.run("ceph", "fs", "ls", "--format", "json").stdout)}:
+            return
+        for pool in (f"{name}-metadata", f"{name}-data0"):
+            self.run("ceph", "osd", "pool", "create", pool, "8", "8", "replicated", "--size", "1")
+        self.run("ceph", "fs", "new", name, f"{name}-metadata", f"{name}-data0")
+        deadline = time.monotonic() + timeout
+        states: list[str] = []
+        while time.monotonic() < deadline:
+            fs = json.loads(self.run("ceph", "fs", "get", name, "--format", "json").stdout)
+            states = [info["state"] for info in fs["mdsmap"]["info"].values()]
+            if "up:active" in states:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"filesystem {name}: no active MDS in {timeout:.0f} s (states {states})")
 
     def create_client(self, name: str, caps: dict[str, str]) -> tuple[str, Path]:
         """A cephx user client.<name> with these caps ({"mon": "profile rbd", ...}); its key and keyring."""
@@ -184,6 +204,10 @@ keyring = {root}/daemons.keyring
 # Only the always-on modules (rbd_support, devicehealth, ...): no dashboard or restful API.
 mgr initial modules = iostat
 
+[mds]
+mds data = {root}/mds/$cluster-$id
+keyring = {root}/daemons.keyring
+
 [osd]
 osd data = {root}/osd/$cluster-$id
 keyring = {root}/daemons.keyring
@@ -210,7 +234,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def _write_cluster_files(root: Path, fsid: str, v2_port: int, v1_port: int) -> Ceph:
     """ceph.conf, the admin keyring and the daemons' keyring (imported into the monitor by mkfs)."""
-    for sub in ("run", "log", "crash", "keyrings", "mon/ceph-a", "mgr/ceph-x", "osd/ceph-0"):
+    for sub in ("run", "log", "crash", "keyrings", "mon/ceph-a", "mgr/ceph-x", "osd/ceph-0", "mds/ceph-a"):
         (root / sub).mkdir(mode=0o700, parents=True)
     conf = root / "ceph.conf"
     conf.write_text(conf_text(root, fsid, v2_port, v1_port))
@@ -220,6 +244,10 @@ def _write_cluster_files(root: Path, fsid: str, v2_port: int, v1_port: int) -> C
         "mon.": (cephx_key(), {"mon": "allow *"}),
         "mgr.x": (cephx_key(), {"mon": "allow profile mgr", "osd": "allow *", "mds": "allow *"}),
         "osd.0": (cephx_key(), {"mon": "allow profile osd", "mgr": "allow profile osd", "osd": "allow *"}),
+        "mds.a": (
+            cephx_key(),
+            {"mon": "allow profile mds", "mgr": "allow profile mds", "osd": "allow *", "mds": "allow *"},
+        ),
     }
     _write_private(root / "daemons.keyring", keyring_text(daemons))
     # The monitor's --mkfs keyring: every entity it should know from its first second.
@@ -381,6 +409,8 @@ def _start(ceph: Ceph, daemons: _Daemons, addrs: str, deadline: float) -> None:
     if osd_mkfs.returncode != 0:
         raise RuntimeError(f"ceph-osd --mkfs failed ({osd_mkfs.returncode}): {out}")
     daemons.start("osd.0")
+    # A standby until a test asks for a filesystem (Ceph.create_filesystem): costs no start time.
+    daemons.start("mds.a")
     wait_ready(ceph, daemons, deadline)
 
 

@@ -20,6 +20,14 @@ WAIT_FOR = "pulumi.com/waitFor"
 RBD_CLASS = "akiba-rbd"
 CEPHFS_CLASS = "akiba-cephfs"
 RBD_SNAPSHOT_CLASS = "akiba-rbd"
+# The golden database's rotated snapshots (components/storage/personal_databases.py): Delete in
+# every stack, so rotation frees them in Ceph. Personal clones made from a snapshot outlive it:
+# ceph-csi clones with `--rbd-default-clone-format 2` and deletes a snapshot by `rbd snap rm` +
+# `rbd trash mv` (ceph/ceph-csi docs/design/proposals/rbd-snap-clone.md), so a snapshot that
+# still has clones waits in Ceph's trash until its last clone is gone (tests/test_backups.py
+# shows this on a real Ceph).
+GOLDEN_SNAPSHOT_CLASS = "akiba-rbd-golden"
+HOME_SNAPSHOTS_CLIENT = "home-snapshots"  # components/storage/home_snapshots.py
 SNAPSHOTTER = "https://raw.githubusercontent.com/kubernetes-csi/external-snapshotter/v8.6.0"
 SNAPSHOTTER_FILES = [
     f"{SNAPSHOTTER}/client/config/crd/snapshot.storage.k8s.io_volumesnapshotclasses.yaml",
@@ -71,6 +79,9 @@ def client_caps(pools: CephPools) -> dict[str, dict[str, str]]:
             "mds": "allow r",
             "osd": f"allow r pool={pools.filesystem}-data0",
         },
+        # The homes' snapshot schedules: read the maps to connect, then the snap_schedule module
+        # only (tests/test_backups.py shows the real manager refuses it anything else).
+        HOME_SNAPSHOTS_CLIENT: {"mon": "allow r", "mgr": "allow module snap_schedule rw"},
     }
 
 
@@ -191,6 +202,24 @@ class CephStorage(pulumi.ComponentResource):
                 "driver": RBD_DRIVER,
                 # Retain: deleting a VolumeSnapshot object in prod leaves the RBD snapshot in Ceph.
                 "deletionPolicy": retain,
+                "parameters": {
+                    "clusterID": NAMESPACE,
+                    "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",
+                    "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[snapshotter, args.cluster]),
+        )
+        KubernetesObject(
+            "volumesnapshotclass-rbd-golden",
+            {
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshotClass",
+                "metadata": {"name": GOLDEN_SNAPSHOT_CLASS, "labels": ctx.labels},
+                "driver": RBD_DRIVER,
+                # Delete even in prod: these snapshots are reproducible (tomorrow's refresh makes
+                # new ones), and Retain would pile every rotated one up in Ceph for ever.
+                "deletionPolicy": "Delete",
                 "parameters": {
                     "clusterID": NAMESPACE,
                     "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",

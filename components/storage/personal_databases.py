@@ -18,7 +18,7 @@ import pulumi_random as random
 
 from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
-from components.storage.ceph_storage import RBD_CLASS, RBD_SNAPSHOT_CLASS
+from components.storage.ceph_storage import GOLDEN_SNAPSHOT_CLASS, RBD_CLASS
 
 NAMESPACE = "akiba-db"
 GOLDEN = "golden-postgres"
@@ -49,7 +49,8 @@ def snapshot_script(db: GoldenDatabase) -> str:
     snap = (
         "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: NAME\n"
         "  labels: {akiba.io/golden: postgres}\n"
-        f"spec:\n  volumeSnapshotClassName: {RBD_SNAPSHOT_CLASS}\n  source: {{persistentVolumeClaimName: {GOLDEN}}}\n"
+        f"spec:\n  volumeSnapshotClassName: {GOLDEN_SNAPSHOT_CLASS}\n"
+        f"  source: {{persistentVolumeClaimName: {GOLDEN}}}\n"
     )
     return "\n".join(
         [

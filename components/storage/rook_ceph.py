@@ -101,7 +101,11 @@ def ceph_cluster_spec(nodes: tuple[CephHost, ...], mons: Literal[1, 3, 5]) -> di
         # Host networking binds each mon's ports on its node: one per node (the spec checks there
         # are enough nodes).
         "mon": {"count": mons, "allowMultiplePerNode": False},
-        "mgr": {"count": 2 if len(nodes) > 1 else 1, "modules": [{"name": "rook", "enabled": True}]},
+        # snap_schedule takes the homes' snapshots (components/storage/home_snapshots.py).
+        "mgr": {
+            "count": 2 if len(nodes) > 1 else 1,
+            "modules": [{"name": "rook", "enabled": True}, {"name": "snap_schedule", "enabled": True}],
+        },
         "dashboard": {"enabled": True, "ssl": True},
         "network": {"provider": "host"},
         "crashCollector": {"disable": False},
