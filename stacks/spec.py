@@ -437,9 +437,11 @@ SECRET_KEYS: dict[str, str] = {
     "refreshed from (postgresql://user:password@host/db)",
     "maasApiKey": "the MAAS API key (MAAS UI > Preferences > API keys)",
     "powerPassword": "the BMC/AMT/virsh power password, needed when a node's power type is ipmi, amt or virsh",
-    "alertWebhookUrl": "optional: the webhook URL Alertmanager sends page and warn alerts to "
-    "(an ntfy topic, a Slack/Teams/Mattermost incoming-webhook bridge, any Alertmanager webhook receiver)",
+    "alertWebhookUrl": "optional: the URL Alertmanager posts page and warn alerts to (alerts.receiver says "
+    "how: an Alertmanager webhook receiver such as ntfy, a Slack incoming webhook, a Teams workflow webhook)",
 }
+# Secrets a stack may leave unset (the feature is then off): never required, never filled offline.
+OPTIONAL_SECRET_KEYS = frozenset({"alertWebhookUrl"})
 
 # Top-level config keys that hold the spec's sections.
 SECTION_KEYS = tuple(to_camel(name) for name in StackSpec.model_fields if name not in ("stack", "source"))

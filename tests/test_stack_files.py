@@ -13,7 +13,7 @@ import yaml
 
 from stacks.config import required_secrets, set_secret_command
 from stacks.problems import ConfigError
-from stacks.spec import SECRET_KEYS
+from stacks.spec import OPTIONAL_SECRET_KEYS, SECRET_KEYS
 from tests.conftest import ROOT, STACKS
 from tools.plan import __main__ as plan_main
 from tools.plan.runner import run
@@ -81,7 +81,8 @@ def test_a_fresh_stack_gets_the_programs_message_for_every_missing_secret_at_onc
     with pytest.raises(ConfigError) as err:
         run(committed)  # the real program, as `pulumi preview` runs it on a fresh stack
     problems = err.value.problems
-    assert [p.path for p in problems] == sorted(f"akiba:{k}" for k in SECRET_KEYS), "these, and nothing else"
+    required = SECRET_KEYS.keys() - OPTIONAL_SECRET_KEYS
+    assert [p.path for p in problems] == sorted(f"akiba:{k}" for k in required), "these, and nothing else"
     for problem in problems:
         key = problem.path.removeprefix("akiba:")
         assert problem.found == "no value"
@@ -95,7 +96,7 @@ def test_the_offline_plan_fills_exactly_the_secrets_the_program_requires(stack: 
     committed = read_stack_file(ROOT, stack, fill_secrets=False)
     values = {k.removeprefix("akiba:"): v for k, v in read_yaml(sf.path)["config"].items()}
     expected = tuple(f"akiba:{k}" for k in required_secrets(values))
-    assert sf.filled == expected and set(expected) == {f"akiba:{k}" for k in SECRET_KEYS}
+    assert sf.filled == expected and set(expected) == {f"akiba:{k}" for k in SECRET_KEYS.keys() - OPTIONAL_SECRET_KEYS}
     assert all(sf.config[k] == placeholder(k) and k in sf.secret_keys for k in expected)
     assert {k: v for k, v in sf.config.items() if k not in expected} == committed.config
 
