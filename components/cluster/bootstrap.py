@@ -554,8 +554,10 @@ def _script(node: NodeBootstrap) -> str:
             f"  kubeadm init --config {KUBEADM_CONFIG}",
             f"elif changed {KUBEADM_CONFIG}; then",
             # The cluster's kubelet settings live in the kubelet-config ConfigMap: update it
-            # (nodes after this one read it), and make a rotated join token valid.
+            # (nodes after this one read it), and make a rotated join token valid. Controllers
+            # joining later take the ClusterConfiguration (endpoint, SANs) from kubeadm-config.
             f"  kubeadm init phase upload-config kubelet --config {KUBEADM_CONFIG}",
+            f"  kubeadm init phase upload-config kubeadm --config {KUBEADM_CONFIG}",
             "  token=$(python3 -c 'import sys, yaml; print(next(d for d in yaml.safe_load_all(open(sys.argv[1]))"
             ' if d.get("kind") == "InitConfiguration")["bootstrapTokens"][0]["token"])\''
             f" {KUBEADM_CONFIG})",
