@@ -235,3 +235,72 @@ def test_the_planned_schedule_is_accepted_by_the_real_manager(
     for denied in (("fs", "subvolume", "ls", FS, "--group_name", "csi"), ("mgr", "module", "disable", "snap_schedule")):
         proc = cluster.run("ceph", *denied, user="home-snapshots", check=False)
         assert proc.returncode == 13 and "access denied" in proc.stderr.lower(), proc.stderr
+
+
+# --- golden database snapshots ------------------------------------------------------------------
+
+
+def test_golden_snapshots_are_deleted_on_rotation_and_the_refresh_gates_them(plans: dict[str, Plan]) -> None:
+    for stack in ("prod", "dev"):
+        plan = plans[stack]
+        golden = _named(plan, "VolumeSnapshotClass", "akiba-rbd-golden")
+        assert golden["deletionPolicy"] == "Delete" and golden["driver"] == "rook-ceph.rbd.csi.ceph.com"
+        pod = _named(plan, "CronJob", "golden-refresh")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        snapshot_step = pod["containers"][0]["command"][-1]
+        assert "volumeSnapshotClassName: akiba-rbd-golden" in snapshot_step
+        # The snapshot step is the pod's container, the refresh its init container: with
+        # restartPolicy Never a failed refresh fails the pod (and the Job) before any snapshot.
+        assert [c["name"] for c in pod["initContainers"]] == ["refresh"] and pod["restartPolicy"] == "Never"
+        assert "set -euo pipefail" in pod["initContainers"][0]["command"][-1]
+    # Other snapshots (engineers' own) keep prod's Retain.
+    assert _named(plans["prod"], "VolumeSnapshotClass", "akiba-rbd")["deletionPolicy"] == "Retain"
+
+
+def _images(cluster: Ceph, pool: str) -> list[str]:
+    names: list[str] = json.loads(cluster.run("rbd", "ls", pool, "--format", "json").stdout)
+    return sorted(names)
+
+
+def test_a_rotated_golden_snapshot_leaves_ceph_once_its_clones_are_gone(cluster: Ceph, tmp_path: Path) -> None:
+    """ceph-csi's own steps (ceph/ceph-csi docs/design/proposals/rbd-snap-clone.md), run by
+    hand with the rbd CLI: a VolumeSnapshot, a personal volume cloned from it, then the
+    snapshot's deletion as the Delete policy asks. Emulated: the CSI driver and Kubernetes; the
+    mgr's `trash remove` task is run as the `rbd trash rm` it performs."""
+    pool = "golden-rotation"
+    cluster.create_pool(pool)
+    # Clone v2 (what ceph-csi asks for) needs clients of Mimic or later; Squid's default.
+    cluster.run("ceph", "osd", "set-require-min-compat-client", "mimic")
+    data = os.urandom(4 * MiB)
+    (tmp_path / "golden.img").write_bytes(data)
+    cluster.run("rbd", "import", str(tmp_path / "golden.img"), f"{pool}/golden")
+    clone = ("clone", "--rbd-default-clone-format", "2", "--image-feature", "layering,deep-flatten")
+    # VolumeSnapshot golden-<date>: temporary snapshot, clone, drop it, snapshot the clone.
+    cluster.run("rbd", "snap", "create", f"{pool}/golden@tmp")
+    cluster.run("rbd", *clone, f"{pool}/golden@tmp", f"{pool}/csi-snap-1")
+    cluster.run("rbd", "snap", "rm", f"{pool}/golden@tmp")
+    cluster.run("rbd", "snap", "create", f"{pool}/csi-snap-1@csi-snap-1")
+    # A personal database's volume, cloned from that snapshot.
+    cluster.run("rbd", *clone, f"{pool}/csi-snap-1@csi-snap-1", f"{pool}/db-alice")
+
+    # Rotation deletes the VolumeSnapshot; with Delete, ceph-csi removes the snapshot and trashes its image.
+    cluster.run("rbd", "snap", "rm", f"{pool}/csi-snap-1@csi-snap-1")
+    image_id = json.loads(cluster.run("rbd", "info", f"{pool}/csi-snap-1", "--format", "json").stdout)["id"]
+    cluster.run("rbd", "trash", "mv", f"{pool}/csi-snap-1")
+    # The personal database keeps working: its parent waits in the trash, still holding the data.
+    assert _images(cluster, pool) == ["db-alice", "golden"]
+    exported = tmp_path / "alice.img"
+    cluster.run("rbd", "export", f"{pool}/db-alice", str(exported))
+    assert exported.read_bytes() == data
+    trashed = cluster.run("rbd", "snap", "ls", "--all", "--pool", pool, "--image-id", image_id, "--format", "json")
+    assert [s["namespace"]["type"] for s in json.loads(trashed.stdout)] == ["trash"]
+    assert cluster.run("rbd", "trash", "rm", f"{pool}/{image_id}", check=False).returncode != 0, "busy while cloned"
+
+    # The engineer's database goes: the snapshot leaves with its last clone, then the image.
+    cluster.run("rbd", "rm", f"{pool}/db-alice")
+    trashed = cluster.run("rbd", "snap", "ls", "--all", "--pool", pool, "--image-id", image_id, "--format", "json")
+    assert json.loads(trashed.stdout or "[]") == []
+    cluster.run("rbd", "trash", "rm", f"{pool}/{image_id}")
+    assert _images(cluster, pool) == ["golden"]
+    assert json.loads(cluster.run("rbd", "trash", "ls", "--all", pool, "--format", "json").stdout) == []
+    # And nothing of it is left on the golden image either.
+    assert json.loads(cluster.run("rbd", "snap", "ls", "--all", f"{pool}/golden", "--format", "json").stdout) == []
