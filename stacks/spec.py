@@ -6,6 +6,7 @@ Field-level rules live on the fields; rules that span fields live in `stacks.rul
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -81,8 +82,17 @@ class MaasSpec(Section):
     zone: str | None = Field(default=None, description="MAAS zone for the nodes")
 
 
+def _mirror_host(value: str) -> str:
+    # The host gets a record on the office DNS (components/machines/dns.py) when it is a name.
+    host = value.split(":")[0]
+    labels = host.split(".")
+    if len(host) > 253 or not all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels):
+        raise ValueError("host[:port] whose host is a DNS name or an IPv4 address, like registry.akiba.lan:30443")
+    return value
+
+
 class RegistrySpec(Section):
-    mirror: str = Field(
+    mirror: Annotated[str, AfterValidator(_mirror_host)] = Field(
         pattern=r"^[a-z0-9.-]+(:\d{1,5})?$",
         description="host[:port] of the in-cluster registry every containerd uses as a mirror",
     )

@@ -10,6 +10,7 @@ import pytest
 
 from components.machines.dns import AddressRecord, problems
 from stacks import args
+from stacks.problems import ConfigError
 from tests.conftest import ROOT, STACKS, config_values, edited, parse, stack_file
 from tests.test_plan_diff import add_node, diff_of
 from tools.plan import references
@@ -103,3 +104,13 @@ def test_a_new_node_joins_every_name_in_place(tmp_path: Path) -> None:
     assert records and len(records) == len(base.by_type(RECORD))
     assert all(s.action == "update" for s in records), [(s.resource.name, s.action) for s in records]
     assert all("192.168.10.16" in s.resource.inputs["data"].split(" ") for s in records)
+
+
+@pytest.mark.parametrize("mirror", ["registry..akiba.lan:30443", "-registry.akiba.lan", "registry.akiba-.lan:30443"])
+def test_a_registry_host_that_is_no_dns_name_is_refused_at_its_key(mirror: str) -> None:
+    def bad(cfg: dict[str, Any]) -> None:
+        cfg["akiba:registry"]["mirror"] = mirror
+
+    with pytest.raises(ConfigError) as err:
+        parse(edited("prod", bad))
+    assert "akiba:registry.mirror" in str(err.value) and "DNS name" in str(err.value), str(err.value)
