@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from components.monitoring.alert_rules import BurstBudget, rule_groups, rules_file
+from components.monitoring.gpu_dashboard import gpu_dashboard
 from components.monitoring.monitoring import WEBHOOK_SECRET, WEBHOOK_URL_FILE, alertmanager_values
-from tests.conftest import ROOT, STACKS, config_values, require_tool, stack_file
+from stacks.problems import ConfigError
+from tests.conftest import ROOT, STACKS, config_values, edited, parse, require_tool, stack_file
 from tests.test_secrets import _everything_written
 from tools.plan import references
 from tools.plan.runner import Plan
@@ -150,3 +152,18 @@ def test_each_receiver_kind_reads_the_url_from_the_mounted_secret(receiver: str,
     (target,) = platform[field]
     assert target[url_field] == f"/etc/alertmanager/secrets/{WEBHOOK_SECRET}/url" and target["send_resolved"]
     assert not [k for k in target if k in ("url", "api_url", "webhook_url")], "never the URL itself"
+
+
+def test_an_unknown_receiver_kind_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(edited("dev", lambda v: v.__setitem__("akiba:alerts", {"receiver": "email"})))
+    assert "akiba:alerts.receiver: expected 'webhook', 'slack' or 'msteams'; found 'email'" in str(err.value)
+
+
+def test_the_dashboard_shows_ceph_and_the_firing_alerts() -> None:
+    panels = {p["title"]: p for p in gpu_dashboard(0.25)["panels"]}
+    assert panels["Ceph health"]["targets"][0]["expr"] == "max(ceph_health_status)"
+    mapped = panels["Ceph health"]["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert [mapped[v]["text"] for v in ("0", "1", "2")] == ["HEALTH_OK", "HEALTH_WARN", "HEALTH_ERR"]
+    assert {"Ceph capacity used", "Ceph OSDs up", "Ceph OSDs in"} <= set(panels)
+    assert panels["Firing alerts"]["targets"][0]["expr"] == 'sort_desc(ALERTS{alertstate="firing"})'
