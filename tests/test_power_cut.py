@@ -63,7 +63,7 @@ def test_every_vm_has_a_start_order_controllers_first(plans: dict[str, Plan], st
 def test_a_new_start_order_is_recorded_in_place() -> None:
     """The order is metadata on the same domain: never a replacement, also for a domain recorded
     before the property existed (the next `pulumi up` records it, `make plan-diff` says update)."""
-    props = {"kind": "libvirt-domain", "hypervisor": "desk01", "uri": "qemu:///system", "name": "vm01"}
+    props: dict[str, Any] = {"kind": "libvirt-domain", "hypervisor": "desk01", "uri": "qemu:///system", "name": "vm01"}
     props |= {"providerXml": "<a/>", "xslt": "<x/>", "startOrder": 1}
     provider = DomainProvider()
     assert provider.diff("vm01", props, dict(props)).changes is False
@@ -152,3 +152,24 @@ def test_vms_start_in_order_once_ceph_answers_and_not_before(
 
 def test_a_domain_without_the_platforms_metadata_is_left_alone(libvirt: Libvirt) -> None:
     assert all(d.name.startswith("akiba-") for d in vm_start.platform_domains(libvirt.uri))
+
+
+def test_install_puts_the_script_and_unit_in_place_and_enables_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    for tool in ("virsh", "ceph", "rbd", "systemctl"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\n')
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(vm_start, "SCRIPT_PATH", tmp_path / "akiba-start-vms")
+    monkeypatch.setattr(vm_start, "UNIT_PATH", tmp_path / "akiba-start-vms.service")
+    assert vm_start.main(["install"]) == 0
+    assert (tmp_path / "akiba-start-vms").read_text() == Path(vm_start.__file__).read_text()
+    assert (tmp_path / "akiba-start-vms").stat().st_mode & 0o111
+    assert (tmp_path / "akiba-start-vms.service").read_text() == vm_start.UNIT
+    assert log.read_text().splitlines() == ["systemctl daemon-reload", "systemctl enable akiba-start-vms.service"]
+    (bin_dir / "rbd").unlink()
+    assert vm_start.main(["install"]) == 2
+    assert "missing rbd (apt-get install ceph-common)" in capsys.readouterr().err
