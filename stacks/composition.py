@@ -124,7 +124,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             provider=identity.provider,
             schedule=backups.etcd_schedule,
             keep=backups.etcd_keep,
-            after=(storage.ceph,),
+            after=(storage.ceph, priorities),
         ),
     )
     registry = Registry(

@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.namespaces import declare_namespace
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 from components.storage.ceph_storage import CEPHFS_CLASS
 
@@ -41,7 +42,7 @@ class EtcdBackupArgs:
     schedule: str  # cron
     keep: int
     claim_size: str = "20Gi"  # the etcd database stays under its 2 GiB quota (etcd's default)
-    after: tuple[pulumi.Resource, ...] = ()  # the CephFS StorageClass
+    after: tuple[pulumi.Resource, ...] = ()  # the CephFS StorageClass, the PriorityClasses
 
 
 def _security(**extra: Any) -> dict[str, Any]:
@@ -71,6 +72,7 @@ def pod_spec(keep: int) -> dict[str, Any]:
     volumes_mounts = [{"name": "snapshots", "mountPath": MOUNT}]
     return {
         "restartPolicy": "Never",
+        "priorityClassName": PLATFORM,  # the cluster's own backup: nothing else should take its place
         "hostNetwork": True,  # etcd's client port listens on the node's 127.0.0.1
         "nodeSelector": {CONTROL_PLANE: ""},
         "tolerations": [{"key": CONTROL_PLANE, "operator": "Exists", "effect": "NoSchedule"}],
