@@ -5,6 +5,7 @@ receiver reads its URL from a Kubernetes Secret, never from a value or output.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from components.monitoring.alert_rules import BurstBudget, rule_groups, rules_file
+from components.monitoring.alert_rules import (
+    BACKUP_JOBS,
+    GOLDEN_NAMESPACE,
+    GOLDEN_REFRESH,
+    BurstBudget,
+    rule_groups,
+    rules_file,
+)
 from components.monitoring.gpu_dashboard import gpu_dashboard
 from components.monitoring.monitoring import WEBHOOK_SECRET, WEBHOOK_URL_FILE, alertmanager_values
 from stacks.problems import ConfigError
@@ -167,3 +175,15 @@ def test_the_dashboard_shows_ceph_and_the_firing_alerts() -> None:
     assert [mapped[v]["text"] for v in ("0", "1", "2")] == ["HEALTH_OK", "HEALTH_WARN", "HEALTH_ERR"]
     assert {"Ceph capacity used", "Ceph OSDs up", "Ceph OSDs in"} <= set(panels)
     assert panels["Firing alerts"]["targets"][0]["expr"] == 'sort_desc(ALERTS{alertstate="firing"})'
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_planned_cronjob_pages_when_it_fails(plans: dict[str, Plan], stack: str) -> None:
+    """A new CronJob (a backup, a refresh) needs a decision here: its failures page."""
+    cronjobs = plans[stack].by_type("kubernetes:batch/v1:CronJob")
+    assert cronjobs, "the plan declares CronJobs"
+    for cronjob in cronjobs:
+        meta = cronjob.raw_inputs["metadata"]
+        job = f"{meta['name']}-29390000"  # the Job name a run gets
+        golden = meta["namespace"] == GOLDEN_NAMESPACE and job.startswith(GOLDEN_REFRESH)
+        assert golden or re.fullmatch(BACKUP_JOBS, job), f"{meta['namespace']}/{meta['name']}: no paging alert"

@@ -29,8 +29,9 @@ RUNBOOK = 'README.md, "Operations: alerts and where they go"'
 
 GOLDEN_NAMESPACE = "akiba-db"  # components/storage/personal_databases.py NAMESPACE
 GOLDEN_REFRESH = "golden-refresh"  # its CronJob and first Job (PIPELINE)
-# Backup Jobs by name: etcd snapshots and the off-site/home backups (issue 14, item 2).
-BACKUP_JOBS = "etcd-snapshot.*|.*backup.*"
+# Backup Jobs by name (a CronJob's Jobs are <cronjob>-<minute>): etcd snapshots
+# (components/cluster/etcd_backup.py), the homes' snapshot schedules, any off-site backup.
+BACKUP_JOBS = "etcd-snapshot.*|home-snapshots.*|.*backup.*"
 # XIDs that mean the GPU or its memory/link failed rather than a program faulting (NVIDIA's
 # "XID Errors" table: 48 double-bit ECC, 63/64 row remapping, 74 NVLink, 79 fell off the bus,
 # 92 high single-bit ECC rate, 94/95 contained/uncontained ECC, 119/120 GSP errors).
