@@ -52,7 +52,7 @@ def alertmanager_values(receiver: str | None) -> dict[str, Any]:
     if receiver is None:
         return {}
     field, config = RECEIVERS[receiver]
-    platform = {"matchers": [f'severity=~"{PAGE}|{WARN}"'], "receiver": "platform"}
+    platform = {"receiver": "platform"}
     return {
         "alertmanagerSpec": {"secrets": [WEBHOOK_SECRET]},
         "config": {
