@@ -150,6 +150,10 @@ def synthetic_stack(nodes: int) -> StackFile:
     network = json.loads(config["akiba:network"])
     network |= {"officeLan": str(OFFICE_LAN), "gateway": str(GATEWAY), "dnsServers": [str(GATEWAY)]}
     config["akiba:network"] = json.dumps(network)
+    # The API's virtual IP moves onto the synthetic LAN with the nodes.
+    cluster = json.loads(config["akiba:cluster"])
+    if cluster.get("apiVip"):
+        config["akiba:cluster"] = json.dumps(cluster | {"apiVip": str(GATEWAY + 9)})
     # The PCs are what grows ("juju add-unit -n48 akiba"); the platform VM is one of a kind.
     pcs = [n for n in json.loads(config["akiba:nodes"]) if n["power"]["type"] != "virsh"]
     config["akiba:nodes"] = json.dumps(synthetic_nodes(pcs, nodes))

@@ -56,7 +56,7 @@ def by_ident(result: Result) -> dict[str, Any]:
 
 def add_node(cfg: dict[str, Any]) -> None:
     node = copy.deepcopy(cfg["akiba:nodes"][1])
-    node.update(hostname="akiba06", ip="192.168.10.16")
+    node.update(hostname="akiba06", ip="192.168.10.16", role="worker")
     for i, nic in enumerate(node["nics"]):
         nic["mac"] = f"d0:50:99:a1:06:0{i}"
     node["disks"] = {
