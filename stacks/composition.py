@@ -11,6 +11,7 @@ from components.apps.gpu_benchmark import GpuBenchmark, GpuBenchmarkArgs
 from components.apps.ml_app import MlApp, MlAppArgs
 from components.cluster.addons import ClusterAddons, ClusterAddonsArgs
 from components.cluster.bootstrap import ClusterJoin
+from components.cluster.etcd_backup import CLAIM as ETCD_CLAIM
 from components.cluster.etcd_backup import EtcdBackup, EtcdBackupArgs
 from components.cluster.identity import ClusterIdentity, ClusterIdentityArgs
 from components.cluster.namespaces import PlatformNamespaces, PlatformNamespacesArgs
@@ -31,7 +32,7 @@ from stacks.burst import benchmark_models, declare_burst
 from stacks.config import StackSecrets
 from stacks.nodes import NodeDeployer, declare_vms, external_ceph_access, own_ceph_access
 from stacks.spec import StackSpec
-from stacks.storage import declare_storage
+from stacks.storage import declare_offsite, declare_storage
 
 API_PORT = 6443
 
@@ -117,7 +118,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             if node.power.type == "virsh":
                 nodes.deploy(node, vms[node.hostname])
     backups = spec.backups
-    EtcdBackup(
+    etcd_backup = EtcdBackup(
         "etcd-backup",
         EtcdBackupArgs(
             ctx=ctx,
@@ -127,6 +128,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             after=(storage.ceph, priorities),
         ),
     )
+    if spec.burst.enabled:  # the off-site copy goes to the burst AWS account
+        declare_offsite(spec, ctx, identity, etcd_backup.namespace, ETCD_CLAIM, after=(storage.ceph, etcd_backup))
     registry = Registry(
         "registry",
         RegistryArgs(

@@ -390,6 +390,22 @@ class BackupsSpec(Section):
         default="17 */4 * * *", description="cron: when a controller saves an etcd snapshot (every 4 hours)"
     )
     etcd_keep: int = Field(default=18, ge=1, le=500, description="etcd snapshots kept; older ones are deleted")
+    offsite: OffsiteSpec = Field(default_factory=lambda: OffsiteSpec())
+
+
+class OffsiteSpec(Section):
+    """restic copies of the homes and etcd snapshots to S3 (components/storage/offsite.py); only
+    with burst.enabled (the AWS account)."""
+
+    schedule: CronSchedule = Field(default="43 2 * * *", description="cron: when the off-site copy runs")
+    bucket: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+        description="S3 bucket name, unique across AWS; unset: <cluster>-<stack>-offsite-backup",
+    )
+    keep_daily: int = Field(default=7, ge=1, le=366)
+    keep_weekly: int = Field(default=4, ge=0, le=520)
+    keep_monthly: int = Field(default=12, ge=0, le=240)
 
 
 class AlertsSpec(Section):

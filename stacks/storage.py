@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 
 from components.cluster.identity import ClusterIdentity
 from components.context import PlatformContext
 from components.storage.ceph_storage import CephStorage, CephStorageArgs
 from components.storage.home_snapshots import HomeSnapshotsArgs, HomeSnapshotSchedules
+from components.storage.offsite import OffsiteBackup, OffsiteBackupArgs
 from components.storage.personal_databases import PersonalDatabases, PersonalDatabasesArgs
 from components.storage.rook_ceph import RookCeph, RookCephArgs
 from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
@@ -78,3 +80,31 @@ def declare_storage(
         ),
     )
     return Storage(ceph=ceph, homes=homes, databases=databases)
+
+
+def declare_offsite(
+    spec: StackSpec,
+    ctx: PlatformContext,
+    identity: ClusterIdentity,
+    namespace: pulumi.Input[str],
+    etcd_claim: str,
+    after: tuple[pulumi.Resource, ...],
+) -> OffsiteBackup:
+    """The homes and etcd snapshots, encrypted by restic, to S3 in the burst account and region."""
+    offsite = spec.backups.offsite
+    return OffsiteBackup(
+        "offsite-backup",
+        OffsiteBackupArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            aws_provider=aws.Provider("aws-offsite", region=spec.burst.region, default_tags={"tags": ctx.tags}),
+            region=spec.burst.region,
+            bucket=offsite.bucket or f"{spec.cluster.name}-{spec.stack}-offsite-backup",
+            filesystem=spec.storage.filesystem,
+            namespace=namespace,
+            etcd_claim=etcd_claim,
+            schedule=offsite.schedule,
+            keep=(offsite.keep_daily, offsite.keep_weekly, offsite.keep_monthly),
+            after=after,
+        ),
+    )

@@ -304,3 +304,71 @@ def test_a_rotated_golden_snapshot_leaves_ceph_once_its_clones_are_gone(cluster:
     assert json.loads(cluster.run("rbd", "trash", "ls", "--all", pool, "--format", "json").stdout) == []
     # And nothing of it is left on the golden image either.
     assert json.loads(cluster.run("rbd", "snap", "ls", "--all", f"{pool}/golden", "--format", "json").stdout) == []
+
+
+# --- off-site copy ----------------------------------------------------------------------------
+
+
+def test_the_offsite_copy_is_private_and_least_privileged(plans: dict[str, Plan]) -> None:
+    plan = plans["prod"]
+    assert plan.resources
+    by_type = {r.type: r for r in plan.resources if r.name == "offsite-backup"}
+    block = by_type["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"].raw_inputs
+    assert all(block[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert by_type["aws:s3/bucketVersioning:BucketVersioning"].raw_inputs["versioningConfiguration"]["status"] == (
+        "Enabled"
+    )
+    policy = json.loads(by_type["aws:iam/userPolicy:UserPolicy"].raw_inputs["policy"])
+    resources = {r for statement in policy["Statement"] for r in [statement["Resource"]]}
+    bucket_arn = min(resources, key=len)
+    assert resources == {bucket_arn, f"{bucket_arn}/*"}, "the user reaches this bucket only"
+    assert by_type["aws:s3/bucket:Bucket"].protect, "prod keeps the bucket"
+    pod = _named(plan, "CronJob", "offsite-backup")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (restic,) = pod["containers"]
+    assert restic["image"] == "docker.io/restic/restic:0.18.0"
+    assert all(m["readOnly"] for m in restic["volumeMounts"] if m["mountPath"].startswith("/backup/"))
+    assert restic["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    }
+    assert claims == {"homes": "offsite-homes", "etcd": "etcd-snapshots"}
+    volume = _named(plan, "PersistentVolume", "akiba-offsite-homes")["spec"]["csi"]
+    assert volume["readOnly"] is True and volume["volumeAttributes"]["rootPath"] == "/volumes/csi"
+    # ...mounted as the read-only cephx user.
+    caps = _named(plan, "CephClient", "homes-backup")["spec"]["caps"]
+    assert all(cap.startswith("allow r") for cap in caps.values())
+
+
+def test_the_offsite_script_backs_up_and_restores_with_real_restic(tmp_path: Path) -> None:
+    """The CronJob's restic steps against a local repository (S3 is the only thing emulated),
+    twice (the second run finds the repository), then a restore compared byte for byte."""
+    from components.storage.offsite import backup_script
+    from tests.conftest import require_tool
+
+    restic = require_tool("restic", "apt-get install restic")
+    homes, etcd = tmp_path / "homes", tmp_path / "etcd"
+    (homes / "alice").mkdir(parents=True)
+    etcd.mkdir()
+    files = {homes / "alice" / "thesis.tex": os.urandom(MiB), etcd / "etcd-202612010417.db": os.urandom(2 * MiB)}
+    for path, data in files.items():
+        path.write_bytes(data)
+    env = {
+        **os.environ,
+        "RESTIC_REPOSITORY": str(tmp_path / "repo"),
+        "RESTIC_PASSWORD": "a random secret in the cluster",
+        "RESTIC_CACHE_DIR": str(tmp_path / "cache"),
+        "PATH": f"{Path(restic).parent}:{os.environ['PATH']}",
+    }
+    script = backup_script(7, 4, 12, trees=(str(homes), str(etcd)))
+    for _ in range(2):
+        run = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stderr
+    snapshots = json.loads(subprocess.check_output([restic, "snapshots", "--json"], env=env))
+    assert len(snapshots) == 1, "forget keeps one a day"
+    target = tmp_path / "restored"
+    subprocess.run([restic, "restore", "latest", "--target", str(target)], env=env, check=True, capture_output=True)
+    for path, data in files.items():
+        assert (target / path.relative_to("/")).read_bytes() == data
+    # A wrong password fails the run visibly instead of making a second repository.
+    wrong = subprocess.run(["sh", "-c", script], env={**env, "RESTIC_PASSWORD": "x"}, capture_output=True, check=False)
+    assert wrong.returncode != 0
