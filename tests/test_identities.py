@@ -231,7 +231,8 @@ def _add_node(stack: str, template: int, hostname: str, ip: str, tag: str) -> Ca
     def edit(doc: dict[str, Any]) -> None:
         nodes = doc["config"]["akiba:nodes"]
         node = copy.deepcopy(nodes[template])
-        node.update(hostname=hostname, ip=ip)
+        # A worker: one more controller would make an even control plane, which the spec refuses.
+        node.update(hostname=hostname, ip=ip, role="worker")
         for i, nic in enumerate(node["nics"]):
             nic["mac"] = f"{nic['mac'][:-5]}{tag}:{i:02x}"
         power = node["power"]
