@@ -141,3 +141,36 @@ def test_the_check_reports_the_rule_by_name() -> None:
 def test_classes_the_api_server_refuses_are_problems() -> None:
     found = rule.problems(plan(klass("system-mine"), klass("a", default=True), klass("b", default=True)))
     assert [s for s, _ in found] == ["PriorityClass system-mine", "PriorityClass a, b"]
+
+
+CHART = "kubernetes:helm.sh/v4:Chart"
+
+
+# Each platform chart's pods, by the values key its pinned version reads (checked in the chart
+# templates; see components/cluster/addons.py and components/monitoring/monitoring.py).
+PLATFORM_CHART_KEYS = {
+    "traefik": [("priorityClassName",)],
+    "nvidia-device-plugin": [("nfd", "priorityClassName")],
+    "kube-prometheus-stack": [
+        ("grafana", "priorityClassName"),
+        ("kube-state-metrics", "priorityClassName"),
+        ("prometheus-node-exporter", "priorityClassName"),
+        ("prometheusOperator", "priorityClassName"),
+        ("prometheus", "prometheusSpec", "priorityClassName"),
+        ("alertmanager", "alertmanagerSpec", "priorityClassName"),
+    ],
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_engineer_pod_can_preempt_the_platforms_charts(plans: dict[str, Plan], stack: str) -> None:
+    """Unset, a chart's pods get the default (batch), below interactive: an engineer's home
+    container could then evict the ingress or Prometheus."""
+    charts = {r.raw_inputs.get("chart"): r.raw_inputs.get("values") or {} for r in plans[stack].by_type(CHART)}
+    assert set(PLATFORM_CHART_KEYS) <= set(charts)
+    for name, paths in PLATFORM_CHART_KEYS.items():
+        for path in paths:
+            value: Any = charts[name]
+            for key in path:
+                value = value.get(key, {})
+            assert value == classes.PLATFORM, f"{name}: {'.'.join(path)}"

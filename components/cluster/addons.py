@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components.cluster.bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
 from components.cluster.helm import pinned_chart
 from components.cluster.namespaces import PodSecurity, declare_namespace
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 
 FLANNEL_VERSION = "v0.28.9"
@@ -68,6 +69,8 @@ class ClusterAddons(pulumi.ComponentResource):
             values={
                 # GPU feature discovery labels nodes with nvidia.com/gpu.product, memory, compute capability.
                 "gfd": {"enabled": True},
+                # node-feature-discovery (master, worker, gc): the GPU labels every GPU pod selects on.
+                "nfd": {"priorityClassName": PLATFORM},
                 "nodeSelector": {"nvidia.com/gpu.present": "true"},
                 "tolerations": ALL_NODES,
                 "resources": {"limits": {"cpu": "100m", "memory": "128Mi"}},
@@ -90,8 +93,10 @@ class ClusterAddons(pulumi.ComponentResource):
             repo="https://traefik.github.io/charts",
             namespace=traefik_ns.metadata.name,
             values={
-                # Two, spread over nodes: the registry and every app are reached through it.
+                # Two, spread over nodes: the registry and every app are reached through it. Platform
+                # priority: no engineer's pod may preempt the ingress.
                 "deployment": {"replicas": 2},
+                "priorityClassName": PLATFORM,
                 "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
                 # One pod per node: an update replaces a pod in place (the chart's surge of one
                 # would need a third node that dev does not have).

@@ -16,6 +16,7 @@ from components.cluster.addons import ALL_NODES
 from components.cluster.helm import pinned_chart
 from components.cluster.k8s_object import KubernetesObject
 from components.cluster.namespaces import declare_namespace
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 from components.monitoring.alert_rules import PAGE, WARN, BurstBudget, rule_groups
 from components.monitoring.gpu_dashboard import KSM_NODE_LABELS, counters_csv, dashboard_json
@@ -43,6 +44,12 @@ RECEIVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "slack": ("slack_configs", {"api_url_file": WEBHOOK_URL_FILE, "text": CHAT_TEXT}),
     "msteams": ("msteamsv2_configs", {"webhook_url_file": WEBHOOK_URL_FILE, "text": CHAT_TEXT}),
 }
+
+
+def with_priority(alertmanager: dict[str, Any]) -> dict[str, Any]:
+    """The `alertmanager` values with the Alertmanager pods at platform priority."""
+    spec = alertmanager.get("alertmanagerSpec", {})
+    return {**alertmanager, "alertmanagerSpec": {**spec, "priorityClassName": PLATFORM}}
 
 
 def alertmanager_values(receiver: str | None) -> dict[str, Any]:
@@ -113,7 +120,10 @@ class Monitoring(pulumi.ComponentResource):
             repo="https://prometheus-community.github.io/helm-charts",
             namespace=NAMESPACE,
             values={
+                # Platform priority for every pod of the stack: unset, they would get the default
+                # (batch) and an engineer's interactive pod could preempt the monitoring.
                 "grafana": {
+                    "priorityClassName": PLATFORM,
                     "admin": {"existingSecret": "grafana-admin"},
                     "ingress": {"enabled": True, "ingressClassName": args.ingress_class, "hosts": [args.grafana_host]},
                     "sidecar": {
@@ -121,14 +131,16 @@ class Monitoring(pulumi.ComponentResource):
                     },
                 },
                 "kube-state-metrics": {
+                    "priorityClassName": PLATFORM,
                     # Node labels the dashboard groups by (GPU model, on-prem or burst).
                     "metricLabelsAllowlist": [f"nodes=[{','.join(KSM_NODE_LABELS)}]"],
                 },
-                "alertmanager": alertmanager_values(
-                    args.alert_receiver if args.alert_webhook_url is not None else None
+                "alertmanager": with_priority(
+                    alertmanager_values(args.alert_receiver if args.alert_webhook_url is not None else None)
                 ),
                 "prometheus": {
                     "prometheusSpec": {
+                        "priorityClassName": PLATFORM,
                         "retention": args.retention,
                         "serviceMonitorSelectorNilUsesHelmValues": False,  # pick up the DCGM exporter's
                         # Without this the chart selects only rules labelled with its release
@@ -146,11 +158,15 @@ class Monitoring(pulumi.ComponentResource):
                     }
                 },
                 # Every node, burst nodes (GPU taint) included.
-                "prometheus-node-exporter": {"tolerations": ALL_NODES},
+                "prometheus-node-exporter": {"tolerations": ALL_NODES, "priorityClassName": PLATFORM},
                 # Pulumi's helm.v4.Chart skips Helm hooks (pulumi/pulumi-kubernetes#3284), so the Jobs
                 # that would make the operator's TLS Secret never run and the operator would never
                 # start: serve its API without TLS (in-cluster only) and drop the admission webhooks.
-                "prometheusOperator": {"tls": {"enabled": False}, "admissionWebhooks": {"enabled": False}},
+                "prometheusOperator": {
+                    "priorityClassName": PLATFORM,
+                    "tls": {"enabled": False},
+                    "admissionWebhooks": {"enabled": False},
+                },
             },
             opts=in_ns,
         )
