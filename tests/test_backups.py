@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,27 +36,32 @@ import cephfs, os, sys
 fs = cephfs.LibCephFS(conffile=os.environ["CEPH_CONF"])
 fs.mount()
 op, path = sys.argv[1], sys.argv[2].encode()
-if op == "write":
-    data = sys.stdin.buffer.read()
-    fd = fs.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    fs.write(fd, data, 0)
-    fs.close(fd)
-elif op == "read":
-    fd = fs.open(path, os.O_RDONLY)
-    sys.stdout.buffer.write(fs.read(fd, 0, fs.stat(path).st_size))
-    fs.close(fd)
-elif op == "mkdir":
-    fs.mkdir(path, 0o755)
-elif op == "unlink":
-    fs.unlink(path)
-elif op == "ls":
-    d = fs.opendir(path)
-    names = []
-    while (entry := fs.readdir(d)) is not None:
-        names.append(entry.d_name.decode())
-    fs.closedir(d)
-    print("\\n".join(sorted(set(names) - {".", ".."})))
-fs.unmount()
+try:
+    if op == "write":
+        data = sys.stdin.buffer.read()
+        fd = fs.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        fs.write(fd, data, 0)
+        fs.close(fd)
+    elif op == "read":
+        fd = fs.open(path, os.O_RDONLY)
+        sys.stdout.buffer.write(fs.read(fd, 0, fs.stat(path).st_size))
+        fs.close(fd)
+    elif op == "mkdir":
+        fs.mkdir(path, 0o755)
+    elif op == "unlink":
+        fs.unlink(path)
+    elif op == "ls":
+        d = fs.opendir(path)
+        names = []
+        while (entry := fs.readdir(d)) is not None:
+            names.append(entry.d_name.decode())
+        fs.closedir(d)
+        print("\\n".join(sorted(set(names) - {".", ".."})))
+finally:
+    # A client that leaves without unmounting keeps its capabilities until the MDS times its
+    # session out (~60 s): the next call would wait that long.
+    fs.unmount()
+    fs.shutdown()
 """
 
 
@@ -83,10 +89,33 @@ def cluster(request: pytest.FixtureRequest) -> Ceph:
     it) and the snap_schedule module on (as the planned CephCluster's mgr modules turn it on)."""
     _require_libcephfs()
     session_ceph: Ceph = request.getfixturevalue("ceph")
+    # First: the manager's restart would otherwise leave its old CephFS session (the volumes
+    # module's) holding capabilities until the MDS times it out, and the next `ceph fs
+    # subvolume` command would wait a minute for them.
+    _enable_snap_schedule(session_ceph)
     session_ceph.create_filesystem(FS)
     session_ceph.run("ceph", "fs", "subvolumegroup", "create", FS, "csi")
-    session_ceph.run("ceph", "mgr", "module", "enable", "snap_schedule")
     return session_ceph
+
+
+def _enable_snap_schedule(cluster: Ceph, timeout: float = 60.0) -> None:
+    """Enabling a module restarts the manager: wait for the new one (a new gid, available)."""
+
+    def mgr() -> dict[str, Any]:
+        dump: dict[str, Any] = json.loads(cluster.run("ceph", "mgr", "dump", "--format", "json").stdout)
+        return dump
+
+    before = mgr()
+    if "snap_schedule" in before["modules"]:
+        return
+    cluster.run("ceph", "mgr", "module", "enable", "snap_schedule")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = mgr()
+        if now["available"] and now["active_gid"] != before["active_gid"]:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the manager did not come back in {timeout:.0f} s after enabling snap_schedule")
 
 
 def new_home(cluster: Ceph) -> str:
