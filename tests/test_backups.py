@@ -401,3 +401,27 @@ def test_the_offsite_script_backs_up_and_restores_with_real_restic(tmp_path: Pat
     # A wrong password fails the run visibly instead of making a second repository.
     wrong = subprocess.run(["sh", "-c", script], env={**env, "RESTIC_PASSWORD": "x"}, capture_output=True, check=False)
     assert wrong.returncode != 0
+
+
+def test_a_failed_dump_fails_the_refresh_so_no_snapshot_follows(tmp_path: Path) -> None:
+    """The refresh step with stand-in PostgreSQL tools: a dump that dies half-way fails the step
+    (pipefail) even though pg_restore, reading a truncated stream, exits 0; the pod's snapshot
+    container only starts after a successful init container, so no snapshot is taken."""
+    from components.storage.personal_databases import refresh_script
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tools = {
+        "pg_isready": "exit 0",
+        "psql": "echo 0",  # no other load running
+        "pg_dump": "echo partial; exit 1",
+        "pg_restore": "cat >/dev/null; exit 0",
+    }
+    for tool, body in tools.items():
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "POSTGRES_PASSWORD": "pw", "SOURCE_URL": "x"}
+    failed = subprocess.run(["bash", "-c", refresh_script()], env=env, capture_output=True, check=False)
+    assert failed.returncode != 0
+    (bin_dir / "pg_dump").write_text("#!/bin/sh\necho dump\n")
+    assert subprocess.run(["bash", "-c", refresh_script()], env=env, capture_output=True, check=False).returncode == 0
