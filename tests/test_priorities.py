@@ -174,3 +174,29 @@ def test_no_engineer_pod_can_preempt_the_platforms_charts(plans: dict[str, Plan]
             for key in path:
                 value = value.get(key, {})
             assert value == classes.PLATFORM, f"{name}: {'.'.join(path)}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_storage_pods_have_the_class_their_users_need(plans: dict[str, Plan], stack: str) -> None:
+    """Ceph's daemons above everything; the golden database and the homes' plumbing at platform;
+    a personal database as interactive as its engineer; the nightly refresh batch, retried
+    rather than failed when preempted."""
+    plan = plans[stack]
+
+    def pod_class(typ: str, name: str) -> Any:
+        (r,) = [r for r in plan.by_type(typ) if r.raw_inputs["metadata"]["name"] == name]
+        spec = r.raw_inputs["spec"]
+        spec = spec.get("jobTemplate", {}).get("spec", spec)
+        return spec["template"]["spec"].get("priorityClassName"), spec
+
+    assert pod_class("kubernetes:apps/v1:Deployment", "golden-postgres")[0] == classes.PLATFORM
+    personal = [
+        r for r in plan.by_type("kubernetes:apps/v1:Deployment") if r.raw_inputs["metadata"]["name"].startswith("db-")
+    ]
+    assert personal and all(
+        r.raw_inputs["spec"]["template"]["spec"]["priorityClassName"] == classes.INTERACTIVE for r in personal
+    )
+    refresh, spec = pod_class("kubernetes:batch/v1:CronJob", "golden-refresh")
+    assert refresh == classes.BATCH and spec["podFailurePolicy"] == classes.RETRY_DISRUPTED
+    (cluster,) = [r for r in plan.resources if r.raw_inputs.get("kind") == "CephCluster"]
+    assert cluster.raw_inputs["spec"]["priorityClassNames"]["osd"] == "system-node-critical"

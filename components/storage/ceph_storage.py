@@ -128,6 +128,7 @@ class CephStorage(pulumi.ComponentResource):
                 "dataPools": [{"name": "data0", **pool_spec(pools.replicas)}],
                 "preserveFilesystemOnDelete": True,
                 "metadataServer": {
+                    "priorityClassName": "system-cluster-critical",  # every home is behind it
                     "activeCount": 1,
                     "activeStandby": True,
                     "placement": PLACEMENT,

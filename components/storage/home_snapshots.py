@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 from components.storage.ceph_storage import HOME_SNAPSHOTS_CLIENT as CLIENT
 from components.storage.personal_databases import KUBECTL_IMAGE
@@ -182,6 +183,7 @@ class HomeSnapshotSchedules(pulumi.ComponentResource):
             "metadata": {"labels": labels},
             "spec": {
                 "restartPolicy": "Never",
+                "priorityClassName": PLATFORM,
                 "serviceAccountName": NAME,
                 "tolerations": TOLERATIONS,
                 "initContainers": [

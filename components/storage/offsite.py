@@ -24,6 +24,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 from components.storage.rook_ceph import CEPHFS_DRIVER
 from components.storage.rook_ceph import NAMESPACE as ROOK_NAMESPACE
@@ -204,6 +205,7 @@ class OffsiteBackup(pulumi.ComponentResource):
                             "metadata": {"labels": labels},
                             "spec": {
                                 "restartPolicy": "Never",
+                                "priorityClassName": PLATFORM,
                                 "automountServiceAccountToken": False,
                                 "containers": [
                                     {

@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cluster.namespaces import declare_namespace
+from components.cluster.priorities import BATCH, INTERACTIVE, PLATFORM, RETRY_DISRUPTED
 from components.context import PlatformContext
 from components.storage.ceph_storage import GOLDEN_SNAPSHOT_CLASS, RBD_CLASS
 
@@ -129,6 +130,7 @@ def pipeline_pod(db: GoldenDatabase, labels: dict[str, str]) -> dict[str, Any]:
         "metadata": {"labels": labels},
         "spec": {
             "restartPolicy": "Never",
+            "priorityClassName": BATCH,
             "serviceAccountName": SNAPSHOTTER,
             "automountServiceAccountToken": False,
             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -158,7 +160,7 @@ def pipeline_pod(db: GoldenDatabase, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def postgres_pod(
-    name: str, image: str, claim: str, secret: str, labels: dict[str, str], reset_password: bool
+    name: str, image: str, claim: str, secret: str, labels: dict[str, str], reset_password: bool, priority: str
 ) -> dict[str, Any]:
     """A PostgreSQL pod on one volume. A clone keeps the golden superuser password, so a
     personal one resets it to its own in single-user mode (no network, no auth) first."""
@@ -194,6 +196,7 @@ def postgres_pod(
     return {
         "metadata": {"labels": labels},
         "spec": {
+            "priorityClassName": priority,
             "automountServiceAccountToken": False,
             "securityContext": {
                 "runAsUser": POSTGRES_UID,
@@ -265,11 +268,24 @@ class PersonalDatabases(pulumi.ComponentResource):
         )
         golden_labels = {**ctx.labels, "app.kubernetes.io/name": GOLDEN}
         golden = self._server(
-            GOLDEN, image, GOLDEN, GOLDEN, golden_labels, reset_password=False, opts=in_ns, after=golden_claim
+            GOLDEN,
+            image,
+            GOLDEN,
+            GOLDEN,
+            golden_labels,
+            reset_password=False,
+            priority=PLATFORM,  # every personal copy comes from it
+            opts=in_ns,
+            after=golden_claim,
         )
         refresh_labels = {**ctx.labels, "app.kubernetes.io/name": PIPELINE}
         self._snapshot_account(ctx, in_ns)
-        job_spec = {"backoffLimit": 1, "template": pipeline_pod(db, refresh_labels)}
+        # A refresh evicted for an engineer's pod is retried, not counted as the night's failure.
+        job_spec = {
+            "backoffLimit": 1,
+            "podFailurePolicy": RETRY_DISRUPTED,
+            "template": pipeline_pod(db, refresh_labels),
+        }
         k8s.batch.v1.CronJob(
             PIPELINE,
             metadata={"name": PIPELINE, "namespace": NAMESPACE, "labels": refresh_labels},
@@ -335,7 +351,16 @@ class PersonalDatabases(pulumi.ComponentResource):
             )
             labels = {**ctx.labels, "app.kubernetes.io/name": dbname, "akiba.io/engineer": owner}
             self._server(
-                dbname, image, dbname, dbname, labels, reset_password=True, opts=in_ns, after=claim, awaited=False
+                dbname,
+                image,
+                dbname,
+                dbname,
+                labels,
+                reset_password=True,
+                priority=INTERACTIVE,  # an engineer works against it live
+                opts=in_ns,
+                after=claim,
+                awaited=False,
             )
             self._network_policy(
                 dbname,
@@ -357,6 +382,7 @@ class PersonalDatabases(pulumi.ComponentResource):
         labels: dict[str, str],
         *,
         reset_password: bool,
+        priority: str,
         opts: pulumi.ResourceOptions,
         after: pulumi.Resource,
         awaited: bool = True,
@@ -371,7 +397,7 @@ class PersonalDatabases(pulumi.ComponentResource):
                 "replicas": 1,
                 "strategy": {"type": "Recreate"},  # one writer on a ReadWriteOnce volume
                 "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-                "template": postgres_pod(name, image, claim, secret, labels, reset_password),
+                "template": postgres_pod(name, image, claim, secret, labels, reset_password, priority),
             },
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[after])),
         )

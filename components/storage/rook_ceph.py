@@ -15,6 +15,7 @@ from components.cluster.bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
 from components.cluster.helm import pinned_chart
 from components.cluster.namespaces import declare_namespace
 from components.cluster.placement import NOT_ON_CEPH_BACKED_VMS
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 
 NAMESPACE = "rook-ceph"
@@ -110,6 +111,13 @@ def ceph_cluster_spec(nodes: tuple[CephHost, ...], mons: Literal[1, 3, 5]) -> di
         "network": {"provider": "host"},
         "crashCollector": {"disable": False},
         "placement": {"all": PLACEMENT},
+        # Ceph's daemons are the cluster's storage: above every workload, as Rook's example sets them
+        # (rook v1.20.6 deploy/examples/cluster.yaml priorityClassNames).
+        "priorityClassNames": {
+            "mon": "system-node-critical",
+            "osd": "system-node-critical",
+            "mgr": "system-cluster-critical",
+        },
         # What Ceph's daemons hold back for themselves on a node (requests, no limits: a limit
         # would OOM-kill an OSD under recovery). An OSD's default memory target is 4 GiB.
         "resources": DAEMON_REQUESTS,
@@ -150,6 +158,7 @@ class RookCeph(pulumi.ComponentResource):
                 "crds": {"enabled": True},
                 "csi": {"installCsiOperator": True},
                 "tolerations": TOLERATIONS,
+                "priorityClassName": PLATFORM,
                 "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             },
             opts=on_cluster,

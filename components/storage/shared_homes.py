@@ -18,6 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.cluster.namespaces import declare_namespace
+from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 from components.storage.ceph_storage import CEPHFS_CLASS
 from components.storage.rook_ceph import CEPH_IMAGE, PLACEMENT, TOLERATIONS
@@ -60,6 +61,7 @@ def chown_job(home: Home, labels: dict[str, str]) -> dict[str, Any]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "OnFailure",
+                    "priorityClassName": PLATFORM,  # the home is unusable until it ran
                     "automountServiceAccountToken": False,
                     "containers": [
                         {
@@ -152,6 +154,7 @@ class SharedHomes(pulumi.ComponentResource):
             spec={
                 "server": {
                     "active": 1,
+                    "priorityClassName": PLATFORM,
                     "placement": {
                         "tolerations": [*TOLERATIONS, *FAST_FAILOVER],
                         "nodeAffinity": PLACEMENT["nodeAffinity"],
@@ -171,6 +174,7 @@ class SharedHomes(pulumi.ComponentResource):
                     "metadata": {"labels": ctx.labels},
                     "spec": {
                         "restartPolicy": "OnFailure",
+                        "priorityClassName": PLATFORM,
                         "tolerations": TOLERATIONS,
                         "containers": [
                             {
