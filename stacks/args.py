@@ -104,7 +104,8 @@ def maas_target(maas: spec.MaasSpec) -> MaasTarget:
 
 def office_dns_records(s: spec.StackSpec) -> tuple[AddressRecord, ...]:
     """The registry, Grafana and every app, each at every office node: the ingress's NodePorts
-    listen on all of them. A registry named by an address or a bare host name gets no record
+    listen on all of them; and api.<domain> at the control plane's virtual address, if any. A
+    registry named by an address or a bare host name gets no record
     (its /etc/hosts line on every node is what resolves it)."""
     ips = tuple(n.ip for n in s.nodes)
     domain = s.apps.domain
@@ -112,7 +113,10 @@ def office_dns_records(s: spec.StackSpec) -> tuple[AddressRecord, ...]:
     host = s.registry.host
     if "." in host and not host.replace(".", "").isdigit():
         names.insert(0, host)
-    return tuple(AddressRecord(fqdn=name, addresses=ips) for name in names)
+    records = [AddressRecord(fqdn=name, addresses=ips) for name in names]
+    if s.cluster.api_vip:  # the API on the controllers' virtual address (kube-vip)
+        records.append(AddressRecord(fqdn=f"api.{domain}", addresses=(str(s.cluster.api_vip),)))
+    return tuple(records)
 
 
 def vm_hardware(node: spec.NodeSpec, virsh: spec.VirshPower) -> VmHardware:

@@ -121,11 +121,15 @@ def machines(raw: Raw) -> Iterator[Name]:
 def apps(raw: Raw) -> Iterator[Name]:
     """Each app is the component and the Deployment, Service and Ingress named after it
     (components.apps.ml_app), at <name>.<domain>; Grafana is at grafana.<domain> and the
-    registry at the mirror's host (stacks.composition), on the same ingress."""
+    registry at the mirror's host (stacks.composition), on the same ingress; with a VIP the API
+    is api.<domain>."""
     section = _section(raw, "apps")
     domain = _text(section.get("domain"))
     if domain:
         yield Name("ingress host", f"grafana.{domain}", key_path("apps", "domain"), domain, "the apps domain")
+        vip = _text(_section(raw, "cluster").get("apiVip"))
+        if vip:  # the API's name on the office DNS (stacks.args.office_dns_records)
+            yield Name("ingress host", f"api.{domain}", key_path("cluster", "apiVip"), vip, "the API's name")
     mirror = _text(_section(raw, "registry").get("mirror"))
     if mirror:
         host = mirror.split(":")[0]

@@ -32,12 +32,17 @@ def test_every_ingress_name_is_a_record_at_every_office_node(plans: dict[str, Pl
     plan = plans[stack]
     assert plan.resources, "the recorded plan is empty"
     records = {r.inputs["fqdn"]: r for r in plan.by_type(RECORD)}
-    assert set(records) == _expected_names(stack)
+    cfg = config_values(stack)
+    vip = cfg["akiba:cluster"].get("apiVip")
+    api = f"api.{cfg['akiba:apps']['domain']}"
+    assert set(records) == _expected_names(stack) | ({api} if vip else set())
     assert len(plan.by_type(RECORD)) == len(records), "one record per name"
-    node_ips = {n["ip"] for n in config_values(stack)["akiba:nodes"]}
+    node_ips = {n["ip"] for n in cfg["akiba:nodes"]}
     for fqdn, r in records.items():
         assert r.inputs["type"] == "A/AAAA", fqdn
-        assert set(r.inputs["data"].split(" ")) == node_ips, fqdn
+        # The API at the controllers' virtual address; everything else at every node's ingress.
+        assert set(r.inputs["data"].split(" ")) == ({vip} if fqdn == api else node_ips), fqdn
+    assert bool(vip) == (stack == "prod"), "prod's three controllers share a VIP; dev has one controller"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -101,7 +106,8 @@ def test_a_new_node_joins_every_name_in_place(tmp_path: Path) -> None:
 
     result = diff_of(base, tmp_path, "prod", prod=add_worker)
     records = [s for s in result.steps.values() if s.resource.type == RECORD]
-    assert records and len(records) == len(base.by_type(RECORD))
+    ingress = [r for r in base.by_type(RECORD) if not r.inputs["fqdn"].startswith("api.")]  # the API stays on its VIP
+    assert records and len(records) == len(ingress)
     assert all(s.action == "update" for s in records), [(s.resource.name, s.action) for s in records]
     assert all("192.168.10.16" in s.resource.inputs["data"].split(" ") for s in records)
 
