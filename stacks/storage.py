@@ -53,7 +53,7 @@ def declare_storage(
             filesystem=spec.storage.filesystem,
             nfs_node_port=spec.storage.nfs_node_port,
             homes=args.homes(spec.engineers),
-            after=(ceph,),
+            after=(ceph, *after),  # `after` holds the PriorityClasses their pods name
         ),
     )
     HomeSnapshotSchedules(
@@ -65,7 +65,7 @@ def declare_storage(
             homes_namespace=HOMES_NAMESPACE,
             claims=tuple(homes.claims.values()),
             policy=args.home_snapshots(spec.storage.home_snapshots),
-            after=(homes, ceph),
+            after=(homes, ceph, *after),
         ),
     )
     databases = PersonalDatabases(
@@ -76,7 +76,7 @@ def declare_storage(
             golden=args.golden_database(spec.databases),
             owners=args.database_owners(spec.engineers),
             source_url=secrets.golden_db_source_url,
-            after=(ceph,),
+            after=(ceph, *after),
         ),
     )
     return Storage(ceph=ceph, homes=homes, databases=databases)

@@ -42,4 +42,5 @@ def test_kubeconfig_stays_secret_in_the_consumer(plans: dict[str, Plan]) -> None
     (provider,) = plan.by_type("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "[secret]"
     (config_map,) = plan.by_type("kubernetes:core/v1:ConfigMap")
-    assert config_map.raw_inputs["data"]["apiEndpoint"] == "https://192.168.10.11:6443"
+    # prod's API is the three controllers' virtual address (akiba:cluster.apiVip), not one controller.
+    assert config_map.raw_inputs["data"]["apiEndpoint"] == "https://192.168.10.10:6443"

@@ -148,7 +148,7 @@ CHART = "kubernetes:helm.sh/v4:Chart"
 
 # Each platform chart's pods, by the values key its pinned version reads (checked in the chart
 # templates; see components/cluster/addons.py and components/monitoring/monitoring.py).
-PLATFORM_CHART_KEYS = {
+PLATFORM_CHART_KEYS: dict[str, list[tuple[str, ...]]] = {
     "traefik": [("priorityClassName",)],
     "nvidia-device-plugin": [("nfd", "priorityClassName")],
     "kube-prometheus-stack": [

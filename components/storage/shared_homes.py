@@ -142,7 +142,7 @@ class SharedHomes(pulumi.ComponentResource):
                 job["metadata"]["name"],
                 metadata=job["metadata"],
                 spec=job["spec"],
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[claim]),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[claim, *args.after]),
             )
             self.claims[home.name] = home_claim(home)
 
@@ -214,7 +214,8 @@ class SharedHomes(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[nfs]),
+            # args.after: its PriorityClass too (admission refuses a pod naming a missing class).
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[nfs, *args.after]),
         )
         # NFS for clients outside Kubernetes, on every node's address: failover moves the pod,
         # not the endpoint.
