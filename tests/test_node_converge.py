@@ -178,3 +178,13 @@ def test_the_rollout_drains_only_a_node_on_another_version(tmp_path: Path) -> No
         "annotate node akiba01 akiba.io/drained-for-upgrade-",
     ]
     assert _run_on_runner(tmp_path, uncordon, kubelet="", annotation="") == [], "a cordon by hand stays"
+
+
+def test_the_configuration_never_prints_the_join_token() -> None:
+    """The script's output is the converge command's output: in Pulumi's state and on the
+    screen of whoever runs `pulumi up`. kubeadm prints the token unless told not to."""
+    init = render_user_data(_node(role="controller-init", pki={"ca.crt": "C"}))
+    script = init.split(BOOTSTRAP_SCRIPT, 1)[1]
+    assert f"kubeadm init --config {KUBEADM_CONFIG} --skip-token-print" in script
+    created = [line for line in script.splitlines() if "kubeadm token create" in line]
+    assert created and all(line.rstrip().endswith(">/dev/null") for line in created)

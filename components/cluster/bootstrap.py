@@ -551,7 +551,9 @@ def _script(node: NodeBootstrap) -> str:
     if node.role == "controller-init":
         lines += [
             *vip_before,
-            f"  kubeadm init --config {KUBEADM_CONFIG}",
+            # Its output is the converge command's, kept in Pulumi's state and shown by `pulumi up`:
+            # never the join token (init prints a join command with it unless told not to).
+            f"  kubeadm init --config {KUBEADM_CONFIG} --skip-token-print",
             f"elif changed {KUBEADM_CONFIG}; then",
             # The cluster's kubelet settings live in the kubelet-config ConfigMap: update it
             # (nodes after this one read it), and make a rotated join token valid. Controllers
@@ -562,7 +564,7 @@ def _script(node: NodeBootstrap) -> str:
             ' if d.get("kind") == "InitConfiguration")["bootstrapTokens"][0]["token"])\''
             f" {KUBEADM_CONFIG})",
             "  kubeadm token list | awk 'NR > 1 {print $1}' | grep -qxF \"$token\""
-            ' || kubeadm token create "$token" --ttl 0',
+            ' || kubeadm token create "$token" --ttl 0 >/dev/null',  # it prints the token
             "  restart_kubelet=1",
         ]
     else:
