@@ -141,7 +141,7 @@ def test_a_webhook_url_routes_page_and_warn_from_a_secret(tmp_path: Path) -> Non
     routed = {
         m for route in am["config"]["route"]["routes"] if route["receiver"] == "platform" for m in route["matchers"]
     }
-    assert routed == {'severity="page"', 'severity="warn"'}
+    assert routed == {'severity="page"', 'severity="warn"', 'severity="critical"'}  # the chart's critical too
     for where, text in _everything_written(plan, tmp_path).items():
         assert placeholder(WEBHOOK_KEY) not in text, f"{where} contains the webhook URL"
 

@@ -215,9 +215,13 @@ def test_etcd_is_snapshotted_on_a_controller_to_the_cephfs_claim(plans: dict[str
     (save,) = pod["initContainers"]
     assert save["image"] == etcd_backup.ETCD_IMAGE and save["command"][:1] == ["etcdctl"]
     assert "snapshot" in save["command"] and "save" in save["command"]
-    assert {"name": "etcd-pki", "mountPath": "/etc/kubernetes/pki/etcd", "readOnly": True} in save["volumeMounts"]
+    # Only the client side of etcd's TLS, file by file: never the directory with the CA's key.
+    host_paths = {v["hostPath"]["path"]: v["hostPath"]["type"] for v in pod["volumes"] if "hostPath" in v}
+    pki = "/etc/kubernetes/pki/etcd"
+    assert host_paths == {f"{pki}/{f}": "File" for f in ("ca.crt", "healthcheck-client.crt", "healthcheck-client.key")}
+    mounted = {m["mountPath"] for m in save["volumeMounts"] if m.get("readOnly")}
+    assert set(host_paths) <= mounted and not [p for p in host_paths if p.endswith("ca.key")]
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["etcd-pki"]["hostPath"]["path"] == "/etc/kubernetes/pki/etcd"
     assert volumes["snapshots"]["persistentVolumeClaim"]["claimName"] == "etcd-snapshots"
     for c in [save, *pod["containers"]]:
         assert c["securityContext"]["runAsUser"] == 0 and not c["securityContext"].get("privileged")

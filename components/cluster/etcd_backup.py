@@ -57,6 +57,14 @@ def _security(**extra: Any) -> dict[str, Any]:
     }
 
 
+# (volume name, file under PKI): the client side of etcd's TLS only, never a key that signs.
+PKI_FILES = (
+    ("etcd-ca-crt", "ca.crt"),
+    ("etcd-client-crt", "healthcheck-client.crt"),
+    ("etcd-client-key", "healthcheck-client.key"),
+)
+
+
 def pod_spec(keep: int) -> dict[str, Any]:
     """The snapshot pod: etcdctl first (an init container, so the pruning never runs after a
     failed save), then busybox names the file and prunes."""
@@ -96,7 +104,12 @@ def pod_spec(keep: int) -> dict[str, Any]:
                     "limits": {"cpu": "1", "memory": "512Mi"},
                 },
                 "securityContext": _security(),
-                "volumeMounts": [*volumes_mounts, {"name": "etcd-pki", "mountPath": PKI, "readOnly": True}],
+                # The three files etcdctl needs, each on its own: the directory also holds the etcd
+                # CA's key, with which anyone in this pod could mint clients to every Secret.
+                "volumeMounts": [
+                    *volumes_mounts,
+                    *({"name": volume, "mountPath": f"{PKI}/{file}", "readOnly": True} for volume, file in PKI_FILES),
+                ],
             }
         ],
         "containers": [
@@ -114,7 +127,7 @@ def pod_spec(keep: int) -> dict[str, Any]:
             }
         ],
         "volumes": [
-            {"name": "etcd-pki", "hostPath": {"path": PKI, "type": "Directory"}},
+            *({"name": volume, "hostPath": {"path": f"{PKI}/{file}", "type": "File"}} for volume, file in PKI_FILES),
             {"name": "snapshots", "persistentVolumeClaim": {"claimName": CLAIM}},
         ],
     }

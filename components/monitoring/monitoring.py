@@ -69,6 +69,9 @@ def alertmanager_values(receiver: str | None) -> dict[str, Any]:
                 "routes": [
                     # A page repeats hourly until fixed or silenced; a warning twice a day.
                     {**platform, "matchers": [f'severity="{PAGE}"'], "repeat_interval": "1h"},
+                    # The chart's own critical rules (etcd members down, the API unreachable,
+                    # certificates expiring) page as ours do.
+                    {**platform, "matchers": ['severity="critical"'], "repeat_interval": "1h"},
                     {**platform, "matchers": [f'severity="{WARN}"'], "repeat_interval": "12h"},
                 ],
             },

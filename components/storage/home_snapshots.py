@@ -243,7 +243,8 @@ class HomeSnapshotSchedules(pulumi.ComponentResource):
             spec={
                 "schedule": SCHEDULE,
                 "concurrencyPolicy": "Forbid",
-                "jobTemplate": {"spec": {"backoffLimit": 2, "template": pod}},
+                # A stuck pod fails the Job (and pages) instead of skipping every later run (Forbid).
+                "jobTemplate": {"spec": {"backoffLimit": 2, "activeDeadlineSeconds": 1800, "template": pod}},
             },
             opts=on_cluster,
         )

@@ -109,6 +109,22 @@ class OffsiteBackup(pulumi.ComponentResource):
             NAME, bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=on_aws
         )
         aws.s3.BucketVersioning(NAME, bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=on_aws)
+        # Versioning keeps what restic's prune rewrites or deletes: without an expiry for old
+        # versions the bucket (and the bill) only grows. 30 days still undo a mistaken prune.
+        aws.s3.BucketLifecycleConfiguration(
+            NAME,
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "old-versions",
+                    "status": "Enabled",
+                    "filter": {},
+                    "noncurrent_version_expiration": {"noncurrent_days": 30},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                }
+            ],
+            opts=on_aws,
+        )
         aws.s3.BucketServerSideEncryptionConfiguration(
             NAME,
             bucket=bucket.id,
@@ -201,6 +217,9 @@ class OffsiteBackup(pulumi.ComponentResource):
                 "jobTemplate": {
                     "spec": {
                         "backoffLimit": 1,
+                        # A pod stuck Pending or pulling must fail the Job (and page), not hold
+                        # concurrencyPolicy Forbid so that every later night is skipped in silence.
+                        "activeDeadlineSeconds": 6 * 3600,
                         "template": {
                             "metadata": {"labels": labels},
                             "spec": {
