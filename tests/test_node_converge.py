@@ -188,3 +188,27 @@ def test_the_configuration_never_prints_the_join_token() -> None:
     assert f"kubeadm init --config {KUBEADM_CONFIG} --skip-token-print" in script
     created = [line for line in script.splitlines() if "kubeadm token create" in line]
     assert created and all(line.rstrip().endswith(">/dev/null") for line in created)
+
+
+def test_a_reinstalled_first_controller_rejoins_instead_of_starting_a_second_cluster() -> None:
+    """With a VIP the other controllers keep the cluster while the first is reinstalled: its
+    configuration joins them if the API answers there, and inits only a cluster that is not."""
+    import dataclasses
+
+    import yaml
+
+    from components.cluster.bootstrap import KUBEADM_REJOIN_CONFIG
+
+    node = _node(role="controller-init", pki={"ca.crt": "C"})
+    with_vip = dataclasses.replace(node, cluster=dataclasses.replace(node.cluster, api_vip="192.168.10.10"))
+    doc = yaml.safe_load(render_user_data(with_vip))
+    files = {f["path"]: f["content"] for f in doc["write_files"] if not f.get("append")}
+    (join,) = yaml.safe_load_all(files[KUBEADM_REJOIN_CONFIG])
+    assert join["kind"] == "JoinConfiguration" and join["controlPlane"]["localAPIEndpoint"]["advertiseAddress"]
+    assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"].endswith(":6443")
+    lines = [line.strip() for line in files[BOOTSTRAP_SCRIPT].splitlines()]
+    probe = next(i for i, line in enumerate(lines) if line.startswith("if curl -sf --max-time 10 --cacert"))
+    assert lines[probe + 1] == f"kubeadm join --config {KUBEADM_REJOIN_CONFIG}"
+    assert lines.index(f"kubeadm init --config {KUBEADM_CONFIG} --skip-token-print") > probe
+    # One controller (no VIP): nothing to rejoin, init as before.
+    assert KUBEADM_REJOIN_CONFIG not in render_user_data(node)

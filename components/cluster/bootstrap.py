@@ -28,6 +28,7 @@ KUBEADM_API = "kubeadm.k8s.io/v1beta4"
 PKI_DIR = "/etc/kubernetes/pki"
 BOOTSTRAP_SCRIPT = "/usr/local/sbin/akiba-bootstrap"
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
+KUBEADM_REJOIN_CONFIG = "/etc/kubernetes/kubeadm-rejoin.yaml"  # the first controller, reinstalled
 # Placeholders the bootstrap script fills from IMDSv2 on burst nodes.
 IMDS_NODE_NAME, IMDS_NODE_IP = "__IMDS_NODE_NAME__", "__IMDS_NODE_IP__"
 IMDS_ZONE, IMDS_INSTANCE_ID = "__IMDS_ZONE__", "__IMDS_INSTANCE_ID__"
@@ -409,17 +410,7 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
             }
         )
     else:
-        join: dict[str, object] = {
-            "apiVersion": KUBEADM_API,
-            "kind": "JoinConfiguration",
-            "discovery": {
-                "bootstrapToken": {"apiServerEndpoint": endpoint, "token": c.token, "caCertHashes": [c.ca_cert_hash]}
-            },
-            "nodeRegistration": registration,
-        }
-        if node.role == "controller-join":
-            join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
-        docs.append(join)
+        docs.append(_join_document(node, registration, control_plane=node.role == "controller-join"))
     if node.role == "controller-init":
         # The whole cluster's kubelet configuration: `kubeadm init` stores it in the kubelet-config
         # ConfigMap and every `kubeadm join` takes it from there (join ignores any
@@ -434,7 +425,34 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
             }
         )
     text = yamltext.dump_all(docs)
-    return [{"path": KUBEADM_CONFIG, "permissions": "0600", "content": text}]
+    files = [{"path": KUBEADM_CONFIG, "permissions": "0600", "content": text}]
+    if node.role == "controller-init" and c.api_vip is not None:
+        # A reinstalled first controller whose cluster still runs on the others must join it as
+        # a controller: `kubeadm init` would start a second cluster behind the same VIP.
+        rejoin = yamltext.dump_all([_join_document(node, registration, control_plane=True)])
+        files.append({"path": KUBEADM_REJOIN_CONFIG, "permissions": "0600", "content": rejoin})
+    return files
+
+
+def _join_document(
+    node: NodeBootstrap, registration: Mapping[str, object], *, control_plane: bool
+) -> dict[str, object]:
+    c = node.cluster
+    join: dict[str, object] = {
+        "apiVersion": KUBEADM_API,
+        "kind": "JoinConfiguration",
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": f"{c.api_host}:{c.api_port}",
+                "token": c.token,
+                "caCertHashes": [c.ca_cert_hash],
+            }
+        },
+        "nodeRegistration": registration,
+    }
+    if control_plane:
+        join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
+    return join
 
 
 def _script(node: NodeBootstrap) -> str:
@@ -549,11 +567,25 @@ def _script(node: NodeBootstrap) -> str:
     if node.role == "worker" or node.cluster.api_vip is None:
         vip_before, vip_after = [], []
     if node.role == "controller-init":
-        lines += [
+        init = [
             *vip_before,
             # Its output is the converge command's, kept in Pulumi's state and shown by `pulumi up`:
             # never the join token (init prints a join command with it unless told not to).
             f"  kubeadm init --config {KUBEADM_CONFIG} --skip-token-print",
+        ]
+        if node.cluster.api_vip is not None:
+            # Reinstalled while the other controllers keep the cluster (and the VIP): rejoin it.
+            # /readyz is readable without credentials (system:public-info-viewer).
+            endpoint = f"https://{node.cluster.api_host}:{node.cluster.api_port}/readyz"
+            init = [
+                f"  if curl -sf --max-time 10 --cacert {PKI_DIR}/ca.crt {endpoint} >/dev/null; then",
+                f"    kubeadm join --config {KUBEADM_REJOIN_CONFIG}",
+                "  else",
+                *(f"  {line}" for line in init),
+                "  fi",
+            ]
+        lines += [
+            *init,
             f"elif changed {KUBEADM_CONFIG}; then",
             # The cluster's kubelet settings live in the kubelet-config ConfigMap: update it
             # (nodes after this one read it), and make a rotated join token valid. Controllers
