@@ -45,6 +45,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     identity = ClusterIdentity("cluster", ClusterIdentityArgs(ctx=ctx, api_endpoint=spec.api_endpoint))
     cluster = spec.cluster
     controller_names = tuple(x for n in spec.controllers for x in (n.ip, n.hostname))
+    if spec.cluster.api_vip:  # its name on the office DNS (args.office_dns_records) is in the certificate too
+        controller_names += (f"api.{spec.apps.domain}",)
     join = pulumi.Output.all(identity.bootstrap_token, identity.ca_cert_hash).apply(
         lambda v: ClusterJoin(
             cluster_name=cluster.name,

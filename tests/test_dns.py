@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.machines.dns import AddressRecord, problems
 from stacks import args
@@ -120,3 +121,17 @@ def test_a_registry_host_that_is_no_dns_name_is_refused_at_its_key(mirror: str) 
     with pytest.raises(ConfigError) as err:
         parse(edited("prod", bad))
     assert "akiba:registry.mirror" in str(err.value) and "DNS name" in str(err.value), str(err.value)
+
+
+def test_the_apis_name_is_in_its_certificate(plans: dict[str, Plan]) -> None:
+    """api.<domain> resolves to the VIP: a client using the name must find it in the API's
+    certificate (kubeadm's ClusterConfiguration certSANs), or TLS fails."""
+    plan = plans["prod"]
+    (api,) = [r.inputs["fqdn"] for r in plan.by_type(RECORD) if r.inputs["fqdn"].startswith("api.")]
+    documents = [r.raw_inputs["stdin"] for r in plan.by_type("command:remote:Command") if "stdin" in r.raw_inputs]
+    init = next(d for d in documents if "kind: InitConfiguration" in d)
+    files = {f["path"]: f["content"] for f in yaml.safe_load(init)["write_files"] if not f.get("append")}
+    (cluster,) = [
+        d for d in yaml.safe_load_all(files["/etc/kubernetes/kubeadm.yaml"]) if d["kind"] == "ClusterConfiguration"
+    ]
+    assert api in cluster["apiServer"]["certSANs"]
