@@ -31,10 +31,17 @@ from stacks import args
 from stacks.burst import benchmark_models, declare_burst
 from stacks.config import StackSecrets
 from stacks.nodes import NodeDeployer, declare_vms, external_ceph_access, own_ceph_access
-from stacks.spec import StackSpec
+from stacks.spec import NodeSpec, StackSpec
 from stacks.storage import declare_offsite, declare_storage
 
 API_PORT = 6443
+
+
+def rollout_order(spec: StackSpec) -> list[NodeSpec]:
+    """The order nodes are configured in, and a day-2 change rolls: the controllers first (the
+    first of them inits the cluster; an upgrade must reach every API server before any kubelet,
+    kubeadm's version-skew rule), then the workers, each group as the stack file lists it."""
+    return sorted(spec.nodes, key=lambda n: n.role != "controller")
 
 
 def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     # VMs on this stack's Ceph wait for it, and so do their MAAS deployments.
     external_ceph = spec.libvirt.ceph_stack is not None
     vms = declare_vms(spec, ctx, external_ceph_access(spec)) if external_ceph else {}
-    for node in spec.nodes:
+    for node in rollout_order(spec):
         if external_ceph or node.power.type != "virsh":
             nodes.deploy(node, vms.get(node.hostname))
     init_node = nodes.init_node
@@ -116,7 +123,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.last, priorities))
     if not external_ceph:
         vms = declare_vms(spec, ctx, own_ceph_access(spec, storage.ceph))
-        for node in spec.nodes:
+        for node in rollout_order(spec):
             if node.power.type == "virsh":
                 nodes.deploy(node, vms[node.hostname])
     backups = spec.backups

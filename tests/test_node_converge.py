@@ -178,6 +178,19 @@ def test_the_rollout_drains_only_a_node_on_another_version(tmp_path: Path) -> No
         "annotate node akiba01 akiba.io/drained-for-upgrade-",
     ]
     assert _run_on_runner(tmp_path, uncordon, kubelet="", annotation="") == [], "a cordon by hand stays"
+    # Drained for a version since rolled back: still let back.
+    assert _run_on_runner(tmp_path, uncordon, kubelet="", annotation="v1.36.9")[0] == "uncordon akiba01"
+
+
+def test_an_api_that_does_not_answer_fails_the_rollout(tmp_path: Path) -> None:
+    """Not "nothing to drain": the step fails, the rollout stops, `pulumi up` says where."""
+    kubectl = tmp_path / "bin" / "kubectl"
+    kubectl.parent.mkdir()
+    kubectl.write_text("#!/bin/sh\necho 'connection refused' >&2\nexit 1\n")
+    kubectl.chmod(0o755)
+    env = {"PATH": f"{kubectl.parent}:/usr/bin:/bin", "AKIBA_KUBECONFIG": "apiVersion: v1"}
+    for script in (drain_script("akiba01", "1.36.5"), uncordon_script("akiba01", "1.36.5")):
+        assert subprocess.run(["/bin/sh", "-c", script], env=env, check=False).returncode != 0
 
 
 def test_the_configuration_never_prints_the_join_token() -> None:

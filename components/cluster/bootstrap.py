@@ -50,7 +50,9 @@ CERTS_D = "/etc/containerd/certs.d"
 # A node boots unattended: a download that fails once (a mirror hiccup, the bond still
 # settling) would otherwise leave it half installed.
 CURL = "curl -fsSL --retry 5 --retry-all-errors --retry-delay 3"
-APT_GET = "apt-get -o Acquire::Retries=5"
+# The first configuration starts seconds after MAAS reports the node deployed, when apt-daily
+# may hold the lock; a pinned upgrade must keep our containerd config.toml without asking.
+APT_GET = "apt-get -o Acquire::Retries=5 -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold"
 # What the kubelet keeps off the pods' allocatable for the OS and for itself. evictionHard is
 # left alone: setting one signal zeroes the kubelet's other default thresholds.
 SYSTEM_RESERVED = {"cpu": "500m", "memory": "1Gi"}
@@ -322,6 +324,23 @@ def _registry_address(node: NodeBootstrap) -> dict[str, object]:
     return {"path": "/etc/hosts", "append": True, "content": f"{ip} {host}\n"}
 
 
+KUBELET_SETTINGS = "/etc/akiba/kubelet-config.yaml"  # the cluster's, as kubeadm init uploads it
+
+
+def kubelet_configuration() -> dict[str, object]:
+    """The whole cluster's KubeletConfiguration: `kubeadm init` uploads it to the kubelet-config
+    ConfigMap and every join takes it from there. Every node's configuration also carries a
+    copy, so that a change reaches each node as a changed file (`kubeadm upgrade node phase
+    kubelet-config` and a kubelet restart), not only the first controller."""
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        "systemReserved": SYSTEM_RESERVED,
+        "kubeReserved": KUBE_RESERVED,
+    }
+
+
 def _kernel_files() -> list[dict[str, str]]:
     # flannel VXLAN needs bridged traffic to pass iptables and forwarding on.
     return [
@@ -331,6 +350,7 @@ def _kernel_files() -> list[dict[str, str]]:
             "content": "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"
             "net.ipv4.ip_forward = 1\nfs.inotify.max_user_instances = 8192\n",
         },
+        {"path": KUBELET_SETTINGS, "permissions": "0644", "content": yamltext.dump(kubelet_configuration())},
     ]
 
 
@@ -415,15 +435,7 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
         # The whole cluster's kubelet configuration: `kubeadm init` stores it in the kubelet-config
         # ConfigMap and every `kubeadm join` takes it from there (join ignores any
         # KubeletConfiguration beside its JoinConfiguration).
-        docs.append(
-            {
-                "apiVersion": "kubelet.config.k8s.io/v1beta1",
-                "kind": "KubeletConfiguration",
-                "cgroupDriver": "systemd",
-                "systemReserved": SYSTEM_RESERVED,
-                "kubeReserved": KUBE_RESERVED,
-            }
-        )
+        docs.append(kubelet_configuration())
     text = yamltext.dump_all(docs)
     files = [{"path": KUBEADM_CONFIG, "permissions": "0600", "content": text}]
     if node.role == "controller-init" and c.api_vip is not None:
@@ -586,7 +598,7 @@ def _script(node: NodeBootstrap) -> str:
             ]
         lines += [
             *init,
-            f"elif changed {KUBEADM_CONFIG}; then",
+            f"elif changed {KUBEADM_CONFIG} || changed {KUBELET_SETTINGS}; then",
             # The cluster's kubelet settings live in the kubelet-config ConfigMap: update it
             # (nodes after this one read it), and make a rotated join token valid. Controllers
             # joining later take the ClusterConfiguration (endpoint, SANs) from kubeadm-config.
@@ -602,7 +614,7 @@ def _script(node: NodeBootstrap) -> str:
     else:
         lines += [
             f"  kubeadm join --config {KUBEADM_CONFIG}",
-            f"elif changed {KUBEADM_CONFIG}; then",
+            f"elif changed {KUBEADM_CONFIG} || changed {KUBELET_SETTINGS}; then",
             "  restart_kubelet=1",
         ]
     lines += [

@@ -124,6 +124,10 @@ class PriorityClasses(pulumi.ComponentResource):
                 global_default=m["globalDefault"],
                 preemption_policy=m["preemptionPolicy"],
                 description=m["description"],
-                opts=on_cluster,
+                # The API refuses a changed value or preemption policy: replace the class instead
+                # (pulumi-kubernetes would show it as an update that then fails at `pulumi up`).
+                opts=pulumi.ResourceOptions.merge(
+                    on_cluster, pulumi.ResourceOptions(replace_on_changes=["value", "preemptionPolicy"])
+                ),
             )
         self.register_outputs({"names": [level.name for level in LEVELS]})

@@ -32,8 +32,10 @@ from components.cluster.bootstrap import CONVERGE_USER
 APPLIER = Path(__file__).with_name("converge_apply.py")
 # The runner's kubectl talks to the API with the admin kubeconfig, written to a private temp
 # file for the one command and removed after it.
+# `set -e`: an API that does not answer (or no kubectl) fails the step, and with it the rollout,
+# instead of reading as "nothing to drain" (a command substitution's failure stops the script).
 _KUBECTL = (
-    'k=$(mktemp); trap \'rm -f "$k"\' EXIT; printf "%s" "$AKIBA_KUBECONFIG" > "$k"; '
+    'set -eu; k=$(mktemp); trap \'rm -f "$k"\' EXIT; printf "%s" "$AKIBA_KUBECONFIG" > "$k"; '
     'kc() { kubectl --kubeconfig "$k" "$@"; }; '
 )
 
@@ -92,15 +94,16 @@ def drain_script(node: str, version: str) -> str:
 
 
 def uncordon_script(node: str, version: str) -> str:
-    """Let pods back after the upgrade: only onto a node this rollout drained (a node someone
-    cordoned by hand stays cordoned). The version is in the script so the step runs again
-    whenever the drain may have."""
+    """Let pods back after the upgrade: only onto a node a rollout drained (a node someone
+    cordoned by hand stays cordoned), whichever version it drained for (a rollback included).
+    The version is in the script so the step runs again whenever the drain may have."""
     n = shlex.quote(node)
     annotation = DRAINED.replace(".", "\\.")
     return (
         _KUBECTL
         + f"drained=$(kc get node {n} --ignore-not-found -o jsonpath='{{.metadata.annotations.{annotation}}}'); "
-        + f'if [ "$drained" = v{version} ]; then kc uncordon {n} && kc annotate node {n} {DRAINED}-; fi'
+        + f': "for v{version}"; '
+        + f'if [ -n "$drained" ]; then kc uncordon {n}; kc annotate node {n} {DRAINED}-; fi'
     )
 
 
@@ -130,7 +133,12 @@ class NodeConverge(pulumi.ComponentResource):
             create=apply,
             update=apply,
             stdin=args.document,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[drain]),
+            # Its output stays in Pulumi's state: secret like its input (pulumi-command makes an
+            # output secret only when an input of the same name is), and not sent back to the node.
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[drain], additional_secret_outputs=["stdout", "stderr"]
+            ),
         )
         self.last = command.local.Command(
             f"{name}-uncordon",
