@@ -225,3 +225,31 @@ def test_a_reinstalled_first_controller_rejoins_instead_of_starting_a_second_clu
     assert lines.index(f"kubeadm init --config {KUBEADM_CONFIG} --skip-token-print") > probe
     # One controller (no VIP): nothing to rejoin, init as before.
     assert KUBEADM_REJOIN_CONFIG not in render_user_data(node)
+
+
+def test_kubelet_settings_reach_every_node_not_only_the_first_controller() -> None:
+    """A worker's configuration carries the cluster's KubeletConfiguration: changed, the file
+    changes on every node and each restarts its kubelet with the ConfigMap's settings."""
+    from components.cluster.bootstrap import KUBELET_SETTINGS
+
+    worker = render_user_data(_node())
+    assert KUBELET_SETTINGS in worker and "systemReserved" in worker
+    assert f"elif changed {KUBEADM_CONFIG} || changed {KUBELET_SETTINGS}; then" in worker
+    assert "kubeadm upgrade node phase kubelet-config" in worker
+
+
+def test_controllers_roll_first_whatever_the_stack_files_order() -> None:
+    """kubeadm's skew rule: every API server is upgraded before any kubelet; the first
+    controller inits the cluster before anything joins it."""
+    from stacks.composition import rollout_order
+    from tests.conftest import edited, parse
+
+    def worker_first(cfg: dict[str, object]) -> None:
+        nodes = cfg["akiba:nodes"]
+        assert isinstance(nodes, list)
+        nodes.insert(0, nodes.pop(3))  # a worker PC to the top
+
+    spec = parse(edited("prod", worker_first))
+    assert spec.nodes[0].role == "worker"
+    roles = [n.role for n in rollout_order(spec)]
+    assert roles == sorted(roles, key=lambda r: r != "controller") and roles[0] == "controller"
