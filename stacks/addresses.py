@@ -10,7 +10,6 @@ cluster, so no outside machine may sit in them. Node ports are shared by every n
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,10 +17,10 @@ from urllib.parse import urlsplit
 from pydantic import TypeAdapter
 
 from stacks.problems import Problem, key_path, shown
+from stacks.raw import Raw, items_at, normal, section_at
 from stacks.spec import AppsSpec, StorageSpec
 from stacks.types import Cidr, IPv4
 
-Raw = dict[str, Any]
 _IP = TypeAdapter(IPv4)
 _CIDR = TypeAdapter(Cidr)
 
@@ -42,28 +41,6 @@ class Address:
     path: str
 
 
-def _normal(adapter: TypeAdapter[str], value: Any) -> str | None:
-    try:
-        return adapter.validate_python(value)
-    except Exception:
-        return None  # malformed: the field validation reports it
-
-
-def _items(raw: Raw, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    value = raw.get(key)
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if isinstance(item, dict):
-                yield i, item
-
-
-def _section(raw: Raw, *keys: str) -> dict[str, Any]:
-    for key in keys:
-        value = raw.get(key)
-        raw = value if isinstance(value, dict) else {}
-    return raw
-
-
 def url_host(url: Any) -> str | None:
     """The host of a URL or libvirt URI (qemu+ssh://user@host/system), None if it has none."""
     if not isinstance(url, str):
@@ -77,24 +54,24 @@ def url_host(url: Any) -> str | None:
 def addresses(raw: Raw) -> list[Address]:
     """Every IPv4 address the config names as a machine, with its role and key path."""
     named: list[tuple[str, Any, str]] = [
-        ("gateway", _section(raw, "network").get("gateway"), key_path("network", "gateway"))
+        ("gateway", section_at(raw, "network").get("gateway"), key_path("network", "gateway"))
     ]
-    for j, dns in enumerate(_section(raw, "network").get("dnsServers") or []):
+    for j, dns in enumerate(section_at(raw, "network").get("dnsServers") or []):
         named.append(("resolver", dns, key_path("network", "dnsServers", j)))
     # The office's own machines first: a node on one of their addresses is the node's mistake.
-    named.append(("maas", url_host(_section(raw, "maas").get("url")), key_path("maas", "url")))
-    for i, hv in _items(raw, "hypervisors"):
+    named.append(("maas", url_host(section_at(raw, "maas").get("url")), key_path("maas", "url")))
+    for i, hv in items_at(raw, "hypervisors"):
         named.append(("hypervisor", url_host(hv.get("uri")), key_path("hypervisors", i, "uri")))
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         named.append(("node", node.get("ip"), key_path("nodes", i, "ip")))
-        named.append(("bmc", _section(node, "power").get("address"), key_path("nodes", i, "power", "address")))
+        named.append(("bmc", section_at(node, "power").get("address"), key_path("nodes", i, "power", "address")))
     # The API's virtual IP: kube-vip answers ARP for it from one controller, so no machine may have it.
-    named.append(("vip", _section(raw, "cluster").get("apiVip"), key_path("cluster", "apiVip")))
-    link = _section(raw, "burst", "siteLink")
+    named.append(("vip", section_at(raw, "cluster").get("apiVip"), key_path("cluster", "apiVip")))
+    link = section_at(raw, "burst", "siteLink")
     named.append(("office", link.get("officePublicIp"), key_path("burst", "siteLink", "officePublicIp")))
     out = []
     for role, value, path in named:
-        ip = _normal(_IP, value)
+        ip = normal(_IP, value)
         if ip is not None:
             out.append(Address(role, ipaddress.IPv4Address(ip), path))
     return out
@@ -117,15 +94,15 @@ def addresses_unique(raw: Raw) -> list[Problem]:
 
 
 def _networks(raw: Raw) -> list[tuple[str, ipaddress.IPv4Network]]:
-    cluster, burst = _section(raw, "cluster"), _section(raw, "burst")
+    cluster, burst = section_at(raw, "cluster"), section_at(raw, "burst")
     named = [
-        (key_path("network", "officeLan"), _section(raw, "network").get("officeLan")),
+        (key_path("network", "officeLan"), section_at(raw, "network").get("officeLan")),
         (key_path("cluster", "podCidr"), cluster.get("podCidr")),
         (key_path("cluster", "serviceCidr"), cluster.get("serviceCidr")),
         (key_path("burst", "vpcCidr"), burst.get("vpcCidr")),
-        (key_path("burst", "siteLink", "tunnelCidr"), _section(burst, "siteLink").get("tunnelCidr")),
+        (key_path("burst", "siteLink", "tunnelCidr"), section_at(burst, "siteLink").get("tunnelCidr")),
     ]
-    return [(p, ipaddress.IPv4Network(c)) for p, v in named if (c := _normal(_CIDR, v))]
+    return [(p, ipaddress.IPv4Network(c)) for p, v in named if (c := normal(_CIDR, v))]
 
 
 def networks_disjoint(raw: Raw) -> list[Problem]:
@@ -169,7 +146,7 @@ def addresses_placed(raw: Raw) -> list[Problem]:
 def node_ports_unique(raw: Raw) -> list[Problem]:
     """Every node listens on every node port: two services cannot share one. The registry is
     served by the ingress (its https node port), so the mirror must name that port."""
-    apps, storage = _section(raw, "apps"), _section(raw, "storage")
+    apps, storage = section_at(raw, "apps"), section_at(raw, "storage")
     fields = {**AppsSpec.model_fields, **StorageSpec.model_fields}
     ports = [
         (key_path("apps", "ingressHttpPort"), apps.get("ingressHttpPort", fields["ingress_http_port"].default)),
@@ -185,7 +162,7 @@ def node_ports_unique(raw: Raw) -> list[Problem]:
         if first != path:
             out.append(Problem(path, "a node port not used elsewhere", f"{port} (also at {first})"))
     https = ports[1][1]
-    mirror = _section(raw, "registry").get("mirror")
+    mirror = section_at(raw, "registry").get("mirror")
     if isinstance(mirror, str) and isinstance(https, int):
         host, _, port_text = mirror.partition(":")
         if port_text != str(https):
@@ -203,9 +180,9 @@ def node_ports_unique(raw: Raw) -> list[Problem]:
 def hypervisor_nodes(raw: Raw) -> dict[str, int]:
     """Hypervisor name -> index of the node that is that hypervisor (its URI's host is the
     node's address or hostname, or the hypervisor is named after the node)."""
-    nodes = list(_items(raw, "nodes"))
+    nodes = list(items_at(raw, "nodes"))
     out = {}
-    for _, hv in _items(raw, "hypervisors"):
+    for _, hv in items_at(raw, "hypervisors"):
         name, host = hv.get("name"), url_host(hv.get("uri"))
         for i, node in nodes:
             if (host is not None and host in (node.get("ip"), node.get("hostname"))) or name == node.get("hostname"):

@@ -23,9 +23,8 @@ from typing import Any
 from components.machines.libvirt_vm import SERIAL_PREFIX
 from components.registry.registry import instance_name
 from stacks.problems import Problem, key_path, shown
+from stacks.raw import Raw, items_at, section_at
 from stacks.spec import StorageSpec
-
-Raw = dict[str, Any]
 
 NODE = "akiba:node:BareMetalNode"
 VM = "akiba:vm:LibvirtVm"
@@ -67,19 +66,6 @@ class Name:
         return self.name if self.exact else re.sub(r"[^a-z0-9.-]", "-", self.name.lower())
 
 
-def _items(raw: Raw, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    value = raw.get(key)
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if isinstance(item, dict):
-                yield i, item
-
-
-def _section(raw: Raw, key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    return value if isinstance(value, dict) else {}
-
-
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -89,14 +75,14 @@ def machines(raw: Raw) -> Iterator[Name]:
     are named by the hostname) and the VMs behind virsh nodes (components.machines.libvirt_vm:
     the domain names the component and its domain; each disk is the RBD image <serial>, whose
     resource is <domain>-<serial>)."""
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         hostname = _text(node.get("hostname"))
         if hostname:
             path = key_path("nodes", i, "hostname")
             yield Name(NODE, hostname, path, hostname, "a hostname")
             yield Name("machine", hostname, path, hostname, "a hostname")
-    for i, node in _items(raw, "nodes"):
-        power = _section(node, "power")
+    for i, node in items_at(raw, "nodes"):
+        power = section_at(node, "power")
         domain = _text(power.get("domain"))
         if power.get("type") != "virsh" or not domain:
             continue
@@ -105,7 +91,7 @@ def machines(raw: Raw) -> Iterator[Name]:
         yield Name(VM_PART, domain, path, domain, "a libvirt domain name")
         if domain != node.get("hostname"):  # a VM named after its own node is that node
             yield Name("machine", domain, path, domain, "a libvirt domain name")
-        disks = _section(node, "disks")
+        disks = section_at(node, "disks")
         paths = [("boot", disks.get("boot"))] + [(f"ceph[{j}]", d) for j, d in enumerate(disks.get("ceph") or [])]
         seen: set[str] = set()  # a disk twice in one VM is stacks.rules.disks_make_sense's problem
         for where, disk in paths:
@@ -123,18 +109,18 @@ def apps(raw: Raw) -> Iterator[Name]:
     (components.apps.ml_app), at <name>.<domain>; Grafana is at grafana.<domain> and the
     registry at the mirror's host (stacks.composition), on the same ingress; with a VIP the API
     is api.<domain>."""
-    section = _section(raw, "apps")
+    section = section_at(raw, "apps")
     domain = _text(section.get("domain"))
     if domain:
         yield Name("ingress host", f"grafana.{domain}", key_path("apps", "domain"), domain, "the apps domain")
-        vip = _text(_section(raw, "cluster").get("apiVip"))
+        vip = _text(section_at(raw, "cluster").get("apiVip"))
         if vip:  # the API's name on the office DNS (stacks.args.office_dns_records)
             yield Name("ingress host", f"api.{domain}", key_path("cluster", "apiVip"), vip, "the API's name")
-    mirror = _text(_section(raw, "registry").get("mirror"))
+    mirror = _text(section_at(raw, "registry").get("mirror"))
     if mirror:
         host = mirror.split(":")[0]
         yield Name("ingress host", host, key_path("registry", "mirror"), mirror, "the registry mirror")
-    for i, app in _items(section, "apps"):
+    for i, app in items_at(section, "apps"):
         name = _text(app.get("name"))
         if not name:
             continue
@@ -147,7 +133,7 @@ def apps(raw: Raw) -> Iterator[Name]:
 def engineers(raw: Raw) -> Iterator[Name]:
     """home-<name> and its owner Job (components.storage.shared_homes), db-<name> for a personal
     database (components.storage.personal_databases)."""
-    for i, eng in _items(raw, "engineers"):
+    for i, eng in items_at(raw, "engineers"):
         name = _text(eng.get("name"))
         if not name:
             continue
@@ -161,7 +147,7 @@ def engineers(raw: Raw) -> Iterator[Name]:
 
 def registry(raw: Raw) -> Iterator[Name]:
     """One pull-through cache per upstream, named by components.registry.registry.instance_name."""
-    for j, upstream in enumerate(_section(raw, "registry").get("upstreams") or []):
+    for j, upstream in enumerate(section_at(raw, "registry").get("upstreams") or []):
         if _text(upstream):
             yield Name(CACHE, instance_name(upstream), key_path("registry", "upstreams", j), upstream, "an upstream")
 
@@ -170,7 +156,7 @@ def storage(raw: Raw) -> Iterator[Name]:
     """Ceph pools: the two block pools (CephBlockPool cephblockpool-<pool>,
     components.storage.ceph_storage) and the filesystem's, which Rook names <fs>-metadata and
     <fs>-<data pool> (data0)."""
-    section = _section(raw, "storage")
+    section = section_at(raw, "storage")
     fields = StorageSpec.model_fields
     for key, field in (("blockPool", "block_pool"), ("vmPool", "vm_pool")):
         pool = _text(section.get(key, fields[field].default))
@@ -187,7 +173,7 @@ def storage(raw: Raw) -> Iterator[Name]:
 def burst(raw: Raw) -> Iterator[Name]:
     """A private subnet burst-<zone> per zone (components.burst.network), and each instance
     type once in the auto-scaling group's overrides."""
-    section = _section(raw, "burst")
+    section = section_at(raw, "burst")
     if section.get("enabled") is True:
         for j, zone in enumerate(section.get("zones") or []):
             if _text(zone):
@@ -198,7 +184,7 @@ def burst(raw: Raw) -> Iterator[Name]:
 
 
 def hypervisors(raw: Raw) -> Iterator[Name]:
-    for i, hv in _items(raw, "hypervisors"):
+    for i, hv in items_at(raw, "hypervisors"):
         name = _text(hv.get("name"))
         if name:
             yield Name("hypervisor", name, key_path("hypervisors", i, "name"), name, "a hypervisor name")

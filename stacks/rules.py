@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -20,10 +20,10 @@ from components.engineers.home_sshd import key_problems
 from components.storage.ceph_storage import CEPHFS_CLASS
 from stacks import addresses, names
 from stacks.problems import Problem, key_path, shown
+from stacks.raw import Raw, items_at, normal, section_at
 from stacks.spec import SECRET_KEYS
 from stacks.types import Cidr, MacAddress, PciAddress
 
-Raw = dict[str, Any]
 _MAC = TypeAdapter(MacAddress)
 _CIDR = TypeAdapter(Cidr)
 _PCI = TypeAdapter(PciAddress)
@@ -40,26 +40,6 @@ _SERIES_VERSION = {"jammy": "22.04", "noble": "24.04"}
 # (components.burst.autoscaler); IAM user names are at most 64 characters (AWS IAM User Guide,
 # "IAM and AWS STS quotas").
 _CLUSTER_NAME_MAX_WITH_BURST = 64 - len("-cluster-autoscaler")
-
-
-def _normal(adapter: TypeAdapter[str], value: Any) -> str | None:
-    try:
-        return adapter.validate_python(value)
-    except Exception:
-        return None  # malformed: the field validation reports it
-
-
-def _items(raw: Raw, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    value = raw.get(key)
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if isinstance(item, dict):
-                yield i, item
-
-
-def _section(raw: Raw, key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 class _Unique:
@@ -83,11 +63,11 @@ class _Unique:
 def unique_identities(raw: Raw) -> list[Problem]:
     """MACs and uids; names are stacks.names', addresses stacks.addresses'."""
     macs, uids = _Unique("a MAC address"), _Unique("a uid")
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         for j, nic in enumerate(node.get("nics") or []):
             if isinstance(nic, dict):
-                macs.add(_normal(_MAC, nic.get("mac")), key_path("nodes", i, "nics", j, "mac"))
-    for i, eng in _items(raw, "engineers"):
+                macs.add(normal(_MAC, nic.get("mac")), key_path("nodes", i, "nics", j, "mac"))
+    for i, eng in items_at(raw, "engineers"):
         uid = eng.get("uid")
         uids.add(str(uid) if isinstance(uid, int) else None, key_path("engineers", i, "uid"))
     return macs.problems + uids.problems
@@ -98,7 +78,7 @@ def accounts_usable(raw: Raw) -> list[Problem]:
     a key sshd cannot read, and one group id for two engineers or for the docker group."""
     out = []
     groups: dict[int, tuple[str, bool]] = {}  # gid -> (key path, given as gid)
-    for i, eng in _items(raw, "engineers"):
+    for i, eng in items_at(raw, "engineers"):
         for j, key in enumerate(eng.get("sshKeys") or []):
             if isinstance(key, str):
                 out += [
@@ -122,7 +102,7 @@ def accounts_usable(raw: Raw) -> list[Problem]:
 def nics_named_once(raw: Raw) -> list[Problem]:
     """Bond members are keyed by name in netplan: one name cannot be two NICs."""
     out = []
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         seen = _Unique("a NIC name not used by another NIC of this node")
         for j, nic in enumerate(node.get("nics") or []):
             if isinstance(nic, dict) and isinstance(nic.get("name"), str):
@@ -133,10 +113,10 @@ def nics_named_once(raw: Raw) -> list[Problem]:
 
 def roles_and_references(raw: Raw) -> list[Problem]:
     out = []
-    nodes = list(_items(raw, "nodes"))
+    nodes = list(items_at(raw, "nodes"))
     if nodes and not any(n.get("role") == "controller" for _, n in nodes):
         out.append(Problem(key_path("nodes"), "at least one node with role 'controller'", "none"))
-    declared = {hv.get("name") for _, hv in _items(raw, "hypervisors")}
+    declared = {hv.get("name") for _, hv in items_at(raw, "hypervisors")}
     names = ", ".join(sorted(map(str, declared))) or "none declared"
     for i, node in nodes:
         power = node.get("power")
@@ -160,7 +140,7 @@ def control_plane_survives(raw: Raw) -> list[Problem]:
     """Stacked etcd runs on every controller and works while a majority of them is up: 3 survive
     the loss of one, 2 of none (and fail twice as often as 1), 4 of one (no better than 3). More
     than one controller needs a virtual IP in front of their API servers (kube-vip)."""
-    count = sum(1 for _, n in _items(raw, "nodes") if n.get("role") == "controller")
+    count = sum(1 for _, n in items_at(raw, "nodes") if n.get("role") == "controller")
     out = []
     if count and count % 2 == 0:
         out.append(
@@ -171,7 +151,7 @@ def control_plane_survives(raw: Raw) -> list[Problem]:
                 f"{count} controllers",
             )
         )
-    if count > 1 and _section(raw, "cluster").get("apiVip") is None:
+    if count > 1 and section_at(raw, "cluster").get("apiVip") is None:
         out.append(
             Problem(
                 key_path("cluster", "apiVip"),
@@ -185,7 +165,7 @@ def control_plane_survives(raw: Raw) -> list[Problem]:
 
 def gpus_make_sense(raw: Raw) -> list[Problem]:
     out = []
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         gpus = [g for g in node.get("gpus") or [] if isinstance(g, dict)]
         models = {g.get("model") for g in gpus}
         if len(models) > 1:
@@ -196,7 +176,7 @@ def gpus_make_sense(raw: Raw) -> list[Problem]:
             )
         pcis = _Unique("a PCI address not used by another GPU of this node")
         for j, gpu in enumerate(gpus):
-            pci = _normal(_PCI, gpu.get("pci"))
+            pci = normal(_PCI, gpu.get("pci"))
             pcis.add(pci, key_path("nodes", i, "gpus", j, "pci"))
             if pci is not None and not pci.endswith(".0"):
                 # The slot's other functions (the HDMI audio) share its IOMMU group and are
@@ -216,7 +196,7 @@ def vm_gpus_unique(raw: Raw) -> list[Problem]:
     """A VM gets a GPU by passing its hypervisor's slot through (VT-d), so it names the slot;
     a slot goes to one VM of a hypervisor, and not to a VM if the hypervisor is a node that
     drives that GPU itself: the VM would not start."""
-    nodes = dict(_items(raw, "nodes"))
+    nodes = dict(items_at(raw, "nodes"))
     hosts = addresses.hypervisor_nodes(raw)
     slots: dict[str, _Unique] = {}
     out = []
@@ -231,7 +211,7 @@ def vm_gpus_unique(raw: Raw) -> list[Problem]:
             host = hosts.get(hv)  # the node that is this hypervisor drives its own GPUs
             host_gpus = nodes[host].get("gpus") or [] if host is not None else []
             for m, gpu in enumerate(host_gpus):
-                pci = _normal(_PCI, gpu.get("pci")) if isinstance(gpu, dict) else None
+                pci = normal(_PCI, gpu.get("pci")) if isinstance(gpu, dict) else None
                 unique.add(pci, key_path("nodes", host or 0, "gpus", m, "pci"))
         seen: set[str] = set()  # a slot twice in one node is gpus_make_sense's problem
         for j, gpu in enumerate(node.get("gpus") or []):
@@ -245,7 +225,7 @@ def vm_gpus_unique(raw: Raw) -> list[Problem]:
                         "none",
                     )
                 )
-            pci = _normal(_PCI, gpu.get("pci"))
+            pci = normal(_PCI, gpu.get("pci"))
             if pci is not None and pci not in seen:
                 seen.add(pci)
                 unique.add(pci, key_path("nodes", i, "gpus", j, "pci"))
@@ -256,7 +236,7 @@ def hardware_declared(raw: Raw) -> list[Problem]:
     """MAAS allocates a PC by its declared hardware floor, a VM by its own size (power.vcpus,
     power.memoryMib): a PC needs one, a VM must not have a second, disagreeing one."""
     out = []
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         power = node.get("power")
         kind = power.get("type") if isinstance(power, dict) else None
         if kind == "virsh" and "hardware" in node:
@@ -285,7 +265,7 @@ def disks_make_sense(raw: Raw) -> list[Problem]:
     unique across the stack by stacks.names."""
     out = []
     everywhere = _Unique("a disk of one host only (a by-id name is the disk's own serial)")
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         disks = node.get("disks")
         if not isinstance(disks, dict):
             continue
@@ -309,7 +289,7 @@ def disks_make_sense(raw: Raw) -> list[Problem]:
 def vm_disks_named(raw: Raw) -> list[Problem]:
     """A VM's disks are RBD images whose serial makes the path: /dev/disk/by-id/virtio-<serial>."""
     out = []
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         power, disks = node.get("power"), node.get("disks")
         if not (isinstance(power, dict) and power.get("type") == "virsh" and isinstance(disks, dict)):
             continue
@@ -329,10 +309,10 @@ def vm_disks_named(raw: Raw) -> list[Problem]:
 def vms_fit_their_ceph(raw: Raw) -> list[Problem]:
     """On this stack's own Ceph, a VM cannot be the controller or hold OSDs: Ceph runs on the
     nodes the controller brings up, and an OSD on an RBD image of its own cluster is a loop."""
-    if _section(raw, "libvirt").get("cephStack"):
+    if section_at(raw, "libvirt").get("cephStack"):
         return []
     out = []
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         power, disks = node.get("power"), node.get("disks")
         if not (isinstance(power, dict) and power.get("type") == "virsh"):
             continue
@@ -351,9 +331,9 @@ def vms_fit_their_ceph(raw: Raw) -> list[Problem]:
 
 def storage_fits(raw: Raw) -> list[Problem]:
     """With failure domain `host`, every copy needs its own node with OSDs, every mon its node."""
-    storage = _section(raw, "storage")
-    hosts = sum(1 for _, n in _items(raw, "nodes") if isinstance(n.get("disks"), dict) and n["disks"].get("ceph"))
-    nodes = len(list(_items(raw, "nodes")))
+    storage = section_at(raw, "storage")
+    hosts = sum(1 for _, n in items_at(raw, "nodes") if isinstance(n.get("disks"), dict) and n["disks"].get("ceph"))
+    nodes = len(list(items_at(raw, "nodes")))
     out = []
     replicas, mons = storage.get("replicas"), storage.get("mons")
     if isinstance(replicas, int) and replicas > hosts:
@@ -364,7 +344,7 @@ def storage_fits(raw: Raw) -> list[Problem]:
 
 
 def burst_consistent(raw: Raw) -> list[Problem]:
-    burst = _section(raw, "burst")
+    burst = section_at(raw, "burst")
     region = burst.get("region")
     out = []
     if isinstance(region, str):
@@ -401,9 +381,9 @@ def burst_consistent(raw: Raw) -> list[Problem]:
 def burst_networks_fit(raw: Raw) -> list[Problem]:
     """components.burst.network carves the VPC into sixteenths (a private subnet per zone, the
     last one public), and the tunnel needs two host addresses: say so before ipaddress does."""
-    burst = _section(raw, "burst")
+    burst = section_at(raw, "burst")
     out = []
-    vpc = _normal(_CIDR, burst.get("vpcCidr"))
+    vpc = normal(_CIDR, burst.get("vpcCidr"))
     # AWS subnets are /16 to /28 (VPC User Guide, "Subnet CIDR blocks"): a sixteenth of the VPC
     # is at most a /28 when the VPC is at most a /24.
     if vpc is not None and not 16 <= ipaddress.IPv4Network(vpc).prefixlen <= 24:
@@ -417,7 +397,7 @@ def burst_networks_fit(raw: Raw) -> list[Problem]:
                 str(len(zones)),
             )
         )
-    tunnel = _normal(_CIDR, _section(burst, "siteLink").get("tunnelCidr"))
+    tunnel = normal(_CIDR, section_at(burst, "siteLink").get("tunnelCidr"))
     if tunnel is not None and ipaddress.IPv4Network(tunnel).prefixlen > 30:
         out.append(
             Problem(key_path("burst", "siteLink", "tunnelCidr"), "a network of /30 or larger (two tunnel ends)", tunnel)
@@ -428,7 +408,7 @@ def burst_networks_fit(raw: Raw) -> list[Problem]:
 def versions_fit(raw: Raw) -> list[Problem]:
     """Values whose mistake only MAAS, AWS or a checker would find later, without a key path."""
     out = []
-    maas = _section(raw, "maas")
+    maas = section_at(raw, "maas")
     series, kernel = maas.get("distroSeries"), maas.get("hweKernel")
     if isinstance(series, str) and series in _SERIES_VERSION and isinstance(kernel, str):
         version = _SERIES_VERSION[series]
@@ -443,7 +423,7 @@ def versions_fit(raw: Raw) -> list[Problem]:
                     shown(kernel),
                 )
             )
-    storage_class = _section(raw, "gpuBenchmark").get("storageClass")
+    storage_class = section_at(raw, "gpuBenchmark").get("storageClass")
     if isinstance(storage_class, str) and storage_class != CEPHFS_CLASS:
         out.append(
             Problem(
@@ -453,8 +433,8 @@ def versions_fit(raw: Raw) -> list[Problem]:
                 shown(storage_class),
             )
         )
-    name = _section(raw, "cluster").get("name")
-    enabled = _section(raw, "burst").get("enabled") is True
+    name = section_at(raw, "cluster").get("name")
+    enabled = section_at(raw, "burst").get("enabled") is True
     if enabled and isinstance(name, str) and len(name) > _CLUSTER_NAME_MAX_WITH_BURST:
         out.append(
             Problem(
@@ -471,9 +451,9 @@ def apps_fit_a_node(raw: Raw) -> list[Problem]:
     """A replica's GPUs come from one node: an app asking more than any node has (or than the
     burst group's modelled type brings) stays pending, which only the cluster check would say."""
     counts: dict[int, str] = {}  # GPU count -> the first node with it
-    for i, node in _items(raw, "nodes"):
+    for i, node in items_at(raw, "nodes"):
         counts.setdefault(len(node.get("gpus") or []), key_path("nodes", i))
-    burst = _section(raw, "burst")
+    burst = section_at(raw, "burst")
     types = burst.get("instanceTypes") or []
     if burst.get("enabled") is True and types and isinstance(types[0], str) and types[0] in INSTANCE_TYPES:
         counts.setdefault(INSTANCE_TYPES[types[0]].gpus, f"burst {types[0]}")
@@ -481,7 +461,7 @@ def apps_fit_a_node(raw: Raw) -> list[Problem]:
         return []
     most = max(counts)
     out = []
-    for i, app in _items(_section(raw, "apps"), "apps"):
+    for i, app in items_at(section_at(raw, "apps"), "apps"):
         gpus = app.get("gpus")
         if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus > most:
             out.append(

@@ -11,13 +11,13 @@ XSLT (`vm_domain_xml.render_xslt`), so a move to provider 0.9.x stays one file.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
-VIRSH_BACKSTOP_S = 1800.0
+from components.machines import virsh
+from components.machines.virsh import VIRSH_BACKSTOP_S
 
 
 class DomainError(RuntimeError):
@@ -25,19 +25,7 @@ class DomainError(RuntimeError):
 
 
 def _virsh(uri: str, *args: str, timeout: float = VIRSH_BACKSTOP_S) -> subprocess.CompletedProcess[str]:
-    """virsh against `uri`. No short limit: libvirtd may re-probe qemu for minutes after an
-    upgrade, and virsh's own keepalive (5 s x 5 unanswered) already ends the call when the
-    daemon stops answering. The backstop only turns a hung call into this module's error."""
-    env = {**os.environ, "LC_ALL": "C"}  # the "not found" check reads virsh's English message
-    try:
-        return subprocess.run(
-            ["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
-        )
-    except subprocess.TimeoutExpired:
-        raise DomainError(
-            f"virsh {args[0]} on {uri} did not finish in {timeout:.0f} s; libvirtd may still be working "
-            "(see its log on the hypervisor), run `pulumi up` again once it answers"
-        ) from None
+    return virsh.run(uri, *args, error=DomainError, timeout=timeout)
 
 
 def _missing(proc: subprocess.CompletedProcess[str]) -> bool:

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from components.machines import virsh
+from components.machines.virsh import VIRSH_BACKSTOP_S
+
 # uuid5 namespace of this platform's libvirt ceph secrets. Fixed forever: changing it would give
 # every hypervisor new secret UUIDs, and every VM's <auth> would point at a missing secret.
 SECRET_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:akiba:libvirt-ceph-secret")
-
-
-VIRSH_BACKSTOP_S = 1800.0
 
 
 class SecretError(RuntimeError):
@@ -87,19 +87,7 @@ def _check_key(key_b64: str) -> str:
 
 
 def _virsh(uri: str, *args: str, timeout: float = VIRSH_BACKSTOP_S) -> subprocess.CompletedProcess[str]:
-    """virsh against `uri`. No short limit: libvirtd may re-probe qemu for minutes after an
-    upgrade, and virsh's own keepalive (5 s x 5 unanswered) already ends the call when the
-    daemon stops answering. The backstop only turns a hung call into this module's error."""
-    env = {**os.environ, "LC_ALL": "C"}  # the "not found" check reads virsh's English message
-    try:
-        return subprocess.run(
-            ["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, check=False, timeout=timeout, env=env
-        )
-    except subprocess.TimeoutExpired:
-        raise SecretError(
-            f"virsh {args[0]} on {uri} did not finish in {timeout:.0f} s; libvirtd may still be working "
-            "(see its log on the hypervisor), run `pulumi up` again once it answers"
-        ) from None
+    return virsh.run(uri, *args, error=SecretError, timeout=timeout)
 
 
 def _fail(what: str, proc: subprocess.CompletedProcess[str]) -> SecretError:
