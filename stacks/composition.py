@@ -25,8 +25,8 @@ from components.monitoring.monitoring import Monitoring, MonitoringArgs
 from components.registry.credentials import PUSH_USER, RegistryCredentials, RegistryCredentialsArgs
 from components.registry.images import ContainerImage, ContainerImageArgs
 from components.registry.registry import Registry, RegistryArgs
+from components.storage.homes_nfs import NFS_PSEUDO_PATH
 from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
-from components.storage.shared_homes import NFS_PSEUDO_PATH
 from stacks import args
 from stacks.burst import benchmark_models, declare_burst
 from stacks.config import StackSecrets
@@ -283,7 +283,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         },
         "nfs": {
             "servers": [n.ip for n in spec.nodes],  # any node: a NodePort, stable across failover
-            "port": storage.homes.nfs_port,
+            "port": storage.nfs.nfs_port,
             "export": NFS_PSEUDO_PATH,
         },
         "personalDatabases": {

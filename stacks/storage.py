@@ -11,6 +11,7 @@ from components.cluster.identity import ClusterIdentity
 from components.context import PlatformContext
 from components.storage.ceph_storage import CephStorage, CephStorageArgs
 from components.storage.home_snapshots import HomeSnapshotsArgs, HomeSnapshotSchedules
+from components.storage.homes_nfs import HomesNfs, HomesNfsArgs
 from components.storage.offsite import OffsiteBackup, OffsiteBackupArgs
 from components.storage.personal_databases import PersonalDatabases, PersonalDatabasesArgs
 from components.storage.rook_ceph import RookCeph, RookCephArgs
@@ -25,6 +26,7 @@ from stacks.spec import StackSpec
 class Storage:
     ceph: CephStorage
     homes: SharedHomes
+    nfs: HomesNfs
     databases: PersonalDatabases
 
 
@@ -51,9 +53,19 @@ def declare_storage(
             ctx=ctx,
             provider=identity.provider,
             filesystem=spec.storage.filesystem,
-            nfs_node_port=spec.storage.nfs_node_port,
             homes=args.homes(spec.engineers),
             after=(ceph, *after),  # `after` holds the PriorityClasses their pods name
+        ),
+    )
+    nfs = HomesNfs(
+        "homes-nfs",
+        HomesNfsArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            filesystem=spec.storage.filesystem,
+            nfs_node_port=spec.storage.nfs_node_port,
+            after=(homes, ceph, *after),
+            moved_from=pulumi.create_urn("shared-homes", "akiba:storage:SharedHomes"),
         ),
     )
     HomeSnapshotSchedules(
@@ -79,7 +91,7 @@ def declare_storage(
             after=(ceph, *after),
         ),
     )
-    return Storage(ceph=ceph, homes=homes, databases=databases)
+    return Storage(ceph=ceph, homes=homes, nfs=nfs, databases=databases)
 
 
 def declare_offsite(
