@@ -1,8 +1,12 @@
 """The outputs contract: what other teams read through `StackReference`.
 
-The contract itself is `outputs.v1.schema.json` beside this file (JSON Schema; `x-secret`
+The contract itself is `outputs.v2.schema.json` beside this file (JSON Schema; `x-secret`
 marks outputs that are Pulumi secrets). Exporting checks the program against it, so an
 output cannot be dropped, renamed or lose its secret flag without the contract changing.
+Outputs named by a pattern (`patternProperties`: one `engineerKubeconfig-<login>` per engineer)
+take their secret flag from the pattern they match.
+
+`outputs.v1.schema.json` stays beside it, withdrawn (`x-withdrawn` says why): no stack exports it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import pulumi
 
-SCHEMA_PATH = Path(__file__).with_name("outputs.v1.schema.json")
+SCHEMA_PATH = Path(__file__).with_name("outputs.v2.schema.json")
 # scheme://user:password@: a credential, which a public output must never carry.
 _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@", re.I)
 
@@ -27,20 +31,36 @@ def contract() -> dict[str, Any]:
 
 
 def secret_outputs() -> set[str]:
+    """The fixed outputs that are secrets (pattern-named ones: `is_secret`)."""
     return {name for name, prop in contract()["properties"].items() if prop.get("x-secret")}
+
+
+def _pattern_of(name: str) -> dict[str, Any] | None:
+    """The patternProperties entry an output name matches, if any (JSON Schema patterns are
+    unanchored; the contract anchors its own)."""
+    for pattern, prop in contract().get("patternProperties", {}).items():
+        if re.search(pattern, name):
+            found: dict[str, Any] = prop
+            return found
+    return None
+
+
+def is_secret(name: str) -> bool:
+    prop = contract()["properties"].get(name) or _pattern_of(name) or {}
+    return bool(prop.get("x-secret"))
 
 
 def export(values: dict[str, Any]) -> None:
     """Export exactly the contract's outputs, secret ones as Pulumi secrets."""
-    names = set(contract()["properties"])
-    missing, extra = names - set(values), set(values) - names
+    props = contract()["properties"]
+    missing = set(contract()["required"]) - set(values)
+    extra = {name for name in values if name not in props and _pattern_of(name) is None}
     if missing or extra:
         # A programming error, not a config one: the contract and the program disagree.
         raise ValueError(f"outputs do not match {SCHEMA_PATH.name}: missing {sorted(missing)}, extra {sorted(extra)}")
-    secret = secret_outputs()
     for name in sorted(values):
         value = values[name]
-        pulumi.export(name, pulumi.Output.secret(value) if name in secret else without_credentials(name, value))
+        pulumi.export(name, pulumi.Output.secret(value) if is_secret(name) else without_credentials(name, value))
 
 
 def without_credentials(name: str, value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,17 +23,28 @@ class PlatformNamespacesArgs:
 
 
 def declare_namespace(
-    name: str, level: PodSecurity, ctx: PlatformContext, opts: pulumi.ResourceOptions
+    name: str,
+    level: PodSecurity,
+    ctx: PlatformContext,
+    opts: pulumi.ResourceOptions,
+    *,
+    warn: PodSecurity | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> k8s.core.v1.Namespace:
-    """A namespace with the platform labels and an enforced Pod Security level."""
+    """A namespace with the platform labels and an enforced Pod Security level. `warn` (a
+    stricter level) is also audited: users see what would break under it before it is enforced.
+    `labels` add to the platform's (e.g. akiba.io/engineer on an engineer's namespace)."""
+    audit = {"pod-security.kubernetes.io/audit": warn} if warn else {}
     return k8s.core.v1.Namespace(
         name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=name,
             labels={
                 **ctx.labels,
+                **(labels or {}),
                 "pod-security.kubernetes.io/enforce": level,
-                "pod-security.kubernetes.io/warn": level,
+                "pod-security.kubernetes.io/warn": warn or level,
+                **audit,
             },
         ),
         opts=opts,

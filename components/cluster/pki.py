@@ -1,4 +1,5 @@
-"""Pure helpers for the cluster's PKI: the kubeadm CA hash and the admin kubeconfig."""
+"""Pure helpers for the cluster's PKI: the kubeadm CA hash and kubeconfigs (the admin's, and each
+client certificate's: engineers, other teams)."""
 
 from __future__ import annotations
 
@@ -23,19 +24,34 @@ def ca_cert_hash(ca_public_key_pem: str) -> str:
     return "sha256:" + hashlib.sha256(pem_body(ca_public_key_pem)).hexdigest()
 
 
-def render_kubeconfig(cluster: str, server: str, ca_pem: str, cert_pem: str, key_pem: str) -> str:
-    """An admin kubeconfig with embedded credentials."""
+def render_kubeconfig(
+    cluster: str,
+    server: str,
+    ca_pem: str,
+    cert_pem: str,
+    key_pem: str,
+    *,
+    user: str | None = None,
+    namespace: str | None = None,
+) -> str:
+    """A kubeconfig with embedded credentials: the admin's (no `user`), or the certificate's
+    `user` (its CN), whose context starts in `namespace` (an engineer's own)."""
 
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
-    user = f"{cluster}-admin"
+    name = user or f"{cluster}-admin"
+    # The admin context keeps its old name: the provider's kubeconfig must not change for nothing.
+    context_name = f"{user}@{cluster}" if user else name
+    context: dict[str, str] = {"cluster": cluster, "user": name}
+    if namespace:
+        context["namespace"] = namespace
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}],
-        "contexts": [{"name": user, "context": {"cluster": cluster, "user": user}}],
-        "current-context": user,
+        "users": [{"name": name, "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}}],
+        "contexts": [{"name": context_name, "context": context}],
+        "current-context": context_name,
     }
     return yaml.safe_dump(doc, sort_keys=False)

@@ -17,8 +17,8 @@ CONSUMER_USER = "akiba-consumer"
 
 # Objects in each engineer's namespace.
 HOME_CLAIM = "home"  # their CephFS home, mounted at /home/<login> in their home pod and Jobs
-KUBECONFIG_SECRET = "kubeconfig"  # key "config": their own kubeconfig, mounted in their home pod
-DATABASE_SECRET = "database"  # their personal database's connection (host, port, user, password)
+KUBECONFIG_SECRET = "kubeconfig"  # noqa: S105 (a name) key "config": their own kubeconfig, mounted in their home pod
+DATABASE_SECRET = "database"  # noqa: S105 (a name) their personal database's connection (host, port, user, password)
 
 
 def engineer_namespace(login: str) -> str:

@@ -142,6 +142,8 @@ class Container:
     caps_add: frozenset[str]
     caps_drop: frozenset[str]
     init: bool = False
+    # Its own limits: what a namespace's LimitRange fills in where absent and its quota counts.
+    limits: Mapping[str, Decimal] = field(default_factory=dict)
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -217,3 +219,8 @@ def requests_of(resources: Mapping[str, Any] | None) -> dict[str, Decimal]:
     limits = resources.get("limits") or {}
     requests = resources.get("requests") or {}
     return {k: quantity.parse(v) for k, v in {**limits, **requests}.items()}
+
+
+def limits_of(resources: Mapping[str, Any] | None) -> dict[str, Decimal]:
+    """A container's own limits."""
+    return {k: quantity.parse(v) for k, v in ((resources or {}).get("limits") or {}).items()}

@@ -19,6 +19,8 @@
 - `ceph-on-itself`: a Ceph daemon that can land on a VM whose disks live in that Ceph;
 - `priority`: a pod naming a PriorityClass that will not exist (admission refuses it), or a
   class the API server refuses;
+- `quota`: a namespace's ResourceQuota smaller than what the plan itself puts there (an engineer's
+  home pods, their home claim, their ssh Service), or a pod its quota and LimitRange refuse;
 - `chart`: a chart (or version) the check has no model of.
 """
 
@@ -32,7 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from components.cluster.placement import BOOTS_FROM_CLUSTER_CEPH
-from tools.plan.cluster import addons, charts, network, nodes, priorities, pulls, start, workloads
+from tools.plan.cluster import addons, charts, network, nodes, priorities, pulls, quotas, start, workloads
 from tools.plan.cluster.model import Node, Workload
 from tools.plan.cluster.scheduler import Cluster, Placement
 from tools.plan.runner import Plan
@@ -143,6 +145,7 @@ def check(plan: Plan, settings: Settings) -> Report:
     _storage_rules(report, plan)
     report.problems += [Problem("mtu", subject, message) for subject, message in network.problems(plan, report.nodes)]
     report.problems += [Problem("priority", subject, message) for subject, message in priorities.problems(plan)]
+    report.problems += [Problem("quota", s, m) for s, m in quotas.problems(plan, report.placements)]
     built = _built_images(plan, settings.root)
     report.built = {repo: facts.dockerfile for repo, facts in built.items()}
     _pull_rules(report, plan, settings, machine_nodes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tools.plan.cluster.model import Container, Requirement, Toleration, Workload, requests_of
+from tools.plan.cluster.model import Container, Requirement, Toleration, Workload, limits_of, requests_of
 from tools.plan.runner import Plan
 
 # Built-in PriorityClasses (the scheduler places the critical ones first).
@@ -35,6 +35,7 @@ def _containers(spec: Mapping[str, Any], key: str, init: bool) -> list[Container
                 command=tuple(str(x) for x in c.get("command") or ()),
                 args=tuple(str(x) for x in c.get("args") or ()),
                 requests=requests_of(c.get("resources")),
+                limits=limits_of(c.get("resources")),
                 host_ports=host_ports,
                 run_as_user=None if uid is None else int(uid),
                 run_as_non_root=None if non_root is None else bool(non_root),

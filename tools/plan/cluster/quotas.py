@@ -1,0 +1,178 @@
+"""The `quota` rule: in every namespace with a ResourceQuota, what the plan itself puts there must
+fit it. The API server admits objects against the quota one by one and refuses the one that
+crosses it: an engineer's namespace whose quota is smaller than the platform's own pods there (a
+home DaemonSet, one pod per node) is an engineer who cannot log in on some node, however good
+their GPU share looks on paper.
+
+Counted as the quota admission plugin counts them: pods with their requests and limits after the
+namespace's LimitRange filled in the missing ones (a pod's request: its containers' sum, or its
+largest init container); a DaemonSet's pod for every node it selects (fitting or not: the
+controller creates it, the scheduler leaves it Pending), with the burst group at its maximum;
+claims and their requested storage; Services and their node ports.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from tools.plan.cluster import quantity
+from tools.plan.cluster.model import Container, Workload
+from tools.plan.cluster.scheduler import Placement
+from tools.plan.runner import Plan
+
+# Quota names that need every container to state a value (the quota plugin refuses the pod with
+# "must specify ..." otherwise); extended resources such as GPUs do not.
+_MUST_SPECIFY = ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory")
+_ALIASES = {"cpu": "requests.cpu", "memory": "requests.memory", "storage": "requests.storage"}
+
+
+@dataclass
+class _Usage:
+    """What the plan puts in one namespace, by quota resource name, and who puts it there."""
+
+    amounts: defaultdict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    who: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    refused: list[str] = field(default_factory=list)  # objects admission refuses whatever the amounts
+
+    def add(self, resource: str, amount: Decimal, label: str) -> None:
+        if amount:
+            self.amounts[resource] += amount
+            self.who[resource].append(label)
+
+
+def _meta(raw: Mapping[str, Any]) -> tuple[str, str]:
+    meta = raw.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name", "?"))
+
+
+def _limit_defaults(plan: Plan) -> dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]]:
+    """Per namespace: the LimitRange's container (default request, default limit)."""
+    found: dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]] = {}
+    for r in plan.by_type("kubernetes:core/v1:LimitRange"):
+        ns, _ = _meta(r.raw_inputs)
+        requests, limits = found.setdefault(ns, ({}, {}))
+        for item in (r.raw_inputs.get("spec") or {}).get("limits") or ():
+            if item.get("type") != "Container":
+                continue
+            default = {k: quantity.parse(v) for k, v in (item.get("default") or {}).items()}
+            limits.update(default)
+            # A LimitRange without defaultRequest takes its default limit as the default request.
+            requests.update(default | {k: quantity.parse(v) for k, v in (item.get("defaultRequest") or {}).items()})
+    return found
+
+
+def _pod_amounts(containers: Iterable[tuple[Container, dict[str, Decimal], dict[str, Decimal]]]) -> dict[str, Decimal]:
+    """requests.* and limits.* of one pod: app containers summed, the largest init container."""
+    total: dict[str, Decimal] = defaultdict(Decimal)
+    init: dict[str, Decimal] = defaultdict(Decimal)
+    for c, requests, limits in containers:
+        for prefix, values in (("requests", requests), ("limits", limits)):
+            for k, v in values.items():
+                name = f"{prefix}.{k}"
+                if c.init:
+                    init[name] = max(init[name], v)
+                else:
+                    total[name] += v
+    return {k: max(total.get(k, Decimal(0)), init.get(k, Decimal(0))) for k in {*total, *init}}
+
+
+def _pods(p: Placement) -> int:
+    """Pods the workload has in its namespace at once."""
+    if not p.workload.daemonset:
+        return p.workload.replicas
+    return sum(n.max_count if n.template else 1 for n in p.placed) + len(p.pending)
+
+
+def _add_workload(usage: _Usage, w: Workload, pods: int, hard: Mapping[str, Decimal], defaults: Any) -> None:
+    default_requests, default_limits = defaults
+    effective = []
+    for c in w.containers:
+        requests = {**default_requests, **c.requests}
+        limits = {**default_limits, **c.limits}
+        effective.append((c, requests, limits))
+        for name in _MUST_SPECIFY:
+            prefix, resource = name.split(".", 1)
+            if name in hard and resource not in (requests if prefix == "requests" else limits):
+                usage.refused.append(
+                    f"{w.label} container {c.name} states no {name} and no LimitRange gives one: "
+                    f"the quota refuses its pods (must specify {name})"
+                )
+        for resource, limit in limits.items():
+            if requests.get(resource, Decimal(0)) > limit:
+                usage.refused.append(
+                    f"{w.label} container {c.name} requests more {resource} than its limit "
+                    f"({quantity.show(resource, requests[resource])} > {quantity.show(resource, limit)}, the "
+                    "LimitRange's default where it states none): the API server refuses its pods"
+                )
+    label = f"{w.label}: {pods} pod(s)"
+    usage.add("pods", Decimal(pods), label)
+    for name, amount in _pod_amounts(effective).items():
+        usage.add(name, amount * pods, label)
+
+
+def _usage(plan: Plan, placements: list[Placement], quotas: Mapping[str, Mapping[str, Decimal]]) -> dict[str, _Usage]:
+    found: dict[str, _Usage] = defaultdict(_Usage)
+    defaults = _limit_defaults(plan)
+    for p in placements:
+        ns = p.workload.namespace
+        if ns in quotas:
+            _add_workload(found[ns], p.workload, _pods(p), quotas[ns], defaults.get(ns, ({}, {})))
+    for r in plan.by_type("kubernetes:core/v1:PersistentVolumeClaim"):
+        ns, name = _meta(r.raw_inputs)
+        if ns in quotas:
+            storage = ((r.raw_inputs.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+            label = f"PersistentVolumeClaim {ns}/{name}"
+            found[ns].add("persistentvolumeclaims", Decimal(1), label)
+            found[ns].add("requests.storage", quantity.parse(storage or 0), label)
+    for r in plan.by_type("kubernetes:core/v1:Service"):
+        ns, name = _meta(r.raw_inputs)
+        if ns in quotas:
+            spec = r.raw_inputs.get("spec") or {}
+            kind, ports = spec.get("type", "ClusterIP"), len(spec.get("ports") or ())
+            label = f"Service {ns}/{name}"
+            found[ns].add("services", Decimal(1), label)
+            if kind in ("NodePort", "LoadBalancer"):
+                found[ns].add("services.nodeports", Decimal(ports), label)
+            if kind == "LoadBalancer":
+                found[ns].add("services.loadbalancers", Decimal(1), label)
+    return found
+
+
+def _show(resource: str, amount: Decimal) -> str:
+    base = resource.split(".", 1)[1] if resource.startswith(("requests.", "limits.")) else resource
+    return quantity.show(base, amount)
+
+
+def problems(plan: Plan, placements: list[Placement]) -> list[tuple[str, str]]:
+    """(subject, message) for every quota the plan's own objects in its namespace exceed."""
+    quotas: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    names: dict[str, str] = {}
+    for r in plan.by_type("kubernetes:core/v1:ResourceQuota"):
+        ns, name = _meta(r.raw_inputs)
+        names[ns] = f"ResourceQuota {ns}/{name}"
+        for k, v in ((r.raw_inputs.get("spec") or {}).get("hard") or {}).items():
+            key = _ALIASES.get(str(k), str(k))
+            amount = quantity.parse(v)
+            # Two quotas in one namespace: each must hold, so the smaller bound is the one that bites.
+            quotas[ns][key] = min(amount, quotas[ns].get(key, amount))
+    out = []
+    for ns, usage in sorted(_usage(plan, placements, quotas).items()):
+        for reason in sorted(set(usage.refused)):
+            out.append((names[ns], reason))
+        for resource, allowed in sorted(quotas[ns].items()):
+            needed = usage.amounts.get(resource, Decimal(0))
+            if needed > allowed:
+                who = "; ".join(usage.who[resource])
+                out.append(
+                    (
+                        names[ns],
+                        f"{resource}: the plan's own objects in namespace {ns} need {_show(resource, needed)} "
+                        f"({who}), the quota allows {_show(resource, allowed)}: the API server refuses what "
+                        "crosses it (a home pod refused is an engineer who cannot log in on that node)",
+                    )
+                )
+    return out
