@@ -1,8 +1,13 @@
-"""The home container's sshd: the rendered config passes `sshd -t`, and a real sshd on loopback
-lets an engineer in with a key and nobody in any other way.
+"""The home container's sshd: the rendered config passes `sshd -t`, and two real sshds on
+loopback, run as the home pods run them, let each engineer into their own home and nowhere else.
 
-The real-sshd tests run as root (sshd switches to the user; the test user is made with useradd
-and removed afterwards). In CI a missing tool or root fails them; elsewhere they skip.
+Each engineer's sshd runs as that engineer's uid (setpriv: no capabilities, no_new_privs, as
+the pod's securityContext) in a mount namespace of its own (unshare) that sees what their pod
+sees: /etc/passwd and /etc/group with the image's lines plus theirs, their own home at
+/home/<login> and no other, their sshd_config, host key and authorized_keys, all rendered by
+components.engineers.home_containers. The accounts exist only inside those namespaces: nothing
+is added to this machine's /etc/passwd. Starting them needs root (CI runs as root); in CI a
+missing tool or root fails the tests, elsewhere they skip.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import secrets
 import shutil
 import socket
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from components.engineers.home_containers import SESSION_ENV, accounts_config, known_hosts_line, sshd_config
 from components.engineers.home_sshd import (
     CIPHERS,
     KEX_ALGORITHMS,
@@ -31,7 +38,6 @@ from components.engineers.home_sshd import (
     render_authorized_keys,
     render_group_entries,
     render_passwd_entries,
-    render_shadow_entries,
     render_sshd_config,
 )
 from tests.conftest import IN_CI, require_tool
@@ -41,7 +47,6 @@ from tests.servers import free_port, stop
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOl+A//5LFfTZpfE7f7fCgRJMx1vwhPES+k37g0FJiRB alice@laptop"
 ALICE = Engineer("alice", 2001, 2001, (KEY,), "Alice Example")
 BOB = Engineer("bob", 2002, 2002, (KEY.replace("alice", "bob"),))
-PRIVSEP = Path("/run/sshd")  # sshd's privilege separation directory
 
 
 def _tool(name: str, install: str) -> str:
@@ -68,15 +73,15 @@ def _keygen(path: Path) -> str:
 # --- pure renderers -------------------------------------------------------------------------
 
 
-def test_accounts_render_as_passwd_group_and_shadow_lines() -> None:
+def test_accounts_render_as_passwd_and_group_lines() -> None:
     assert render_passwd_entries([ALICE, BOB]) == (
         "alice:x:2001:2001:Alice Example:/home/alice:/bin/bash\nbob:x:2002:2002::/home/bob:/bin/bash\n"
     )
     assert render_group_entries([ALICE, BOB], {"docker": 2375}) == (
         "alice:x:2001:\nbob:x:2002:\ndocker:x:2375:alice,bob\n"
     )
-    # Not "!": with UsePAM no, sshd refuses a "!" account even with a valid key (tested below).
-    assert render_shadow_entries([ALICE]) == "alice:*:::::::\n"
+    # The home pod's own: only its engineer, no shared group.
+    assert render_group_entries([ALICE]) == "alice:x:2001:\n"
     assert render_authorized_keys(ALICE) == KEY + "\n"
 
 
@@ -115,6 +120,22 @@ def test_sshd_config_refuses_what_would_open_it_up() -> None:
         render_sshd_config(2222, ["root"], ["/k"], listen_addresses=["127.0.0.1"])
     with pytest.raises(ValueError, match="must be an absolute path"):
         render_sshd_config(2222, ["alice"], ["/k"], listen_addresses=["127.0.0.1"], authorized_keys_dir="keys\nx")
+    # A value sshd would split or a quote that would end it early.
+    with pytest.raises(ValueError, match="SetEnv PATH="):
+        render_sshd_config(2222, ["alice"], ["/k"], listen_addresses=["127.0.0.1"], set_env={"PATH": "/a b"})
+
+
+def test_the_pod_config_serves_its_engineer_alone() -> None:
+    data = accounts_config(ALICE, {"DOCKER_HOST": "tcp://127.0.0.1:2376"})
+    assert data["passwd"] == "alice:x:2001:2001:Alice Example:/home/alice:/bin/bash\n"
+    assert data["authorized_keys"] == KEY + "\n"
+    config = data["sshd_config"]
+    assert "AllowUsers alice\n" in config and "Port 2222\n" in config
+    assert "AuthorizedKeysFile /etc/ssh/authorized_keys/%u\n" in config
+    (set_env,) = [line for line in config.splitlines() if line.startswith("SetEnv ")]
+    assert "DOCKER_HOST=tcp://127.0.0.1:2376" in set_env.split()
+    assert f"KUBECONFIG={SESSION_ENV['KUBECONFIG']}" in set_env.split()
+    assert "bob" not in "".join(data.values())
 
 
 # --- real checkers --------------------------------------------------------------------------
@@ -128,7 +149,7 @@ def privsep_dir() -> None:
     break a concurrent run of these tests that found it already there.
     """
     if os.geteuid() == 0:
-        PRIVSEP.mkdir(mode=0o755, exist_ok=True)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
 
 
 @pytest.fixture
@@ -188,17 +209,20 @@ def test_sshd_t_rejects_an_algorithm_this_openssh_lacks(tmp_path: Path, host_key
     assert "KexAlgorithms" in checked.stderr
 
 
-# --- a real sshd on loopback ----------------------------------------------------------------
+# --- two engineers' sshds on loopback, each as its pod runs it ------------------------------
 
 
 @dataclass
-class Home:
+class Pod:
+    """One engineer's home pod, as far as sshd and a session can tell."""
+
     engineer: Engineer
     port: int
-    state: Path
-    key: Path  # the engineer's private key
-    host_key: str  # "<type> <base64>" of sshd's host key
+    key: Path  # the engineer's private key (the client's)
+    host_key: str  # "<type> <base64>" of this pod's host key
     log: Path
+    store: Path  # what backs this pod's files; hidden from every pod's namespace
+    proc: subprocess.Popen[bytes]
 
 
 def _root_owned_tmp() -> Path:
@@ -215,44 +239,12 @@ def _root_owned_tmp() -> Path:
     pytest.fail("no root-owned writable directory for sshd's state (/run, /var/lib)")
 
 
-def _free_id() -> int:
-    """An id free as uid and gid, from a random start so concurrent runs rarely pick the same."""
+def _free_ids(count: int) -> list[int]:
+    """Ids free as uid and gid on this machine, from a random start (concurrent runs)."""
     taken = {p.pw_uid for p in pwd.getpwall()} | {g.gr_gid for g in grp.getgrall()}
     start = secrets.randbelow(1000)
-    return next(i for i in (59000 + (start + k) % 1000 for k in range(1000)) if i not in taken)
-
-
-def _create_account(name: str, key: str, homes: Path) -> Engineer:
-    """groupadd/useradd from the rendered passwd line (so the tests check what it means);
-    another id when a concurrent run took the one picked (exit status 4: id not unique)."""
-    for _ in range(20):
-        ids = _free_id()
-        engineer = Engineer(name, ids, ids, (key,), "Akiba Test")
-        _, _, uid, gid, gecos, home, shell = render_passwd_entries([engineer], home_root=str(homes)).strip().split(":")
-        if _account_tool("groupadd", "-g", gid, name, ok=(0, 4)).returncode == 4:
-            continue
-        useradd = ("useradd", "-u", uid, "-g", gid, "-c", gecos, "-d", home, "-s", shell, "-M", name)
-        if _account_tool(*useradd, ok=(0, 4)).returncode == 4:
-            _sh("groupdel", name)
-            continue
-        return engineer
-    pytest.fail("no free uid/gid in 59000..59999")
-
-
-def _account_tool(*args: str, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
-    """Run useradd & co.; exit status 10 ("cannot lock /etc/passwd|group") means another run
-    holds the lock for a moment, so try again."""
-    for _ in range(50):
-        result = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
-        if result.returncode != 10:
-            break
-        time.sleep(0.1)
-    assert result.returncode in ok, f"{args}: {result.stderr}"
-    return result
-
-
-def _sh(*args: str) -> None:
-    _account_tool(*args)
+    free = (i for i in (59000 + (start + k) % 1000 for k in range(1000)) if i not in taken)
+    return [next(free) for _ in range(count)]
 
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -267,96 +259,125 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None
     pytest.fail(f"sshd did not listen on 127.0.0.1:{port} within 10 s:\n{log.read_text()}")
 
 
-def _start_sshd(config: Path, port: int, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+def _pod_files(engineer: Engineer, store: Path, view: Path, port: int, host_key: Path) -> None:
+    """The pod's files, from the same renderers its ConfigMap and Secret use, owned and moded as
+    the kubelet leaves them: ConfigMap and Secret files root's and 0444, the home the engineer's."""
+    data = accounts_config(engineer)
+    config = sshd_config(
+        engineer,
+        port=port,
+        listen="127.0.0.1",
+        host_key=f"{view}/etc/ssh_host_ed25519_key",
+        authorized_keys_dir=f"{view}/etc/authorized_keys",
+        pid_file=f"{view}/run/sshd.pid",
+    )
+    # The same config as the pod's, but for where its files are and where it listens.
+    moved = {"Port", "ListenAddress", "HostKey", "AuthorizedKeysFile", "PidFile"}
+    ours, pods = config.splitlines(), data["sshd_config"].splitlines()
+    assert len(ours) == len(pods)
+    assert {a.split(" ", 1)[0] for a, b in zip(ours, pods, strict=True) if a != b} == moved
+
+    etc = store / "etc"
+    (etc / "authorized_keys").mkdir(parents=True, mode=0o755)
+    files = {
+        etc / "sshd_config": config,
+        etc / "authorized_keys" / engineer.name: data["authorized_keys"],
+        # root's file holds the engineer's key too: root must still be refused.
+        etc / "authorized_keys" / "root": data["authorized_keys"],
+        # What the init container writes: the image's lines (here this machine's), then theirs.
+        etc / "passwd": Path("/etc/passwd").read_text() + data["passwd"],
+        etc / "group": Path("/etc/group").read_text() + data["group"],
+    }
+    for path, text in files.items():
+        path.write_text(text)
+        path.chmod(0o444)
+    shutil.copy(host_key, etc / "ssh_host_ed25519_key")
+    (etc / "ssh_host_ed25519_key").chmod(0o444)  # the Secret's defaultMode
+    for writable, mode in (("home", 0o750), ("run", 0o700)):
+        (store / writable).mkdir(mode=mode)
+        os.chown(store / writable, engineer.uid, engineer.gid)
+
+
+def _start_pod(engineer: Engineer, state: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
+    """sshd in a mount namespace that sees only this engineer's files, as their uid."""
     sshd = _tool("sshd", "apt-get install openssh-server")
-    # -D: stay in the foreground (our child, stopped by PID); -e: log to stderr, i.e. the log file.
+    store, view, login = state / "store" / engineer.name, state / "pod", engineer.name
+    script = "\n".join(
+        [
+            "set -eu",
+            f"mount --bind {store} {view}",  # this pod's files, where every pod has its own
+            f"mount -t tmpfs -o mode=0755 akiba-test {state}/store",  # every engineer's store hidden
+            f"mount --bind {view}/etc/passwd /etc/passwd",
+            f"mount --bind {view}/etc/group /etc/group",
+            "mount -t tmpfs -o mode=0755 akiba-test /home",  # the home volume, and no other
+            f"mkdir /home/{login}",
+            f"mount --bind {view}/home /home/{login}",
+            # runAsUser/runAsGroup, capabilities drop ALL, allowPrivilegeEscalation false.
+            f"exec setpriv --reuid={engineer.uid} --regid={engineer.gid} --clear-groups --inh-caps=-all"
+            f" --bounding-set=-all --no-new-privs -- {sshd} -D -e -f {view}/etc/sshd_config {' '.join(extra)}",
+        ]
+    )
+    log = state / "logs" / f"{login}-{port}.log"
+    # unshare and sh exec: the PID is sshd's own, stopped by the test.
     with log.open("ab") as out:
-        proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config), "-p", str(port), *extra], stderr=out)
+        proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], stderr=out)
     _wait_listening(proc, port, log)
     return proc
 
 
 @pytest.fixture(scope="module")
-def home() -> Iterator[Home]:
-    _tool("sshd", "apt-get install openssh-server")
-    _tool("ssh", "apt-get install openssh-client")
+def pods() -> Iterator[dict[str, Pod]]:
+    for tool, package in (("sshd", "openssh-server"), ("ssh", "openssh-client"), ("ssh-keygen", "openssh-client")):
+        _tool(tool, f"apt-get install {package}")
+    for tool in ("unshare", "setpriv", "mount"):
+        require_tool(tool, "apt-get install util-linux")
     _require_root()
-    for tool in ("useradd", "userdel", "usermod", "chage"):
-        _tool(tool, "apt-get install passwd")
 
     state = _root_owned_tmp()
-    name = f"akt{secrets.token_hex(4)}"  # unique, so a leftover from a killed run never collides
     procs: list[subprocess.Popen[bytes]] = []
-    created = False
     try:
-        client = state / "client"
-        client.mkdir(mode=0o700)
-        key = _keygen(client / "id_ed25519")
-        _keygen(state / "ssh_host_ed25519_key")
-
-        created = True  # from here on, teardown removes whatever of the account exists
-        # Homes in the state dir, not under /home.
-        engineer = _create_account(name, key, state / "homes")
-        _set_shadow(name, render_shadow_entries([engineer]).split(":")[1])
-        home_dir = state / "homes" / name
-        home_dir.parent.mkdir(mode=0o755)
-        home_dir.mkdir(mode=0o700)
-        os.chown(home_dir, engineer.uid, engineer.gid)
-
-        keys = state / "authorized_keys"
-        keys.mkdir(mode=0o755)
-        (keys / name).write_text(render_authorized_keys(engineer))
-        # root's file holds the same key: root must still be refused.
-        (keys / "root").write_text(render_authorized_keys(engineer))
-
-        port = free_port()
-        host_key = state / "ssh_host_ed25519_key"
-        config = state / "sshd_config"
-        config.write_text(
-            render_sshd_config(
-                port,
-                [name],
-                [str(host_key)],
-                listen_addresses=["127.0.0.1"],
-                authorized_keys_dir=str(keys),
-                pid_file=str(state / "sshd.pid"),
-            )
-        )
-        host_pub = " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
-        log = state / "sshd.log"
-        procs.append(_start_sshd(config, port, log))
-        yield Home(engineer, port, state, client / "id_ed25519", host_pub, log)
+        for private in ("client", "logs"):
+            (state / private).mkdir(mode=0o700)
+        (state / "store").mkdir(mode=0o755)
+        (state / "pod").mkdir(mode=0o755)  # every pod's view is mounted here, in its own namespace
+        suffix = secrets.token_hex(3)  # unique names: a leftover from a killed run never collides
+        out: dict[str, Pod] = {}
+        for role, ids in zip(("a", "b"), _free_ids(2), strict=True):
+            login = f"akt{role}{suffix}"
+            key = state / "client" / f"id_{login}"
+            engineer = Engineer(login, ids, ids, (_keygen(key),), "Akiba Test")
+            host_key = state / "client" / f"host_{login}"
+            _keygen(host_key)
+            port = free_port()
+            _pod_files(engineer, state / "store" / login, state / "pod", port, host_key)
+            procs.append(_start_pod(engineer, state, port))
+            host_pub = " ".join(Path(f"{host_key}.pub").read_text().split()[:2])
+            log = state / "logs" / f"{login}-{port}.log"
+            out[role] = Pod(engineer, port, key, host_pub, log, state / "store" / login, procs[-1])
+        yield out
     finally:
         for proc in procs:
             stop(proc)
-        if created:
-            # 6: no such user/group (userdel removes the user's own group; a failed useradd leaves it).
-            _account_tool("userdel", name, ok=(0, 6))
-            _account_tool("groupdel", name, ok=(0, 6))
         shutil.rmtree(state, ignore_errors=True)
 
 
-def _set_shadow(name: str, password_field: str) -> None:
-    _sh("usermod", "-p", password_field, name)
-    # Aging off, as render_shadow_entries writes it (a 0 last-change would force a change).
-    _sh("chage", "-d", "-1", "-m", "-1", "-M", "-1", "-W", "-1", "-I", "-1", "-E", "-1", name)
-
-
-def _ssh_args(home: Home, port: int, *, batch: bool = True) -> list[str]:
-    """ssh to 127.0.0.1:port with nothing from the caller's ~/.ssh, the agent or a known_hosts."""
-    known_hosts = home.state / "client" / f"known_hosts_{port}"
-    # The host key, checked: we talk to our sshd and to nothing else that took the port.
-    known_hosts.write_text(f"[127.0.0.1]:{port} {home.host_key}\n")
+def _ssh_args(pod: Pod, port: int | None = None, *, batch: bool = True) -> list[str]:
+    """ssh to 127.0.0.1 with nothing from the caller's ~/.ssh or agent, checking the pod's host
+    key under its alias (HostKeyAlias, as the README's ~/.ssh/config does)."""
+    port = port or pod.port
+    known_hosts = pod.log.parent.parent / "client" / f"known_hosts_{port}"
+    known_hosts.write_text(known_hosts_line(pod.engineer.name, pod.host_key) + "\n")
     args = [_tool("ssh", "apt-get install openssh-client"), "-F", "/dev/null", "-p", str(port)]
     args += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    args += ["-o", f"HostKeyAlias=akiba-home-{pod.engineer.name}"]
     args += ["-o", "ConnectTimeout=10", "-o", "IdentityAgent=none", "-o", "IdentitiesOnly=yes"]
     # BatchMode: never prompt; without it (for sshpass) allow exactly one password prompt.
     return [*args, "-o", "BatchMode=yes" if batch else "NumberOfPasswordPrompts=1"]
 
 
-def _ssh(home: Home, user: str, *options: str, command: str = "true") -> subprocess.CompletedProcess[str]:
+def _ssh(pod: Pod, user: str, key: Path, command: str = "true") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*_ssh_args(home, home.port), *options, f"{user}@127.0.0.1", command],
+        [*_ssh_args(pod), "-i", str(key), f"{user}@127.0.0.1", command],
         capture_output=True,
         text=True,
         timeout=30,
@@ -364,118 +385,149 @@ def _ssh(home: Home, user: str, *options: str, command: str = "true") -> subproc
     )
 
 
-def _log_says(home: Home, text: str) -> bool:
+def _log_says(pod: Pod, text: str) -> bool:
     deadline = time.monotonic() + 5  # sshd's child logs just after the client hangs up
     while time.monotonic() < deadline:
-        if text in home.log.read_text():
+        if text in pod.log.read_text():
             return True
         time.sleep(0.05)
     return False
 
 
-@pytest.mark.checker
-def test_engineer_logs_in_with_key_as_their_own_uid(home: Home) -> None:
-    e = home.engineer
-    result = _ssh(home, e.name, "-i", str(home.key), command="id -u; id -g; pwd")
-    assert result.returncode == 0, result.stderr + home.log.read_text()
-    assert result.stdout.split() == [str(e.uid), str(e.gid), str(home.state / "homes" / e.name)]
-    # The system reads the account exactly as rendered.
-    passwd = subprocess.run(["getent", "passwd", e.name], capture_output=True, text=True).stdout
-    assert passwd == render_passwd_entries([e], home_root=str(home.state / "homes"))
-    group = subprocess.run(["getent", "group", e.name], capture_output=True, text=True).stdout
-    assert group == render_group_entries([e], {})
-    shadow = subprocess.run(["getent", "shadow", e.name], capture_output=True, text=True).stdout
-    assert shadow == render_shadow_entries([e])
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
 
 
 @pytest.mark.checker
-def test_password_login_is_refused_though_the_password_is_right(home: Home) -> None:
+def test_sshd_runs_as_its_engineer_with_no_privilege(pods: dict[str, Pod]) -> None:
+    for pod in pods.values():
+        status, uid = _status(pod.proc.pid), pod.engineer.uid
+        assert status["Name"] == "sshd"
+        assert status["Uid"].split() == [str(uid)] * 4 and status["Gid"].split() == [str(pod.engineer.gid)] * 4
+        assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+        assert status["NoNewPrivs"] == "1"
+
+
+@pytest.mark.checker
+def test_each_engineer_logs_in_to_their_own_home_as_themselves(pods: dict[str, Pod]) -> None:
+    for pod in pods.values():
+        e = pod.engineer
+        command = "id -u; id -g; pwd; echo $KUBECONFIG; echo $PATH; ls -A /home; getent passwd $(id -un)"
+        result = _ssh(pod, e.name, pod.key, command)
+        assert result.returncode == 0, result.stderr + pod.log.read_text()
+        uid, gid, cwd, kubeconfig, path, homes, passwd = result.stdout.splitlines()
+        assert (uid, gid, cwd) == (str(e.uid), str(e.gid), f"/home/{e.name}")
+        # sshd builds the session's environment from scratch: the platform's reaches it by SetEnv.
+        assert (kubeconfig, path) == (SESSION_ENV["KUBECONFIG"], SESSION_ENV["PATH"])
+        assert homes == e.name  # one home in the pod: theirs
+        assert passwd + "\n" == render_passwd_entries([e])  # the account as rendered
+        assert _log_says(pod, f"Accepted publickey for {e.name} from 127.0.0.1")
+
+
+@pytest.mark.checker
+def test_a_key_opens_only_its_own_engineers_home(pods: dict[str, Pod]) -> None:
+    a, b = pods["a"], pods["b"]
+    for pod, user, key in ((b, b.engineer.name, a.key), (b, a.engineer.name, a.key), (a, a.engineer.name, b.key)):
+        result = _ssh(pod, user, key, "echo in")
+        assert result.returncode != 0 and "in" not in result.stdout.split()
+        assert "Permission denied (publickey)" in result.stderr, result.stderr
+    # The other engineer is not even an account in this pod.
+    assert _log_says(b, f"Invalid user {a.engineer.name} from 127.0.0.1")
+
+
+@pytest.mark.checker
+def test_a_session_reaches_nothing_of_the_other_engineer(pods: dict[str, Pod]) -> None:
+    for me, other in ((pods["a"], pods["b"]), (pods["b"], pods["a"])):
+        theirs = other.engineer.name
+        pod_view = me.store.parent.parent / "pod"
+        # Each a path the other engineer's pod uses, or a way around the mounts through /proc.
+        paths = [
+            f"/home/{theirs}",
+            f"{other.store}/home",
+            f"{other.store}/etc/ssh_host_ed25519_key",
+            f"{other.store}/etc/authorized_keys/{theirs}",
+            f"/proc/{other.proc.pid}/root/home/{theirs}",
+            f"/proc/{other.proc.pid}/root{pod_view}/etc/ssh_host_ed25519_key",
+            f"/proc/{other.proc.pid}/root{pod_view}/etc/authorized_keys/{theirs}",
+        ]
+        probe = "; ".join(
+            f"if cat {p} >/dev/null 2>&1 || ls {p} >/dev/null 2>&1; then echo READ {p}; fi" for p in paths
+        )
+        result = _ssh(me, me.engineer.name, me.key, f"{probe}; getent passwd {theirs} || echo no-account")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["no-account"], result.stdout
+        # Control: the same probe reads this pod's own host key. Its engineer can read it (sshd
+        # runs as them), which is why every engineer's home has a host key of its own.
+        own = _ssh(me, me.engineer.name, me.key, f"ssh-keygen -y -f {pod_view}/etc/ssh_host_ed25519_key")
+        assert own.returncode == 0 and own.stdout.split()[:2] == me.host_key.split(), own.stderr
+        assert other.host_key != me.host_key
+
+
+@pytest.mark.checker
+def test_root_is_refused_even_with_an_authorized_key(pods: dict[str, Pod]) -> None:
+    pod = pods["a"]
+    result = _ssh(pod, "root", pod.key, "echo in")
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+    # sshd's first refusal: an account it reads as locked (as here), or not in AllowUsers.
+    assert _log_says(pod, "User root "), pod.log.read_text()
+    assert re.search(r"User root (from 127\.0\.0\.1 )?not allowed because", pod.log.read_text())
+
+
+@pytest.mark.checker
+def test_passwords_are_not_even_offered(pods: dict[str, Pod]) -> None:
     sshpass = require_tool("sshpass", "apt-get install sshpass")
-    openssl = require_tool("openssl", "apt-get install openssl")
-    e = home.engineer
-    password = secrets.token_urlsafe(12)
-    # On stdin: token_urlsafe may start with "-", which openssl would take for an option.
-    hashed = subprocess.run(
-        [openssl, "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True, timeout=30
-    )
-    _set_shadow(e.name, hashed.stdout.strip())
+    pod = pods["a"]
     password_only = ["-o", "PreferredAuthentications=password,keyboard-interactive", "-o", "PubkeyAuthentication=no"]
-    try:
-        env = {**os.environ, "SSHPASS": password}
-        refused = subprocess.run(
-            [sshpass, "-e", *_ssh_args(home, home.port, batch=False), *password_only, f"{e.name}@127.0.0.1", "true"],
+
+    def try_password(port: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sshpass, "-e", *_ssh_args(pod, port, batch=False), *password_only, f"{pod.engineer.name}@127.0.0.1"],
             capture_output=True,
             text=True,
             timeout=30,
-            env=env,
+            env={**os.environ, "SSHPASS": secrets.token_urlsafe(12)},
+            stdin=subprocess.DEVNULL,
         )
-        assert refused.returncode != 0
-        # The server offers nothing but keys.
-        assert "Permission denied (publickey)" in refused.stderr, refused.stderr
 
-        # Control: the same sshd config with passwords turned on (command-line options win)
-        # accepts this password, so the refusal above is the config's doing.
-        port = free_port()
-        control = _start_sshd(
-            home.state / "sshd_config",
-            port,
-            home.state / "sshd-control.log",
-            "-o",
-            "PasswordAuthentication=yes",
-            "-o",
-            "AuthenticationMethods=any",
-            "-o",
-            f"PidFile={home.state / 'sshd-control.pid'}",
-        )
-        try:
-            args = _ssh_args(home, port, batch=False)
-            accepted = subprocess.run(
-                [sshpass, "-e", *args, *password_only, f"{e.name}@127.0.0.1", "true"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                env=env,
-            )
-            assert accepted.returncode == 0, accepted.stderr
-        finally:
-            stop(control)
+    refused = try_password(pod.port)
+    assert refused.returncode != 0
+    # The methods the server offers: keys, nothing else.
+    assert "Permission denied (publickey)" in refused.stderr, refused.stderr
+
+    # Control: the same pod with passwords turned on (command-line options win) offers them, so
+    # the refusal above is the config's doing.
+    port = free_port()
+    state = pod.store.parent.parent
+    control = _start_pod(
+        pod.engineer,
+        state,
+        port,
+        "-p",
+        str(port),
+        "-o",
+        "PasswordAuthentication=yes",
+        "-o",
+        "AuthenticationMethods=any",
+        "-o",
+        f"PidFile={state}/pod/run/control.pid",
+    )
+    try:
+        offered = try_password(port)
+        assert offered.returncode != 0
+        assert re.search(r"Permission denied \([a-z,-]*password", offered.stderr), offered.stderr
     finally:
-        _set_shadow(e.name, render_shadow_entries([e]).split(":")[1])
+        stop(control)
 
 
 @pytest.mark.checker
-def test_root_is_refused_even_with_an_authorized_key(home: Home) -> None:
-    result = _ssh(home, "root", "-i", str(home.key))
-    assert result.returncode != 0
-    assert "Permission denied" in result.stderr
-    assert _log_says(home, "User root from 127.0.0.1 not allowed because not listed in AllowUsers")
-
-
-@pytest.mark.checker
-def test_keys_in_the_home_directory_grant_nothing(home: Home) -> None:
-    """AuthorizedKeysFile points at the platform's files: a key dropped into ~/.ssh is ignored."""
-    e = home.engineer
-    other = home.state / "client" / "id_other"
-    pub = _keygen(other) if not other.exists() else Path(f"{other}.pub").read_text()
-    ssh_dir = home.state / "homes" / e.name / ".ssh"
-    ssh_dir.mkdir(mode=0o700, exist_ok=True)
-    (ssh_dir / "authorized_keys").write_text(pub + "\n")
-    for path in (ssh_dir, ssh_dir / "authorized_keys"):
-        os.chown(path, e.uid, e.gid)
-    result = _ssh(home, e.name, "-i", str(other))
+def test_keys_in_the_home_directory_grant_nothing(pods: dict[str, Pod]) -> None:
+    """AuthorizedKeysFile is the platform's file: a key dropped into ~/.ssh is ignored."""
+    pod = pods["a"]
+    other = pod.key.parent / "id_dropped"
+    pub = _keygen(other)
+    dropped = f"mkdir -p -m 0700 ~/.ssh && echo '{pub}' > ~/.ssh/authorized_keys && chmod 0600 ~/.ssh/authorized_keys"
+    assert _ssh(pod, pod.engineer.name, pod.key, dropped).returncode == 0
+    result = _ssh(pod, pod.engineer.name, other)
     assert result.returncode != 0
     assert "Permission denied (publickey)" in result.stderr
-
-
-@pytest.mark.checker
-def test_a_locked_shadow_entry_refuses_even_a_valid_key(home: Home) -> None:
-    """Why render_shadow_entries writes "*": with UsePAM no, "!" (useradd's default) locks keys out."""
-    e = home.engineer
-    _set_shadow(e.name, "!")
-    try:
-        result = _ssh(home, e.name, "-i", str(home.key))
-        assert result.returncode != 0
-        assert _log_says(home, f"User {e.name} not allowed because account is locked")
-    finally:
-        _set_shadow(e.name, render_shadow_entries([e]).split(":")[1])
-    assert _ssh(home, e.name, "-i", str(home.key)).returncode == 0

@@ -1,14 +1,20 @@
-"""The home container on every GPU node (the article's "home Docker"): sshd in the ML runtime
-image on port 2222 of every node, each engineer's CephFS home at /home/<name>, the node's GPUs,
-and `docker` / `docker compose` through a dind sidecar over TLS.
+"""An engineer's home container (the article's "home Docker"), their own: a DaemonSet in their
+namespace on every office GPU node, sshd running as the engineer, their CephFS home at
+/home/<login> and nobody else's, their kubeconfig, and (when components.engineers.rootless_docker
+provides it) their own rootless Docker. A NodePort Service `ssh` with externalTrafficPolicy
+Local puts the engineer's port on every node onto that node's pod, keeping the client address.
 
-Accounts, keys and sshd's configuration come from the stack config (`components.engineers.home_sshd`);
-see that module for how GPUs are shared between interactive use and scheduled Jobs.
+Adding or removing an engineer creates or deletes only their objects: no other engineer's pod
+changes, so nobody else's session restarts. Accounts, keys and sshd's configuration are
+rendered by components.engineers.home_sshd (which also says how GPUs are shared).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -21,87 +27,151 @@ from components.context import PlatformContext
 from components.engineers.home_sshd import (
     AUTHORIZED_KEYS_DIR,
     HOME_PORT,
+    PID_FILE,
     Engineer,
     render_authorized_keys,
     render_group_entries,
     render_passwd_entries,
-    render_shadow_entries,
     render_sshd_config,
 )
+from components.tenants.names import ENGINEER_LABEL, HOME_CLAIM, KUBECONFIG_SECRET, engineer_namespace
 
-DIND_IMAGE = "docker.io/library/docker:29.8.1-dind"  # the CLI in the ML image is the same version
+# The docker group of the old shared dind sidecar: no engineer's group may take this gid
+# (stacks/rules.py), which keeps existing files' group ownership unambiguous.
 DOCKER_GID = 2375
-HOST_KEY = "/etc/ssh/host/ssh_host_ed25519_key"
 CONFIG_DIR = "/etc/akiba"
-# Both DaemonSets run on every office GPU node, the controllers included, and never on a paid
-# burst node (those are for Jobs; they also carry the GPU taint these pods do not tolerate).
+HOST_KEY_DIR = "/etc/ssh/host"
+HOST_KEY = f"{HOST_KEY_DIR}/ssh_host_ed25519_key"
+KUBECONFIG_DIR = f"{CONFIG_DIR}/kube"
+# The ML image's own environment (its Dockerfile's ENV): sshd starts every session from scratch.
+SESSION_ENV = {
+    "PATH": "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "VIRTUAL_ENV": "/opt/venv",
+    "LANG": "C.UTF-8",
+    "KUBECONFIG": f"{KUBECONFIG_DIR}/config",
+}
+# Every office GPU node, the controllers included, and never a paid burst node (those are for
+# Jobs; they also carry the GPU taint these pods do not tolerate).
 ON_GPU_NODES: dict[str, Any] = {"nodeSelector": {"nvidia.com/gpu.present": "true"}, "affinity": ON_OFFICE_NODES}
-# The image's USER is the unprivileged `runtime` (65532): sshd must start as root to switch to the
-# engineer who logs in (and chroot its privilege-separation child), and the accounts step reads the
-# image's /etc/shadow (root:shadow 0640). Both keep only the capabilities they use.
-AS_ROOT = {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False}
-# sshd must switch users and write their login records; nothing else of root's.
-SSHD_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "SYS_CHROOT", "AUDIT_WRITE", "KILL"]
+# An idle sshd on every node, for every engineer: requests are what it holds back from Jobs;
+# interactive work bursts up to the limits (and is the first to be throttled).
+RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "16", "memory": "64Gi"}}
+NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
+DEFAULT_SSH_PORT_BASE = 31000  # default node port: 31000 + uid % 1000
 
 
-def accounts_config(engineers: list[Engineer]) -> dict[str, str]:
-    """The ConfigMap: account lines the init container appends to the image's own files,
-    sshd's configuration, and one authorized_keys file per engineer."""
-    data = {
-        "passwd": render_passwd_entries(engineers),
-        "group": render_group_entries(engineers, {"docker": DOCKER_GID}),
-        "shadow": render_shadow_entries(engineers),
-        # hostPort maps the node's port 2222 to the pod: sshd listens inside the pod.
-        "sshd_config": render_sshd_config(
-            HOME_PORT,
-            [e.name for e in engineers],
-            [HOST_KEY],
-            listen_addresses=["0.0.0.0"],  # noqa: S104 (pod netns)
-        ),
-    }
-    data |= {f"authorized_keys.{e.name}": render_authorized_keys(e) for e in engineers}
-    return data
+def default_ssh_port(uid: int) -> int:
+    """The node port an engineer gets unless the stack file names one: 31000 + uid % 1000."""
+    return DEFAULT_SSH_PORT_BASE + uid % 1000
 
 
-def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
-    accounts = "accounts"
-    keys_items = [{"key": f"authorized_keys.{e.name}", "path": e.name} for e in engineers]
-    # The image's own account files plus the platform's lines (one command per file, so what is
-    # read is plain to see).
-    merge = (
-        "set -eu; "
-        + " ".join(f"cp /etc/{f} /merged/{f} && cat /config/{f} >> /merged/{f};" for f in ("passwd", "group", "shadow"))
-        + " chmod 0640 /merged/shadow"
+def host_key_alias(login: str) -> str:
+    """The name the engineer's ssh client files the home's host key under (HostKeyAlias): one
+    known_hosts line for every node, as every node serves the same key."""
+    return f"akiba-home-{login}"
+
+
+def known_hosts_line(login: str, public_key_openssh: str) -> str:
+    """`akiba-home-<login> ssh-ed25519 AAAA...`: the line for ~/.ssh/known_hosts."""
+    return f"{host_key_alias(login)} {' '.join(public_key_openssh.split()[:2])}"
+
+
+@dataclass(frozen=True)
+class HomeDocker:
+    """What the engineer's rootless Docker adds to their home pod
+    (components.engineers.rootless_docker): none of it privileged, none of it a host path."""
+
+    containers: tuple[dict[str, Any], ...]  # the daemon's sidecar(s)
+    volumes: tuple[dict[str, Any], ...]  # their volumes (TLS material, the daemon's data)
+    client_env: Mapping[str, str]  # DOCKER_HOST & co. for every ssh session
+    client_mounts: tuple[dict[str, Any], ...] = ()  # what the home container mounts (client certificate)
+    after: tuple[pulumi.Resource, ...] = ()  # e.g. the engineer's TLS Secret
+
+
+def sshd_config(
+    engineer: Engineer,
+    docker_env: Mapping[str, str] | None = None,
+    *,
+    port: int = HOME_PORT,
+    listen: str = "0.0.0.0",  # noqa: S104 (the pod's own network namespace)
+    host_key: str = HOST_KEY,
+    authorized_keys_dir: str = AUTHORIZED_KEYS_DIR,
+    pid_file: str = PID_FILE,
+) -> str:
+    """The engineer's sshd_config; the keywords are the pod's paths (tests put them elsewhere)."""
+    return render_sshd_config(
+        port,
+        [engineer.name],
+        [host_key],
+        listen_addresses=[listen],
+        authorized_keys_dir=authorized_keys_dir,
+        pid_file=pid_file,
+        set_env={**SESSION_ENV, **(docker_env or {})},
     )
-    docker_env = [
-        {"name": "DOCKER_HOST", "value": "tcp://127.0.0.1:2376"},
-        {"name": "DOCKER_TLS_VERIFY", "value": "1"},
-        {"name": "DOCKER_CERT_PATH", "value": "/certs/client"},
-    ]
+
+
+def accounts_config(engineer: Engineer, docker_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The engineer's ConfigMap: their passwd and group lines (appended to the image's own by the
+    init container), sshd's configuration, and their authorized_keys."""
     return {
-        "metadata": {"labels": labels},
+        "passwd": render_passwd_entries([engineer]),
+        "group": render_group_entries([engineer]),
+        "sshd_config": sshd_config(engineer, docker_env),
+        "authorized_keys": render_authorized_keys(engineer),
+    }
+
+
+def config_hash(data: Mapping[str, str]) -> str:
+    """Changes whenever the ConfigMap does: files mounted by subPath are not updated in a
+    running pod, so a new key rolls the engineer's pods (and only theirs)."""
+    return hashlib.sha256(json.dumps(dict(data), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def home_pod(
+    image: str,
+    engineer: Engineer,
+    labels: dict[str, str],
+    config_checksum: str,
+    docker: HomeDocker | None = None,
+) -> dict[str, Any]:
+    login = engineer.name
+    # Not root, no capability, no escalation: what sshd needs when it serves only its own user.
+    locked = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    # The image's account files (readable by all) plus the engineer's lines, as the engineer.
+    merge = "set -eu; cat /etc/passwd /config/passwd > /accounts/passwd; cat /etc/group /config/group > /accounts/group"
+    return {
+        "metadata": {"labels": labels, "annotations": {"akiba.io/config-checksum": config_checksum}},
         "spec": {
             "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            # A user namespace: even a way out of the container lands as an unprivileged host uid.
+            "hostUsers": False,
             **ON_GPU_NODES,
             # Above Jobs: a node full of batch work still gets its login (they are preempted).
             "priorityClassName": INTERACTIVE,
             # Preemptible by design: nodes restart for platform work; work checkpoints to /home.
             "terminationGracePeriodSeconds": 60,
+            # No fsGroup: the kubelet would re-group every file of the home (CephFS honours it).
+            # The Secrets are mode 0444 instead: this pod is the engineer's alone.
+            "securityContext": {
+                "runAsUser": engineer.uid,
+                "runAsGroup": engineer.gid,
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "initContainers": [
                 {
                     "name": "accounts",
                     "image": image,
                     "command": ["bash", "-c", merge],
-                    "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}},
-                    # root owns the files it reads and writes: no capability needed.
-                    "securityContext": {
-                        **AS_ROOT,
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "16Mi"},
+                        "limits": {"cpu": "100m", "memory": "64Mi"},
                     },
+                    "securityContext": locked,
                     "volumeMounts": [
-                        {"name": accounts, "mountPath": "/config"},
-                        {"name": "merged", "mountPath": "/merged"},
+                        {"name": "config", "mountPath": "/config", "readOnly": True},
+                        {"name": "accounts", "mountPath": "/accounts"},
                     ],
                 }
             ],
@@ -110,161 +180,130 @@ def home_pod(image: str, engineers: list[Engineer], claims: dict[str, str], labe
                     "name": "home",
                     "image": image,
                     "command": ["/usr/sbin/sshd", "-D", "-e", "-f", f"{CONFIG_DIR}/sshd_config"],
-                    "ports": [{"name": "ssh", "containerPort": HOME_PORT, "hostPort": HOME_PORT}],
-                    "env": [
-                        # See components/engineers/home_sshd.py: the node's GPUs without reserving them.
-                        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
-                        {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
-                        *docker_env,
-                    ],
+                    "ports": [{"name": "ssh", "containerPort": HOME_PORT}],
                     "readinessProbe": {"tcpSocket": {"port": HOME_PORT}, "periodSeconds": 10},
-                    # Requests are what an idle sshd holds back from the scheduler on every node;
-                    # interactive work bursts up to the limits (and is the first to be throttled).
-                    "resources": {
-                        "requests": {"cpu": "250m", "memory": "1Gi"},
-                        "limits": {"cpu": "16", "memory": "64Gi"},
-                    },
-                    "securityContext": {
-                        **AS_ROOT,
-                        "allowPrivilegeEscalation": True,  # sshd's privilege separation
-                        "capabilities": {"drop": ["ALL"], "add": SSHD_CAPABILITIES},
-                    },
+                    "resources": RESOURCES,
+                    "securityContext": locked,
                     "volumeMounts": [
-                        *({"name": f"home-{e.name}", "mountPath": f"/home/{e.name}"} for e in engineers),
-                        {"name": accounts, "mountPath": f"{CONFIG_DIR}/sshd_config", "subPath": "sshd_config"},
-                        {"name": "authorized-keys", "mountPath": AUTHORIZED_KEYS_DIR},
-                        {"name": "host-key", "mountPath": "/etc/ssh/host"},
+                        {"name": "home", "mountPath": f"/home/{login}"},
                         *(
-                            {"name": "merged", "mountPath": f"/etc/{f}", "subPath": f}
-                            for f in ("passwd", "group", "shadow")
+                            {"name": "accounts", "mountPath": f"/etc/{f}", "subPath": f, "readOnly": True}
+                            for f in ("passwd", "group")
                         ),
-                        {"name": "docker-certs", "mountPath": "/certs/client", "subPath": "client"},
+                        {
+                            "name": "config",
+                            "mountPath": f"{CONFIG_DIR}/sshd_config",
+                            "subPath": "sshd_config",
+                            "readOnly": True,
+                        },
+                        # One root-owned file in a directory the runtime makes root's: StrictModes
+                        # accepts it (a whole ConfigMap volume's directory is world-writable).
+                        {
+                            "name": "config",
+                            "mountPath": f"{AUTHORIZED_KEYS_DIR}/{login}",
+                            "subPath": "authorized_keys",
+                            "readOnly": True,
+                        },
+                        {"name": "host-key", "mountPath": HOST_KEY_DIR, "readOnly": True},
+                        {"name": "kubeconfig", "mountPath": KUBECONFIG_DIR, "readOnly": True},
+                        {"name": "run", "mountPath": PID_FILE.rsplit("/", 1)[0]},
+                        *(docker.client_mounts if docker else ()),
                     ],
                 },
-                {
-                    # Docker in Kubernetes: the only container the policy pack lets run privileged.
-                    "name": "dind",
-                    "image": DIND_IMAGE,
-                    "env": [{"name": "DOCKER_TLS_CERTDIR", "value": "/certs"}],
-                    "securityContext": {"privileged": True},
-                    "resources": {
-                        "requests": {"cpu": "100m", "memory": "256Mi"},
-                        "limits": {"cpu": "8", "memory": "32Gi"},
-                    },
-                    "volumeMounts": [
-                        {"name": "docker-certs", "mountPath": "/certs"},
-                        {"name": "docker-data", "mountPath": "/var/lib/docker"},
-                        *({"name": f"home-{e.name}", "mountPath": f"/home/{e.name}"} for e in engineers),
-                    ],
-                },
+                *(docker.containers if docker else ()),
             ],
             "volumes": [
-                *(
-                    {"name": f"home-{e.name}", "persistentVolumeClaim": {"claimName": claims[e.name]}}
-                    for e in engineers
-                ),
-                {"name": accounts, "configMap": {"name": "home-accounts"}},
+                {"name": "home", "persistentVolumeClaim": {"claimName": HOME_CLAIM}},
+                {"name": "config", "configMap": {"name": "home-accounts", "defaultMode": 0o444}},
+                {"name": "accounts", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                # sshd reads it as the engineer; sshd checks a key's mode only when it owns the file.
+                {"name": "host-key", "secret": {"secretName": "home-host-key", "defaultMode": 0o444}},
+                # Made by the tenants component; optional so that a login never waits on it.
                 {
-                    "name": "authorized-keys",
-                    "configMap": {"name": "home-accounts", "items": keys_items, "defaultMode": 0o444},
+                    "name": "kubeconfig",
+                    "secret": {"secretName": KUBECONFIG_SECRET, "defaultMode": 0o444, "optional": True},
                 },
-                {"name": "host-key", "secret": {"secretName": "home-host-key", "defaultMode": 0o400}},
-                {"name": "merged", "emptyDir": {}},
-                {"name": "docker-certs", "emptyDir": {}},
-                {"name": "docker-data", "emptyDir": {"sizeLimit": "200Gi"}},
+                {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                *(docker.volumes if docker else ()),
             ],
         },
     }
 
 
-PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-
-
-def prepull_pod(image: str, labels: dict[str, str]) -> dict[str, Any]:
-    """Keeps the (large) ML image on every GPU node: the init container pulls it and exits, a
-    pause container holds the pod, so the kubelet's image GC never counts the image unused."""
-    small = {"limits": {"cpu": "50m", "memory": "32Mi"}}
+def ssh_service(login: str, port: int, labels: dict[str, str]) -> dict[str, Any]:
+    """`ssh` in the engineer's namespace: their port on every node reaches that node's pod."""
     return {
-        "metadata": {"labels": labels},
+        "metadata": {"name": "ssh", "namespace": engineer_namespace(login), "labels": labels},
         "spec": {
-            "automountServiceAccountToken": False,
-            **ON_GPU_NODES,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532},
-            "initContainers": [
-                {
-                    "name": "pull",
-                    "image": image,
-                    "command": ["true"],
-                    "resources": small,
-                    "securityContext": {"allowPrivilegeEscalation": False},
-                }
-            ],
-            "containers": [
-                {
-                    "name": "hold",
-                    "image": PAUSE_IMAGE,
-                    "resources": small,
-                    "securityContext": {"allowPrivilegeEscalation": False},
-                }
-            ],
+            "type": "NodePort",
+            # Local: a node's port goes to the pod on that node only (the same home everywhere,
+            # and no second hop), and sshd sees the client's own address.
+            "externalTrafficPolicy": "Local",
+            "selector": {"app.kubernetes.io/name": "home"},
+            "ports": [{"name": "ssh", "port": 22, "targetPort": "ssh", "nodePort": port}],
         },
     }
 
 
 @dataclass(frozen=True)
-class HomeContainersArgs:
+class HomeContainerArgs:
     ctx: PlatformContext
     provider: k8s.Provider
-    namespace: str
     image: pulumi.Input[str]  # the ML runtime image, pinned
-    engineers: tuple[Engineer, ...]  # accounts and keys, the same on every node
-    claims: dict[str, str]  # engineer -> home claim in `namespace`
-    after: tuple[pulumi.Resource, ...] = ()
+    engineer: Engineer  # their account and keys
+    ssh_port: int  # the node port of their sshd, 30000..32767, unique in the stack, e.g. 31001
+    docker: HomeDocker | None = None  # their rootless Docker; None: no Docker in the pod
+    after: tuple[pulumi.Resource, ...] = field(default=())  # their namespace, home claim, PriorityClasses
 
 
-class HomeContainers(pulumi.ComponentResource):
-    def __init__(self, name: str, args: HomeContainersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("akiba:homes:HomeContainers", name, None, opts)
-        ctx, ns = args.ctx, args.namespace
-        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
-        engineers = list(args.engineers)
-        labels = {**ctx.labels, "app.kubernetes.io/name": "home"}
+class HomeContainer(pulumi.ComponentResource):
+    """One engineer's home: `ssh_port`, and `host_public_key` (OpenSSH format) for known_hosts."""
+
+    ssh_port: int
+    host_public_key: pulumi.Output[str]
+
+    def __init__(self, name: str, args: HomeContainerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("akiba:homes:HomeContainer", name, None, opts)
+        ctx, engineer, docker = args.ctx, args.engineer, args.docker
+        login, ns = engineer.name, engineer_namespace(engineer.name)
+        if not NODE_PORT_MIN <= args.ssh_port <= NODE_PORT_MAX:
+            raise ValueError(f"{login}: ssh port {args.ssh_port} is outside {NODE_PORT_MIN}..{NODE_PORT_MAX}")
+        after = [*args.after, *(docker.after if docker else ())]
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=after)
+        labels = {**ctx.labels, ENGINEER_LABEL: login, "app.kubernetes.io/name": "home"}
+        data = accounts_config(engineer, docker.client_env if docker else None)
         k8s.core.v1.ConfigMap(
-            "home-accounts",
+            f"home-accounts-{login}",
             metadata={"name": "home-accounts", "namespace": ns, "labels": labels},
-            data=accounts_config(engineers),
+            data=data,
             opts=on_cluster,
         )
-        # One host key for every node: the same fingerprint wherever an engineer logs in.
-        host_key = tls.PrivateKey("home-host-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self))
+        # The engineer's own host key, the same on every node: sshd runs as the engineer, who can
+        # read it, so a key shared between engineers would let one impersonate another's home.
+        host_key = tls.PrivateKey(
+            f"home-host-key-{login}", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self)
+        )
         k8s.core.v1.Secret(
-            "home-host-key",
+            f"home-host-key-{login}",
             metadata={"name": "home-host-key", "namespace": ns, "labels": labels},
             string_data=host_key.private_key_openssh.apply(lambda pem: {"ssh_host_ed25519_key": pem}),
             opts=on_cluster,
         )
+        checksum = config_hash(data)
         k8s.apps.v1.DaemonSet(
-            "home",
+            f"home-{login}",
             metadata={"name": "home", "namespace": ns, "labels": labels},
             spec={
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "home"}},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
                 "template": pulumi.Output.from_input(args.image).apply(
-                    lambda image: home_pod(image, engineers, args.claims, labels)
+                    lambda image: home_pod(image, engineer, labels, checksum, docker)
                 ),
             },
             opts=on_cluster,
         )
-        prepull_labels = {**ctx.labels, "app.kubernetes.io/name": "ml-image-prepull"}
-        k8s.apps.v1.DaemonSet(
-            "ml-image-prepull",
-            metadata={"name": "ml-image-prepull", "namespace": ns, "labels": prepull_labels},
-            spec={
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "ml-image-prepull"}},
-                "template": pulumi.Output.from_input(args.image).apply(
-                    lambda image: prepull_pod(image, prepull_labels)
-                ),
-            },
-            opts=on_cluster,
-        )
-        self.register_outputs({"port": HOME_PORT})
+        service = ssh_service(login, args.ssh_port, labels)
+        k8s.core.v1.Service(f"home-ssh-{login}", metadata=service["metadata"], spec=service["spec"], opts=on_cluster)
+        self.ssh_port = args.ssh_port
+        self.host_public_key = host_key.public_key_openssh.apply(lambda key: " ".join(key.split()[:2]))
+        self.register_outputs({"sshPort": self.ssh_port, "hostPublicKey": self.host_public_key})

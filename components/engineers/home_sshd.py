@@ -1,33 +1,32 @@
 """The home container's sshd and its accounts: pure renderers, no Pulumi resources.
 
-Every GPU node runs one home container (a DaemonSet pod): sshd from the ML runtime image, the
-engineer's shared CephFS home, the node's GPUs, and Docker through a `dind` sidecar. Engineers
-`ssh -p 2222 <name>@<node>` and land in the same home and the same tools on every node.
+Each engineer has their own home pod (a DaemonSet in their namespace, on every office GPU node,
+components.engineers.home_containers): sshd from the ML runtime image, running AS THE ENGINEER,
+with their CephFS home and nobody else's. A non-root sshd can log in only the user it runs as
+(OpenSSH's session setup refuses any other uid), so one pod per engineer is exactly what it can
+serve. Engineers `ssh -p <their port> <login>@<node>` and land in the same home and the same
+tools on every node.
 
 Accounts come from the platform, not from the image or the home directory:
 
-- `/etc/passwd`, `/etc/group`, `/etc/shadow` lines are rendered from config with fixed uid/gid,
-  so a file written on one node is owned by the same person on every other node and in every
-  Job that mounts the shared home.
-- `authorized_keys` live under `/etc/ssh/authorized_keys/%u` (a ConfigMap), not in `~/.ssh`: a key
-  is granted or revoked by a config change, and a key an engineer (or a compromised process)
-  drops into their home grants nothing.
-- The shadow password field is `*`, never `!`: with `UsePAM no`, OpenSSH treats a `!` prefix as a
-  locked account and refuses even key logins, while `*` only means no password can match.
+- `/etc/passwd` and `/etc/group` get the engineer's line, rendered from config with fixed
+  uid/gid, so a file written on one node is owned by the same person on every other node and in
+  every Job that mounts the shared home. No shadow line: a non-root sshd cannot read
+  /etc/shadow, and with `UsePAM no` it then takes the passwd entry's "x", which is neither a
+  lock nor a password that can match.
+- `authorized_keys` live under `/etc/ssh/authorized_keys/%u` (a ConfigMap, root-owned and
+  read-only), not in `~/.ssh`: a key is granted or revoked by a config change, and a key an
+  engineer (or a compromised process) drops into their home grants nothing.
 
 How the GPUs are shared between interactive use and scheduled jobs:
 
-- Scheduled work (Jobs, the benchmark, notebooks run as pods) requests `nvidia.com/gpu`; the
-  device plugin hands each pod whole GPUs, exclusively among pods.
-- The home container requests no `nvidia.com/gpu`, so it never holds a node's GPUs away from the
-  scheduler while an engineer is logged out. It sees all of the node's GPUs instead
-  (`NVIDIA_VISIBLE_DEVICES=all`, which the container toolkit must be allowed to honour for this
-  one DaemonSet) and an engineer picks one with `CUDA_VISIBLE_DEVICES`, checking `nvidia-smi`
-  first, as on the 2016 platform.
-- That sharing is by convention: the article's consumer cards (Maxwell/Pascal) have no MIG and
-  their MPS has no memory isolation, so an interactive process and a Job on the same GPU share
-  its memory. Long runs belong in Jobs; interactive use is for short experiments. Cordoning a
-  node (`kubectl cordon`) keeps new Jobs away from a GPU that someone needs for a demo.
+- Every GPU is handed out by the scheduler, and only by it: a pod that requests `nvidia.com/gpu`
+  gets whole GPUs, exclusively among pods, for as long as it runs.
+- The home pod requests no GPU and sets no `NVIDIA_VISIBLE_DEVICES`: a login sees no GPU and can
+  neither take one from a running Job nor keep one from the scheduler while logged out.
+- Interactive GPU work (a notebook, a quick experiment) runs as a pod of its own that requests
+  the GPUs it uses, from the engineer's namespace with their kubeconfig (mounted in the home pod,
+  `KUBECONFIG` set): it waits for a free GPU like a Job does, and holds it until it exits.
 """
 
 from __future__ import annotations
@@ -95,7 +94,9 @@ PUBKEY_ALGORITHMS = (
 )
 
 AUTHORIZED_KEYS_DIR = "/etc/ssh/authorized_keys"
-HOME_PORT = 2222
+HOME_PORT = 2222  # in the pod: unprivileged, as sshd runs as the engineer
+PID_FILE = "/run/home/sshd.pid"  # an emptyDir the engineer may write
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -175,21 +176,13 @@ def render_passwd_entries(engineers: Sequence[Engineer], home_root: str = "/home
     )
 
 
-def render_shadow_entries(engineers: Sequence[Engineer]) -> str:
-    """Lines for /etc/shadow: no password can match ("*"), not locked ("!"), aging off (empty fields).
-
-    A `0` in the last-change field would force a password change at login, which a key-only
-    account cannot do; empty fields turn aging off.
-    """
-    return "".join(f"{e.name}:*:::::::\n" for e in _checked(engineers))
-
-
-def render_group_entries(engineers: Sequence[Engineer], shared_groups: Mapping[str, int]) -> str:
+def render_group_entries(engineers: Sequence[Engineer], shared_groups: Mapping[str, int] | None = None) -> str:
     """Lines for /etc/group: each engineer's own group, then groups every engineer joins.
 
-    shared_groups: name -> gid, e.g. {"docker": 2375} when the dind sidecar's socket is shared
-    through a volume with that group (dockerd --group 2375).
+    shared_groups: name -> gid of groups every listed engineer joins, e.g. {"render": 2400};
+    the home pod needs none (its Docker is the engineer's own rootless daemon).
     """
+    shared_groups = shared_groups or {}
     checked = _checked(engineers)
     problems = [f"group {name!r}: not a group name" for name in shared_groups if not _NAME.match(name)]
     names, gids = {e.name for e in checked}, {e.gid for e in checked}
@@ -221,16 +214,21 @@ def render_sshd_config(
     *,
     listen_addresses: Sequence[str],
     authorized_keys_dir: str = AUTHORIZED_KEYS_DIR,
-    pid_file: str = "/run/sshd.pid",
+    pid_file: str = PID_FILE,
+    set_env: Mapping[str, str] | None = None,
 ) -> str:
     """sshd_config for the home container: key-only logins for the listed engineers.
 
-    port: >= 1024, the node's own sshd keeps 22 (the home pod shares the node's address);
-    users: the engineers' login names (AllowUsers); listen_addresses: the node's own address
-    (the pod runs in the node's network), e.g. ["192.168.10.12"]; host_key_paths: private host keys, mounted
-    from a per-node Secret so the fingerprint survives pod restarts; authorized_keys_dir: where
-    the platform provisions `<dir>/<user>` files.
+    port: >= 1024: sshd runs as the engineer, who may not bind a privileged port; users: the
+    login names (AllowUsers), in a home pod just its engineer; listen_addresses: e.g.
+    ["0.0.0.0"] in the pod's own network namespace; host_key_paths: private host keys, mounted
+    from the engineer's Secret so the fingerprint survives pod restarts and is the same on
+    every node; authorized_keys_dir: where the platform provisions `<dir>/<user>` files;
+    pid_file: somewhere the engineer may write; set_env: variables every session gets
+    (sshd builds a session's environment from scratch: the container's own never reaches it),
+    e.g. {"KUBECONFIG": "/etc/akiba/kube/config"}.
     """
+    set_env = dict(set_env or {})
     problems = [] if 1024 <= port <= 65535 else [f"port {port} is outside 1024..65535"]
     if not users:
         problems.append("no users: AllowUsers would be empty and let everyone in")
@@ -244,11 +242,16 @@ def render_sshd_config(
         if not path.startswith("/") or any(c.isspace() for c in path):
             problems.append(f"{label} {path!r}: must be an absolute path without spaces")
     problems += [f"listen address {a!r}: must not contain spaces" for a in listen_addresses if " " in a]
+    problems += [
+        f"SetEnv {k}={v!r}: a variable name and a value without spaces or quotes"
+        for k, v in set_env.items()
+        if not _ENV_NAME.match(k) or not v or any(c.isspace() or c in "\"'\\" for c in v)
+    ]
     if problems:
         raise ValueError("invalid sshd config:\n  " + "\n  ".join(problems))
 
     lines = [
-        "# Rendered by components/home_sshd.py: the whole file, no Include of the distribution's",
+        "# Rendered by components/engineers/home_sshd.py: the whole file, no Include of the distribution's",
         "# sshd_config.d (a drop-in there could turn passwords back on).",
         f"Port {port}",
         *(f"ListenAddress {address}" for address in listen_addresses),
@@ -268,6 +271,7 @@ def render_sshd_config(
         f"AllowUsers {' '.join(users)}",
         "# Keys come from the platform (a ConfigMap), never from the shared home.",
         f"AuthorizedKeysFile {authorized_keys_dir}/%u",
+        "# The keys file and every directory above it: root's or the user's, never group/world-writable.",
         "StrictModes yes",
         "MaxAuthTries 3",
         "LoginGraceTime 30",
@@ -293,6 +297,9 @@ def render_sshd_config(
         "ClientAliveCountMax 3",
         "UseDNS no",
         "PrintMotd no",
+        "# A non-root sshd cannot write lastlog; the session's environment is the platform's.",
+        "PrintLastLog no",
+        *([f"SetEnv {' '.join(f'{k}={v}' for k, v in sorted(set_env.items()))}"] if set_env else []),
         "# Key fingerprints in the log: which key logged in, for audits.",
         "LogLevel VERBOSE",
         "# In-process sftp: scp (SFTP protocol since OpenSSH 9.0) and editors' remote mode need it.",

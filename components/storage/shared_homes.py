@@ -1,23 +1,29 @@
-"""Shared homes: one CephFS volume per engineer, owned by the engineer's uid/gid, mounted at
-/home/<name> in every home container on every node. Their NFS exports for clients outside
-Kubernetes are components.storage.homes_nfs.
+"""Shared homes: one CephFS volume per engineer, claim `home` in their namespace (eng-<login>),
+owned by the engineer's uid/gid, mounted at /home/<login> in their home container on every node
+and in their Jobs. Their NFS exports for clients outside Kubernetes are
+components.storage.homes_nfs.
+
+A home claim from before the engineers' namespaces (akiba-homes/home-<login>) is adopted with
+`homeVolume`: the new claim names that PersistentVolume (see README, "Moving homes into the
+engineers' namespaces").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.namespaces import declare_namespace
 from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
 from components.storage.ceph_storage import CEPHFS_CLASS
+from components.tenants.names import ENGINEER_LABEL, HOME_CLAIM, engineer_namespace
 
-NAMESPACE = "akiba-homes"
 BUSYBOX = "docker.io/library/busybox:1.37.0"
+OWNER_JOB = "home-owner"
 
 
 @dataclass(frozen=True)
@@ -28,10 +34,16 @@ class Home:
     uid: int  # owner, the same on every node and container, e.g. 2001
     gid: int  # the owner's group, e.g. 2001
     size: str  # CephFS quota, e.g. "100Gi"
+    volume_name: str | None = None  # an existing PersistentVolume to bind (adoption), e.g. "pvc-0b7c..."
 
 
-def home_claim(home: Home) -> str:
-    return f"home-{home.name}"
+def claim_spec(home: Home) -> dict[str, Any]:
+    return {
+        "accessModes": ["ReadWriteMany"],  # the same home in every container on every node
+        "storageClassName": CEPHFS_CLASS,
+        "resources": {"requests": {"storage": home.size}},
+        **({"volumeName": home.volume_name} if home.volume_name else {}),
+    }
 
 
 def chown_job(home: Home, labels: dict[str, str]) -> dict[str, Any]:
@@ -40,7 +52,7 @@ def chown_job(home: Home, labels: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": f"home-owner-{home.name}", "namespace": NAMESPACE, "labels": labels},
+        "metadata": {"name": OWNER_JOB, "namespace": engineer_namespace(home.name), "labels": labels},
         "spec": {
             "backoffLimit": 3,
             "template": {
@@ -49,6 +61,9 @@ def chown_job(home: Home, labels: dict[str, str]) -> dict[str, Any]:
                     "restartPolicy": "OnFailure",
                     "priorityClassName": PLATFORM,  # the home is unusable until it ran
                     "automountServiceAccountToken": False,
+                    # Root with CHOWN and FOWNER only: both in Pod Security's baseline, which the
+                    # engineer's namespace enforces. No user namespace: the owner is the real uid.
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
                         {
                             "name": "chown",
@@ -68,7 +83,7 @@ def chown_job(home: Home, labels: dict[str, str]) -> dict[str, Any]:
                             "volumeMounts": [{"name": "home", "mountPath": f"/home/{home.name}"}],
                         }
                     ],
-                    "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": home_claim(home)}}],
+                    "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": HOME_CLAIM}}],
                 },
             },
         },
@@ -81,38 +96,38 @@ class SharedHomesArgs:
     provider: k8s.Provider
     filesystem: str  # the CephFS the homes live on, e.g. "homes"
     homes: tuple[Home, ...]  # one per engineer
-    after: tuple[pulumi.Resource, ...]  # the filesystem and its StorageClass
+    after: tuple[pulumi.Resource, ...]  # the filesystem and its StorageClass, the PriorityClasses
+    namespaces: Mapping[str, pulumi.Resource] = field(default_factory=dict)  # login -> their Namespace
 
 
 class SharedHomes(pulumi.ComponentResource):
-    claims: dict[str, str]  # engineer -> claim name (in NAMESPACE)
+    claims: dict[str, tuple[str, str]]  # engineer -> (namespace, claim)
+    resources: dict[str, pulumi.Resource]  # engineer -> their claim, for what mounts it
 
     def __init__(self, name: str, args: SharedHomesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:storage:SharedHomes", name, None, opts)
         ctx = args.ctx
-        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
-        # privileged: the home containers' dind sidecar (the policy pack allows only that one).
-        ns = declare_namespace(NAMESPACE, "privileged", ctx, on_cluster)
-        self.claims = {}
+        self.claims, self.resources = {}, {}
         for home in args.homes:
-            labels = {**ctx.labels, "akiba.io/engineer": home.name}
+            labels = {**ctx.labels, ENGINEER_LABEL: home.name}
+            namespace = [args.namespaces[home.name]] if home.name in args.namespaces else []
+            after = [*namespace, *args.after]
+            # Logical name as before (home-<login>): a claim still in akiba-homes is a planned
+            # replacement of a protected resource, which the engine refuses until it is adopted.
             claim = k8s.core.v1.PersistentVolumeClaim(
-                home_claim(home),
-                metadata={"name": home_claim(home), "namespace": NAMESPACE, "labels": labels},
-                spec={
-                    "accessModes": ["ReadWriteMany"],  # the same home in every container on every node
-                    "storageClassName": CEPHFS_CLASS,
-                    "resources": {"requests": {"storage": home.size}},
-                },
-                opts=ctx.stateful(self, provider=args.provider, depends_on=[ns, *args.after]),
+                f"home-{home.name}",
+                metadata={"name": HOME_CLAIM, "namespace": engineer_namespace(home.name), "labels": labels},
+                spec=claim_spec(home),
+                opts=ctx.stateful(self, provider=args.provider, depends_on=after),
             )
             job = chown_job(home, labels)
             k8s.batch.v1.Job(
-                job["metadata"]["name"],
+                f"home-owner-{home.name}",
                 metadata=job["metadata"],
                 spec=job["spec"],
-                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[claim, *args.after]),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[claim, *after]),
             )
-            self.claims[home.name] = home_claim(home)
+            self.claims[home.name] = (engineer_namespace(home.name), HOME_CLAIM)
+            self.resources[home.name] = claim
 
-        self.register_outputs({"claims": self.claims})
+        self.register_outputs({"claims": {login: f"{ns}/{c}" for login, (ns, c) in self.claims.items()}})
