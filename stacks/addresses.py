@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter
 
+from components.engineers.home_containers import default_ssh_port
 from stacks.problems import Problem, key_path, shown
 from stacks.raw import Raw, items_at, normal, section_at
 from stacks.spec import AppsSpec, StorageSpec
@@ -143,6 +144,18 @@ def addresses_placed(raw: Raw) -> list[Problem]:
     return out
 
 
+def engineer_ssh_ports(raw: Raw) -> list[tuple[str, Any]]:
+    """Each engineer's ssh node port: `sshPort`, else 31000 + uid % 1000 (reported at the uid,
+    where two engineers' defaults meet: setting one's sshPort is the fix)."""
+    out: list[tuple[str, Any]] = []
+    for i, eng in items_at(raw, "engineers"):
+        if "sshPort" in eng:
+            out.append((key_path("engineers", i, "sshPort"), eng["sshPort"]))
+        elif isinstance(eng.get("uid"), int) and not isinstance(eng.get("uid"), bool):
+            out.append((key_path("engineers", i, "uid"), default_ssh_port(eng["uid"])))
+    return out
+
+
 def node_ports_unique(raw: Raw) -> list[Problem]:
     """Every node listens on every node port: two services cannot share one. The registry is
     served by the ingress (its https node port), so the mirror must name that port."""
@@ -152,6 +165,7 @@ def node_ports_unique(raw: Raw) -> list[Problem]:
         (key_path("apps", "ingressHttpPort"), apps.get("ingressHttpPort", fields["ingress_http_port"].default)),
         (key_path("apps", "ingressHttpsPort"), apps.get("ingressHttpsPort", fields["ingress_https_port"].default)),
         (key_path("storage", "nfsNodePort"), storage.get("nfsNodePort", fields["nfs_node_port"].default)),
+        *engineer_ssh_ports(raw),
     ]
     seen: dict[int, str] = {}
     out = []
@@ -160,7 +174,13 @@ def node_ports_unique(raw: Raw) -> list[Problem]:
             continue
         first = seen.setdefault(port, path)
         if first != path:
-            out.append(Problem(path, "a node port not used elsewhere", f"{port} (also at {first})"))
+            expected = (
+                f"an engineer whose default ssh port ({default_ssh_port(0)} + uid % 1000) no other node port "
+                "uses, or an sshPort of their own"
+                if path.endswith(".uid")
+                else "a node port not used elsewhere"
+            )
+            out.append(Problem(path, expected, f"{port} (also at {first})"))
     https = ports[1][1]
     mirror = section_at(raw, "registry").get("mirror")
     if isinstance(mirror, str) and isinstance(https, int):

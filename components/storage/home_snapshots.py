@@ -97,16 +97,21 @@ for path in paths:
 """
 
 
-def paths_script(homes_namespace: str, claims: tuple[str, ...]) -> str:
+def _path_file(namespace: str, claim: str) -> str:
+    return f"{PATHS_DIR}/{namespace}.{claim}"
+
+
+def paths_script(claims: tuple[tuple[str, str], ...]) -> str:
     """Shell for the kubectl step: each home claim's subvolume path, one file per claim. A
     claim not bound yet fails the run (the next run picks it up; the Job shows as failed)."""
     lines = ["set -eu"]
-    for claim in claims:
+    for namespace, claim in claims:
+        out, what = _path_file(namespace, claim), f"{namespace}/{claim}"
         lines += [
-            f"pv=$(kubectl get pvc -n {homes_namespace} {claim} -o jsonpath='{{.spec.volumeName}}')",
-            f'test -n "$pv" || {{ echo "{claim}: not bound yet" >&2; exit 1; }}',
-            f"kubectl get pv \"$pv\" -o jsonpath='{{.spec.csi.volumeAttributes.subvolumePath}}' > {PATHS_DIR}/{claim}",
-            f'test -s {PATHS_DIR}/{claim} || {{ echo "{claim}: PV $pv has no subvolumePath" >&2; exit 1; }}',
+            f"pv=$(kubectl get pvc -n {namespace} {claim} -o jsonpath='{{.spec.volumeName}}')",
+            f'test -n "$pv" || {{ echo "{what}: not bound yet" >&2; exit 1; }}',
+            f"kubectl get pv \"$pv\" -o jsonpath='{{.spec.csi.volumeAttributes.subvolumePath}}' > {out}",
+            f'test -s {out} || {{ echo "{what}: PV $pv has no subvolumePath" >&2; exit 1; }}',
         ]
     return "\n".join(lines)
 
@@ -128,8 +133,7 @@ class HomeSnapshotsArgs:
     ctx: PlatformContext
     provider: k8s.Provider
     filesystem: str  # the CephFS the homes live on
-    homes_namespace: str  # where the home claims are
-    claims: tuple[str, ...]  # the home claims, e.g. ("home-alice",)
+    claims: tuple[tuple[str, str], ...]  # (namespace, claim) of each home, e.g. (("eng-alice", "home"),)
     policy: HomeSnapshots
     after: tuple[pulumi.Resource, ...]  # the homes, the CephClient
 
@@ -157,26 +161,28 @@ class HomeSnapshotSchedules(pulumi.ComponentResource):
             subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": ROOK_NAMESPACE}],
             opts=on_cluster,
         )
-        k8s.rbac.v1.Role(
-            NAME,
-            metadata={"name": NAME, "namespace": args.homes_namespace, "labels": labels},
-            rules=[
-                {
-                    "apiGroups": [""],
-                    "resources": ["persistentvolumeclaims"],
-                    "resourceNames": list(args.claims),
-                    "verbs": ["get"],
-                }
-            ],
-            opts=on_cluster,
-        )
-        k8s.rbac.v1.RoleBinding(
-            NAME,
-            metadata={"name": NAME, "namespace": args.homes_namespace, "labels": labels},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-            subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": ROOK_NAMESPACE}],
-            opts=on_cluster,
-        )
+        # In each engineer's namespace, get on their home claim and nothing else.
+        for namespace, claim in args.claims:
+            k8s.rbac.v1.Role(
+                f"{NAME}-{namespace}",
+                metadata={"name": NAME, "namespace": namespace, "labels": labels},
+                rules=[
+                    {
+                        "apiGroups": [""],
+                        "resources": ["persistentvolumeclaims"],
+                        "resourceNames": [claim],
+                        "verbs": ["get"],
+                    }
+                ],
+                opts=on_cluster,
+            )
+            k8s.rbac.v1.RoleBinding(
+                f"{NAME}-{namespace}",
+                metadata={"name": NAME, "namespace": namespace, "labels": labels},
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+                subjects=[{"kind": "ServiceAccount", "name": NAME, "namespace": ROOK_NAMESPACE}],
+                opts=on_cluster,
+            )
         locked = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
         small = {"limits": {"cpu": "200m", "memory": "128Mi"}}
         pod = {
@@ -190,7 +196,7 @@ class HomeSnapshotSchedules(pulumi.ComponentResource):
                     {
                         "name": "paths",
                         "image": KUBECTL_IMAGE,
-                        "command": ["sh", "-c", paths_script(args.homes_namespace, args.claims)],
+                        "command": ["sh", "-c", paths_script(args.claims)],
                         "resources": small,
                         "securityContext": {**locked, "runAsUser": 65534},
                         "volumeMounts": [{"name": "work", "mountPath": PATHS_DIR}],
@@ -205,7 +211,7 @@ class HomeSnapshotSchedules(pulumi.ComponentResource):
                             "-c",
                             ceph_login_script()
                             + '\nexec python3 -c "$RECONCILE" '
-                            + " ".join(f"{PATHS_DIR}/{c}" for c in args.claims),
+                            + " ".join(_path_file(ns, c) for ns, c in args.claims),
                         ],
                         "env": [
                             {"name": "RECONCILE", "value": reconcile_script(args.filesystem, args.policy)},
