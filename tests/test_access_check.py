@@ -15,7 +15,7 @@ import pytest
 from components.tenants.names import CONSUMER_USER, ENGINEER_LABEL, engineer_namespace
 from tests.cluster_fixtures import plan, resource
 from tests.conftest import STACKS, stack_file
-from tools.plan.access import CERT_REQUEST, Report, check
+from tools.plan.access import CERT_REQUEST, Report, check, engineers_of
 from tools.plan.access.report import render, write
 from tools.plan.runner import Plan
 
@@ -320,15 +320,12 @@ def test_the_report_is_written_beside_the_others(tmp_path: Path) -> None:
     assert doc["table"][0]["subject"] == "alice"
 
 
-def _engineers(stack: str) -> list[str]:
-    return [str(e["name"]) for e in json.loads(stack_file(stack).config["akiba:engineers"])]
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_engineer_reaches_only_their_own_namespace_in_the_real_plan(stack: str, plans: dict[str, Plan]) -> None:
     plan_ = plans[stack]
     assert plan_.resources, f"{stack}: the recorded plan is empty"
-    engineers = _engineers(stack)
+    engineers = engineers_of(stack_file(stack).config) or []
+    assert engineers, f"{stack}: no engineers in the stack file"
     started = time.perf_counter()
     report = check(plan_, engineers)
     elapsed = time.perf_counter() - started

@@ -17,7 +17,9 @@ from typing import Any
 
 from components.burst.instance_types import INSTANCE_TYPES
 from stacks.problems import ConfigError
-from tools.plan import artifacts, checkers, cluster, crds, policy_gate, report
+from tools.plan import access, artifacts, checkers, cluster, crds, policy_gate, report
+from tools.plan.access.report import render as access_lines
+from tools.plan.access.report import write as access_file
 from tools.plan.cluster.nodes import CLUSTER_CA
 from tools.plan.cluster.pulls import PlatformRegistry
 from tools.plan.cluster.report import render as cluster_report_lines
@@ -62,11 +64,15 @@ def plan_command(stack: str, out_root: Path, check: bool, stack_dir: Path = ROOT
     print()
     print("\n".join(cluster_report_lines(cluster_report)))
     print(f"Wrote {cluster_report_file(cluster_report, art.root)}")
+    access_report = access.check(plan, access.engineers_of(stack_file.config))
+    print()
+    print("\n".join(access_lines(access_report)))
+    print(f"Wrote {access_file(access_report, art.root)}")
     lines, passed = policy_gate.report(policy_gate.check(plan))
     print("\n".join(lines))
     if not check:  # plan-diff: report, but let the diff go on
         return 0
-    return 1 if checked or cluster_report.problems or not passed else 0
+    return 1 if checked or cluster_report.problems or access_report.problems or not passed else 0
 
 
 def cluster_settings(config: dict[str, str]) -> cluster.Settings:

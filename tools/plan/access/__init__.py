@@ -17,7 +17,8 @@ namespaces, which an engineer could use only by running a pod there (`platform-w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 
 from components.tenants.names import CONSUMER_USER, ENGINEER_LABEL, NAMESPACE_PREFIX, engineer_namespace
 from tools.plan.access import questions
@@ -28,10 +29,17 @@ from tools.plan.access.report import Report, Row, row
 from tools.plan.artifacts import is_manifest, manifest_of
 from tools.plan.runner import Plan
 
-__all__ = ["Problem", "Report", "check", "objects_of"]
+__all__ = ["Problem", "Report", "check", "engineers_of", "objects_of"]
 
 CERT_REQUEST = "tls:index/certRequest:CertRequest"
 KINDS = (*RBAC_KINDS, "ServiceAccount", "Namespace")
+
+
+def engineers_of(config: Mapping[str, str]) -> list[str] | None:
+    """The logins under `akiba:engineers` in the stack file's config (None when it has none)."""
+    raw = config.get("akiba:engineers")
+    value = json.loads(raw) if raw else None
+    return [str(e.get("name")) for e in value if isinstance(e, dict)] if isinstance(value, list) else None
 
 
 def objects_of(plan: Plan) -> Objects:

@@ -171,14 +171,10 @@ def consumer(reach: Reach, namespaces: list[str]) -> list[Problem]:
         + _requests(("get", "create"), "", ["nodes/proxy"], [""]),
     )
     problems += anyone(reach, "", namespaces)
-    for resource in ("nodes", "pods"):
+    for resource, where in (("nodes", ""), ("pods", " in every namespace")):
         if not reach.can(Request("list", "", resource, ""), named_only=False):
             problems.append(
-                Problem(
-                    "consumer-useless",
-                    reach.label,
-                    f"cannot list {resource} in every namespace: the contract is useless",
-                )
+                Problem("consumer-useless", reach.label, f"cannot list {resource}{where}: the contract is useless")
             )
     return problems
 
