@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from components.tenants.names import CONSUMER_USER, ENGINEER_LABEL, NAMESPACE_PREFIX, engineer_namespace
 from tools.plan.access import questions
 from tools.plan.access.evaluator import Authorizer, Reach
-from tools.plan.access.model import AUTHENTICATED, RBAC_KINDS, Identity, Objects
+from tools.plan.access.model import AUTHENTICATED, Identity, Objects
 from tools.plan.access.questions import Problem
 from tools.plan.access.report import Report, Row, row
 from tools.plan.artifacts import is_manifest, manifest_of
@@ -32,7 +32,6 @@ from tools.plan.runner import Plan
 __all__ = ["Problem", "Report", "check", "engineers_of", "objects_of"]
 
 CERT_REQUEST = "tls:index/certRequest:CertRequest"
-KINDS = (*RBAC_KINDS, "ServiceAccount", "Namespace")
 
 
 def engineers_of(config: Mapping[str, str]) -> list[str] | None:
@@ -46,8 +45,10 @@ def objects_of(plan: Plan) -> Objects:
     """The RBAC objects, ServiceAccounts and Namespaces the plan declares."""
     objects = Objects()
     for r in plan.resources:
-        if is_manifest(r.type) and r.type.rsplit(":", 1)[-1] in KINDS:
+        if is_manifest(r.type):
             objects.add(manifest_of(r.raw_inputs))
+        elif r.type.startswith("kubernetes:helm") and r.raw_inputs.get("namespace"):
+            objects.used.add(str(r.raw_inputs["namespace"]))
     return objects
 
 

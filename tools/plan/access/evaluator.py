@@ -107,7 +107,7 @@ class Authorizer:
             *objects.bindings,
             *(b for b in builtin.BINDINGS if (b.kind, b.namespace, b.name) not in names),
         ]
-        self.namespaces: set[str] = set(objects.namespaces) | set(builtin.NAMESPACES)
+        self.namespaces: set[str] = set(objects.namespaces) | objects.used | set(builtin.NAMESPACES)
         self.namespaces |= {r.namespace for r in objects.roles if r.namespace}
         self.namespaces |= {b.namespace for b in self.bindings if b.namespace}
         self.namespaces |= {ns for ns, _ in objects.service_accounts}

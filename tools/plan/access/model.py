@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 READ_VERBS = frozenset({"get", "list", "watch"})
-RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 AUTHENTICATED = "system:authenticated"
 SERVICE_ACCOUNTS = "system:serviceaccounts"
 
@@ -190,13 +189,17 @@ class Objects:
     bindings: list[Binding] = field(default_factory=list)
     service_accounts: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
+    # Namespaces objects (or charts) are put in without the plan declaring the Namespace.
+    used: set[str] = field(default_factory=set)
 
     def add(self, manifest: Mapping[str, Any]) -> None:
-        """One rendered object; kinds the check does not read are ignored."""
+        """One rendered object; of kinds the check does not read, only the namespace counts."""
         kind = str(manifest.get("kind", ""))
         meta = manifest.get("metadata") or {}
         name, namespace = str(meta.get("name", "")), str(meta.get("namespace") or "")
         labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+        if namespace:
+            self.used.add(namespace)
         if kind == "Namespace":
             self.namespaces[name] = labels
         elif kind == "ServiceAccount":
