@@ -9,6 +9,7 @@ import pulumi_aws as aws
 
 from components.burst.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.burst.budget import BurstBudget, BurstBudgetArgs
+from components.burst.credentials import BurstCredentials, BurstCredentialsArgs
 from components.burst.instance_types import INSTANCE_TYPES
 from components.burst.network import BurstNetwork, BurstNetworkArgs
 from components.burst.nodes import BurstNodes, BurstNodesArgs
@@ -36,6 +37,12 @@ def benchmark_models(spec: StackSpec) -> tuple[str, ...]:
 class Burst:
     network: BurstNetwork
     nodes: BurstNodes
+    credentials: BurstCredentials
+
+
+def public_key_command(region: str, parameter: str) -> str:
+    """How the office router's admin reads the gateway's WireGuard public key."""
+    return f"aws ssm get-parameter --region {region} --name {parameter} --query Parameter.Value --output text"
 
 
 def declare_burst(
@@ -44,6 +51,7 @@ def declare_burst(
     join: pulumi.Output[ClusterJoin],
     identity: ClusterIdentity,
     registry_auth: pulumi.Output[str],
+    after: tuple[pulumi.Resource, ...],
 ) -> Burst:
     """AWS spot GPU capacity that joins the office cluster, and what scales and drains it."""
     burst = spec.burst
@@ -60,6 +68,18 @@ def declare_burst(
             provider=aws_provider,
         ),
     )
+    # The burst nodes' token and pull credential, in SSM for their instance profile alone.
+    credentials = BurstCredentials(
+        "burst-credentials",
+        BurstCredentialsArgs(
+            ctx=ctx,
+            region=burst.region,
+            registry_auth=registry_auth,
+            k8s_provider=identity.provider,
+            aws_provider=aws_provider,
+            after=after,
+        ),
+    )
     nodes = BurstNodes(
         "burst-nodes",
         BurstNodesArgs(
@@ -68,7 +88,8 @@ def declare_burst(
             max_size=burst.max_size,
             root_volume_gib=burst.root_volume_gib,
             registry=args.registry_mirror(spec.registry),
-            registry_auth=registry_auth,
+            secrets=credentials.parameters,
+            instance_profile_arn=credentials.instance_profile_arn,
             join=join,
             subnet_ids=network.private_subnet_ids,
             security_group_id=network.node_security_group_id,
@@ -94,4 +115,4 @@ def declare_burst(
             ctx=ctx, monthly_usd=burst.monthly_budget_usd, notify_email=burst.notify_email, provider=aws_provider
         ),
     )
-    return Burst(network=network, nodes=nodes)
+    return Burst(network=network, nodes=nodes, credentials=credentials)

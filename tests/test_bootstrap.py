@@ -18,14 +18,20 @@ from components.cluster.bootstrap import (
     CONTAINERD_VERSION,
     GPU_TAINT,
     IMDS_NODE_IP,
+    JOIN_CONFIG,
+    JOIN_TOKEN_FILE,
+    JOIN_TOKEN_PLACEHOLDER,
     KUBE_RESERVED,
+    KUBEADM_CONFIG,
     NETPLAN_PATH,
     PACKAGES,
+    REGISTRY_AUTH_PLACEHOLDER,
     STAGED_CONTAINERD_CONFIG,
     SYSTEM_RESERVED,
     BondNetwork,
     ClusterJoin,
     NodeBootstrap,
+    SsmSecrets,
     node_labels,
     node_taints,
     render_containerd_config,
@@ -152,7 +158,7 @@ def test_first_controller_inits_with_the_programs_pki() -> None:
     text = render_user_data(_node(role="controller-init", pki=pki))
     init, cluster = _kubeadm(text)[:2]
     assert init["kind"] == "InitConfiguration" and cluster["kind"] == "ClusterConfiguration"
-    assert init["bootstrapTokens"][0]["token"] == JOIN.token
+    assert "bootstrapTokens" not in init, "kubeadm's own 24 h token at init; ours is made valid from its file"
     assert cluster["networking"] == {
         "podSubnet": "10.244.0.0/16",
         "serviceSubnet": "10.96.0.0/12",
@@ -162,6 +168,7 @@ def test_first_controller_inits_with_the_programs_pki() -> None:
     assert files["/etc/kubernetes/pki/ca.key"] == "KEY"
     modes = {f["path"]: f.get("permissions") for f in _entries(text)}
     assert modes["/etc/kubernetes/pki/ca.key"] == "0600"
+    assert files[JOIN_TOKEN_FILE] == JOIN.token + "\n" and modes[JOIN_TOKEN_FILE] == "0600"
 
 
 def test_kubelet_reserves_cpu_and_memory_and_keeps_the_default_eviction() -> None:
@@ -335,3 +342,130 @@ def test_kubeconfig_points_at_the_api_with_embedded_credentials() -> None:
     assert doc["clusters"][0]["cluster"]["server"] == "https://192.168.10.11:6443"
     assert doc["users"][0]["user"]["client-key-data"] == "S0VZ"  # base64("KEY")
     assert doc["current-context"] == doc["contexts"][0]["name"]
+
+
+# --- secrets: the join token, the burst nodes' SSM secrets, encryption at rest ----------------
+
+SSM = SsmSecrets(join_token="/akiba/burst/join-token", registry_authorization="/akiba/burst/registry-authorization")
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        _node(),
+        _node(role="controller-join", pki={"ca.crt": "CERT"}),
+        _burst(secrets_from_ssm=SSM, registry_authorization=""),
+    ],
+    ids=["worker", "controller-join", "burst"],
+)
+def test_a_joining_nodes_document_carries_no_join_token(node: NodeBootstrap) -> None:
+    """A rotation must not change every node's document, and a launch template is readable by
+    anyone with ec2:DescribeLaunchTemplateVersions: the token reaches the node apart."""
+    text = render_user_data(node)
+    assert JOIN.token not in text and JOIN.token.split(".")[1] not in text
+    join = next(d for d in _kubeadm(text) if d["kind"] == "JoinConfiguration")
+    assert join["discovery"]["bootstrapToken"]["token"] == JOIN_TOKEN_PLACEHOLDER
+    assert JOIN_TOKEN_FILE not in _files(text), "only the first controller's document has the token"
+    lines = _script_lines(text)
+    assert lines.index(f"with_join_token {KUBEADM_CONFIG}") + 1 == lines.index(f"kubeadm join --config {JOIN_CONFIG}")
+    assert f"rm -f {JOIN_CONFIG} {JOIN_TOKEN_FILE}" in lines, "the token is removed once joined"
+
+
+def test_with_join_token_fills_in_the_token_for_root_only(tmp_path: Path) -> None:
+    """The script's own function, run by bash on a temporary root."""
+    bash = require_tool("bash", "apt-get install bash")
+    script = _files(render_user_data(_node()))[SCRIPT]
+    start = script.index("with_join_token() {")
+    function = script[start : script.index("\n}\n", start) + 3]
+    token_file, config = tmp_path / "join-token", tmp_path / "run" / "kubeadm-join.yaml"
+    function = function.replace(JOIN_TOKEN_FILE, str(token_file)).replace(JOIN_CONFIG, str(config))
+    function = function.replace(JOIN_CONFIG.rsplit("/", 1)[0], str(config.parent))
+    token_file.write_text(JOIN.token + "\n")
+    kubeadm = tmp_path / "kubeadm.yaml"
+    kubeadm.write_text(_files(render_user_data(_node()))[KUBEADM_CONFIG])
+    subprocess.run([bash, "-c", f"set -euo pipefail\n{function}with_join_token {kubeadm}"], check=True)
+    join = next(d for d in yaml.safe_load_all(config.read_text()) if d["kind"] == "JoinConfiguration")
+    assert join["discovery"]["bootstrapToken"]["token"] == JOIN.token
+    assert config.stat().st_mode & 0o077 == 0 and config.parent.stat().st_mode & 0o077 == 0
+    token_file.write_text("")
+    empty = subprocess.run([bash, "-c", f"set -euo pipefail\n{function}with_join_token {kubeadm}"], check=False)
+    assert empty.returncode != 0, "no token: the join stops before kubeadm runs"
+
+
+def test_the_first_controller_makes_the_token_valid_with_a_ttl_and_drops_tokens_that_never_expire() -> None:
+    text = render_user_data(_node(role="controller-init", pki={"ca.crt": "CERT"}))
+    lines = _script_lines(text)
+    block = lines[lines.index(f"if changed {JOIN_TOKEN_FILE}; then") :]
+    create = next(line for line in block if "kubeadm token create" in line)
+    assert "--ttl 336h" in create and create.endswith(">/dev/null"), "two weeks: twice the rotation; never printed"
+    assert any('$2 == "<forever>"' in line for line in block) and any("kubeadm token delete" in line for line in block)
+    assert "--ttl 0" not in text
+    assert lines.index(f"kubeadm init --config {KUBEADM_CONFIG} --skip-token-print") < lines.index(
+        f"if changed {JOIN_TOKEN_FILE}; then"
+    )
+    # A rotation changes that file alone: no kubelet restart, no other node's document.
+    rotated = ClusterJoin(**{**JOIN.__dict__, "token": "zyxwvu.9876543210zyxwvu"})
+    before = _files(text)
+    after = _files(render_user_data(_node(role="controller-init", pki={"ca.crt": "CERT"}, cluster=rotated)))
+    assert [p for p in before if before[p] != after.get(p)] == [JOIN_TOKEN_FILE]
+    assert _files(render_user_data(_node())) == _files(render_user_data(_node(cluster=rotated)))
+
+
+def test_burst_nodes_read_their_secrets_from_ssm_at_boot() -> None:
+    text = render_user_data(_burst(secrets_from_ssm=SSM, registry_authorization=""))
+    assert AUTH not in text and "s3cret" not in text and JOIN.token not in text
+    # Every `token:` key (the JoinConfiguration's, anywhere in the text) holds the placeholder.
+    assert set(re.findall(r"^\s*token:\s*(\S+)", text, re.MULTILINE)) == {JOIN_TOKEN_PLACEHOLDER}
+    hosts = [c for p, c in _files(text).items() if p.endswith("hosts.toml")]
+    assert hosts and all(REGISTRY_AUTH_PLACEHOLDER in c for c in hosts)
+    lines = _script_lines(text)
+    assert f"join_token=$(ssm {SSM.join_token})" in lines
+    assert f"registry_auth=$(ssm {SSM.registry_authorization})" in lines
+    fill = _index(lines, f"s\\|{REGISTRY_AUTH_PLACEHOLDER}\\|")
+    assert fill < _index(lines, r"^install_pinned \"containerd\.io"), "credentials before containerd pulls"
+    assert _index(lines, r"^ssm\(\) \{ aws ssm get-parameter .*--with-decryption") < fill
+    assert lines.index(f"(umask 077; printf '%s\\n' \"$join_token\" > {JOIN_TOKEN_FILE})") < lines.index(
+        f"with_join_token {KUBEADM_CONFIG}"
+    )
+    with pytest.raises(ValueError, match="SSM"):
+        _node(secrets_from_ssm=SSM)
+
+
+def test_controllers_encrypt_secrets_at_rest_with_the_same_file() -> None:
+    from components.cluster.encryption import ENCRYPTION_CONFIG, encryption_configuration, render_encryption_config
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    config = render_encryption_config([("key-1", key)])
+    init = render_user_data(_node(role="controller-init", pki={"ca.crt": "C"}, encryption_config=config))
+    join = render_user_data(_node(role="controller-join", pki={"ca.crt": "C"}, encryption_config=config))
+    for text in (init, join):
+        assert _files(text)[ENCRYPTION_CONFIG] == config
+        assert {f["path"]: f.get("permissions") for f in _entries(text)}[ENCRYPTION_CONFIG] == "0600"
+    assert ENCRYPTION_CONFIG not in render_user_data(_node()), "workers never see the key"
+    api = next(d for d in _kubeadm(init) if d["kind"] == "ClusterConfiguration")["apiServer"]
+    args = {a["name"]: a["value"] for a in api["extraArgs"]}
+    assert args == {
+        "encryption-provider-config": ENCRYPTION_CONFIG,
+        "encryption-provider-config-automatic-reload": "true",
+    }
+    (volume,) = api["extraVolumes"]
+    assert ENCRYPTION_CONFIG.startswith(volume["mountPath"] + "/") and volume["hostPath"] == volume["mountPath"]
+    assert volume["readOnly"] is True
+    # The shape kube-apiserver reads (apiserver.config.k8s.io/v1; kubernetes-validate has no schema
+    # for it): secrets only, secretbox with 32-byte keys first (it encrypts), identity last (reads
+    # what was written before encryption was on).
+    doc = yaml.safe_load(config)
+    assert doc == encryption_configuration([("key-1", key)])
+    assert doc["apiVersion"] == "apiserver.config.k8s.io/v1" and doc["kind"] == "EncryptionConfiguration"
+    (rule,) = doc["resources"]
+    assert rule["resources"] == ["secrets"]
+    first, last = rule["providers"]
+    assert [len(base64.b64decode(k["secret"])) for k in first["secretbox"]["keys"]] == [32]
+    assert last == {"identity": {}}
+    # A running controller regenerates its API server's static pod once the flag is missing.
+    init_lines, join_lines = _script_lines(init), _script_lines(join)
+    assert f"kubeadm init phase control-plane apiserver --config {KUBEADM_CONFIG}" in init_lines
+    assert "kubeadm upgrade node phase control-plane" in join_lines
+    for lines in (init_lines, join_lines):
+        check = _index(lines, "grep -qF -- --encryption-provider-config=")
+        assert lines[check].startswith("if [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]")

@@ -29,6 +29,7 @@ def launch_template(
     parent: pulumi.Resource,
     provider: aws.Provider,
     instance_type: str | None = None,
+    instance_profile_arn: pulumi.Input[str] | None = None,
 ) -> aws.ec2.LaunchTemplate:
     tags = {**ctx.tags, "Name": f"{ctx.cluster_name}-{name}"}
     return aws.ec2.LaunchTemplate(
@@ -50,6 +51,8 @@ def launch_template(
             }
         ],
         vpc_security_group_ids=security_group_ids,
+        # Where the instance's secrets come from (SSM, read with this role), never the user-data.
+        iam_instance_profile={"arn": instance_profile_arn} if instance_profile_arn is not None else None,
         user_data=user_data.apply(lambda text: base64.b64encode(text.encode()).decode()),
         tag_specifications=[{"resource_type": kind, "tags": tags} for kind in ("instance", "volume")],
         update_default_version=True,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from components.burst.aws_launch import launch_template
-from components.burst.wireguard import GatewayConfig, public_key, render_gateway_user_data
+from components.burst.iam import instance_profile, publish_parameter_policy
+from components.burst.wireguard import GatewayConfig, render_gateway_user_data
 from components.context import PlatformContext
 
 
@@ -67,7 +67,7 @@ class BurstNetwork(pulumi.ComponentResource):
     private_subnet_ids: list[pulumi.Output[str]]
     node_security_group_id: pulumi.Output[str]
     gateway_public_ip: pulumi.Output[str]
-    wireguard_public_key: pulumi.Output[str]
+    wireguard_public_key_parameter: str  # SSM parameter name: the gateway writes its public key there
 
     def __init__(self, name: str, args: BurstNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:burst:BurstNetwork", name, None, opts)
@@ -133,14 +133,30 @@ class BurstNetwork(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        key = random.RandomBytes("wireguard-gateway-key", length=32, opts=pulumi.ResourceOptions(parent=self))
-        # The public half may be shown (the office router needs it); the private half stays secret.
-        self.wireguard_public_key = pulumi.Output.unsecret(key.base64.apply(public_key))
+        # The gateway makes its key at first boot; only the public half comes out, here. The
+        # program makes the parameter (so it alone is writable, and goes with the stack) and
+        # leaves its value to the gateway.
+        self.wireguard_public_key_parameter = f"/{ctx.cluster_name}/burst/wireguard-public-key"
+        key_parameter = aws.ssm.Parameter(
+            "wireguard-public-key",
+            name=self.wireguard_public_key_parameter,
+            type="String",
+            value="none yet: the gateway publishes its key at first boot",
+            description="The WireGuard gateway's public key, for the office router's peer",
+            tags=tags,
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["value"])),
+        )
+        profile = instance_profile(
+            "burst-gateway",
+            key_parameter.arn.apply(publish_parameter_policy),
+            tags=tags,
+            opts=child,
+        )
         gateway_address, office_address = tunnel_addresses(link.tunnel_cidr)
-        user_data = key.base64.apply(
-            lambda private: render_gateway_user_data(
+        user_data = pulumi.Output.from_input(
+            render_gateway_user_data(
                 GatewayConfig(
-                    private_key=private,
+                    public_key_parameter=self.wireguard_public_key_parameter,
                     address=gateway_address,
                     listen_port=link.listen_port,
                     office_public_key=link.office_public_key,
@@ -157,6 +173,7 @@ class BurstNetwork(pulumi.ComponentResource):
             security_group_ids=[gateway_sg.id],
             root_volume_gib=8,
             instance_type=link.gateway_instance_type,
+            instance_profile_arn=profile.arn,
             parent=self,
             provider=args.provider,
         )
@@ -214,6 +231,6 @@ class BurstNetwork(pulumi.ComponentResource):
             {
                 "vpcId": self.vpc_id,
                 "gatewayPublicIp": self.gateway_public_ip,
-                "wireguardPublicKey": self.wireguard_public_key,
+                "wireguardPublicKeyParameter": self.wireguard_public_key_parameter,
             }
         )

@@ -3,9 +3,8 @@ from zero, tagged so the cluster-autoscaler finds it and can scale it up from no
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from functools import partial
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -16,6 +15,7 @@ from components.cluster.bootstrap import (
     ClusterJoin,
     NodeBootstrap,
     RegistryMirror,
+    SsmSecrets,
     node_labels,
     node_taints,
     render_user_data,
@@ -58,25 +58,23 @@ def generations(instance_types: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def bootstrap_for(
-    itype: InstanceType, join: ClusterJoin, registry: RegistryMirror, registry_auth: str
+    itype: InstanceType, join: ClusterJoin, registry: RegistryMirror, secrets: SsmSecrets
 ) -> NodeBootstrap:
+    """A burst node's bootstrap: no secret in it (the token and the pull credential are read
+    from SSM at boot), so the office token in `join` is left out too."""
     return NodeBootstrap(
         role="worker",
         kind="burst",
-        cluster=join,
+        cluster=dataclasses.replace(join, token=""),
         registry_mirror=registry.mirror,
         registry_upstreams=registry.upstreams,
-        registry_authorization=registry_auth,
+        registry_authorization="",
+        secrets_from_ssm=secrets,
         labels=burst_labels(itype),
         taints=BURST_TAINTS,
         gpu_driver_branch=itype.driver_branch,
         instance_metadata="aws",
     )
-
-
-def _user_data(itype: InstanceType, registry: RegistryMirror, values: list[Any]) -> str:
-    join, registry_auth = values
-    return render_user_data(bootstrap_for(itype, join, registry, registry_auth))
 
 
 @dataclass(frozen=True)
@@ -86,8 +84,9 @@ class BurstNodesArgs:
     max_size: int  # the most spot nodes at once
     root_volume_gib: int  # encrypted gp3 root volume of each node
     registry: RegistryMirror  # what the nodes' containerd pulls through (over the site link)
-    registry_auth: pulumi.Output[str]  # secret: the registry pull account's `Basic ...` header
-    join: pulumi.Output[ClusterJoin]
+    secrets: SsmSecrets  # where the nodes read their join token and pull credential at boot
+    instance_profile_arn: pulumi.Output[str]  # the role that alone may read them
+    join: pulumi.Output[ClusterJoin]  # the API's address and CA hash (its token is not used)
     subnet_ids: list[pulumi.Output[str]]
     security_group_id: pulumi.Output[str]
     provider: aws.Provider
@@ -107,11 +106,17 @@ class BurstNodes(pulumi.ComponentResource):
                 f"burst-{generation}",
                 ctx=ctx,
                 ubuntu=itype.ubuntu,
-                user_data=pulumi.Output.all(args.join, args.registry_auth).apply(
-                    partial(_user_data, itype, args.registry)
+                # Not secret: it holds no secret (tests/test_burst.py renders it and looks).
+                user_data=pulumi.Output.unsecret(
+                    args.join.apply(
+                        lambda join, itype=itype: render_user_data(
+                            bootstrap_for(itype, join, args.registry, args.secrets)
+                        )
+                    )
                 ),
                 security_group_ids=[args.security_group_id],
                 root_volume_gib=args.root_volume_gib,
+                instance_profile_arn=args.instance_profile_arn,
                 parent=self,
                 provider=args.provider,
             )

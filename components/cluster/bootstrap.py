@@ -17,7 +17,8 @@ from functools import lru_cache
 from typing import Literal
 
 from components import yamltext
-from components.cluster import kube_vip
+from components.cluster import kube_vip, node_security
+from components.cluster.encryption import ENCRYPTION_CONFIG, api_server_settings
 from components.cluster.placement import BOOTS_FROM_CLUSTER_CEPH
 
 Role = Literal["controller-init", "controller-join", "worker"]
@@ -32,6 +33,16 @@ KUBEADM_REJOIN_CONFIG = "/etc/kubernetes/kubeadm-rejoin.yaml"  # the first contr
 # Placeholders the bootstrap script fills from IMDSv2 on burst nodes.
 IMDS_NODE_NAME, IMDS_NODE_IP = "__IMDS_NODE_NAME__", "__IMDS_NODE_IP__"
 IMDS_ZONE, IMDS_INSTANCE_ID = "__IMDS_ZONE__", "__IMDS_INSTANCE_ID__"
+# No configuration document carries a joining node's token (it would change every node's
+# document at each rotation, and a burst launch template is readable by anyone with
+# ec2:DescribeLaunchTemplateVersions). The JoinConfiguration holds this placeholder; the token
+# reaches JOIN_TOKEN_FILE once, when the node is created (node_converge.py's create command; on
+# burst nodes from SSM Parameter Store), and is filled in only for `kubeadm join`.
+JOIN_TOKEN_PLACEHOLDER = "__AKIBA_JOIN_TOKEN__"  # noqa: S105 (a placeholder, not a token)
+JOIN_TOKEN_FILE = "/etc/akiba/join-token"  # noqa: S105 (a path)
+JOIN_CONFIG = "/run/akiba/kubeadm-join.yaml"  # tmpfs: the filled-in copy, removed after the join
+# Burst nodes: the registry's pull credential, filled in from SSM Parameter Store at boot.
+REGISTRY_AUTH_PLACEHOLDER = "__AKIBA_REGISTRY_AUTHORIZATION__"
 # No "containerd" here: Ubuntu's package is 1.7 in noble's release pocket and moves to 2.x in
 # noble-updates under us; containerd.io below is pinned instead.
 PACKAGES = ["apt-transport-https", "ca-certificates", "curl", "gpg"]
@@ -87,7 +98,9 @@ class ClusterJoin:
     kubernetes_version: str  # 1.36.4
     api_host: str  # the VIP when there is one, else the one controller's address
     api_port: int
-    token: str  # secret
+    # secret: the office nodes' join token. Only the first controller's document carries it (it
+    # makes it valid on the cluster); joining nodes receive it apart (JOIN_TOKEN_FILE).
+    token: str
     ca_cert_hash: str
     pod_cidr: str
     service_cidr: str
@@ -97,6 +110,16 @@ class ClusterJoin:
     # Every controller's address and hostname: any of them may serve the API behind the VIP, so
     # the API server certificate names all of them (and the VIP).
     controller_names: tuple[str, ...] = ()
+    token_ttl_hours: int = 336  # how long the first controller makes `token` valid: 2 rotations
+
+
+@dataclass(frozen=True)
+class SsmSecrets:
+    """Where a burst node reads its secrets at boot (SSM Parameter Store SecureStrings that only
+    the burst instance profile may read): the launch template's user-data holds none."""
+
+    join_token: str  # parameter name, e.g. /akiba/burst/join-token
+    registry_authorization: str  # parameter name of the pull account's `Basic ...` header
 
 
 @dataclass(frozen=True)
@@ -121,12 +144,16 @@ class NodeBootstrap:
     # and aws:///<zone>/<id> providerID are read from IMDSv2 at boot. On-prem nodes have none.
     instance_metadata: Literal["none", "aws"] = "none"
     pki: dict[str, str] | None = None  # controllers only; secret
+    encryption_config: str | None = None  # controllers only; secret: components/cluster/encryption.py
+    secrets_from_ssm: SsmSecrets | None = None  # burst nodes: token and pull credential read at boot
 
     def __post_init__(self) -> None:
         if self.instance_metadata == "none" and not (self.hostname and self.ip):
             raise ValueError("a node without instance metadata needs its hostname and ip")
         if self.instance_metadata == "aws" and self.role != "worker":
             raise ValueError("only workers take their identity from instance metadata")
+        if self.secrets_from_ssm is not None and self.instance_metadata != "aws":
+            raise ValueError("only an AWS instance reads its secrets from SSM Parameter Store")
 
 
 def node_labels(
@@ -217,9 +244,14 @@ def render_install_user_data(install: NodeInstall) -> str:
 
 def render_user_data(node: NodeBootstrap) -> str:
     """`#cloud-config` user-data for one node."""
-    shared = _shared_files(node.registry_mirror, node.registry_upstreams, node.registry_authorization) + _file_items(
+    authorization = REGISTRY_AUTH_PLACEHOLDER if node.secrets_from_ssm else node.registry_authorization
+    shared = _shared_files(node.registry_mirror, node.registry_upstreams, authorization) + _file_items(
         ((BOOTSTRAP_SCRIPT, _script(node), "0755"),)
     )
+    if node.kind != "burst":
+        # Engineers' home pods (rootless Docker's profiles) run on office nodes only; a paid node's
+        # user-data stays within EC2's 16 KB.
+        shared += _file_items(node_security.rootless_docker_files())
     own = [*_kubeadm_files(node), _registry_address(node)]
     if node.role != "worker" and node.cluster.api_vip is not None:
         vip = kube_vip.render(node.cluster.api_vip, node.cluster.api_port, "bond0")
@@ -231,6 +263,11 @@ def render_user_data(node: NodeBootstrap) -> str:
             {"path": f"{PKI_DIR}/{name}", "content": body, "permissions": "0600" if name.endswith(".key") else "0644"}
             for name, body in sorted(node.pki.items())
         ]
+    if node.encryption_config is not None:
+        own.append({"path": ENCRYPTION_CONFIG, "permissions": "0600", "content": node.encryption_config})
+    if node.role == "controller-init":
+        # The one document with the token: this node makes it valid (and rejoins with it).
+        own.append({"path": JOIN_TOKEN_FILE, "permissions": "0600", "content": node.cluster.token + "\n"})
     # "localhost": cloud-init only keeps the hostname's own line; True would re-render /etc/hosts
     # from its template at every boot and drop the registry's line.
     head: dict[str, object] = {"manage_etc_hosts": "localhost"}
@@ -409,9 +446,9 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
             {
                 "apiVersion": KUBEADM_API,
                 "kind": "InitConfiguration",
-                # ttl 0: nodes added later (a config change, then `pulumi up`) join with the
-                # same token. Rotate it by replacing the token resource and re-running init.
-                "bootstrapTokens": [{"token": c.token, "ttl": "0s", "usages": ["signing", "authentication"]}],
+                # No bootstrapTokens: kubeadm then makes one of its own (24 h, never printed:
+                # --skip-token-print). The program's rotating token is created after init, from
+                # JOIN_TOKEN_FILE, so that a rotation changes that file and not this one.
                 "localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port},
                 "nodeRegistration": registration,
             }
@@ -425,7 +462,8 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
                 "controlPlaneEndpoint": endpoint,
                 "networking": {"podSubnet": c.pod_cidr, "serviceSubnet": c.service_cidr, "dnsDomain": c.dns_domain},
                 "apiServer": {
-                    "certSANs": list(dict.fromkeys([node.ip, node.hostname, c.api_host, *c.controller_names]))
+                    "certSANs": list(dict.fromkeys([node.ip, node.hostname, c.api_host, *c.controller_names])),
+                    **_encryption_settings(node),
                 },
             }
         )
@@ -446,6 +484,15 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
     return files
 
 
+def _encryption_settings(node: NodeBootstrap) -> dict[str, object]:
+    """The API server reads Secrets' encryption keys from the file every controller's document
+    writes; joining controllers take these settings from the kubeadm-config ConfigMap."""
+    if node.encryption_config is None:
+        return {}
+    args, volumes = api_server_settings()
+    return {"extraArgs": args, "extraVolumes": volumes}
+
+
 def _join_document(
     node: NodeBootstrap, registration: Mapping[str, object], *, control_plane: bool
 ) -> dict[str, object]:
@@ -456,7 +503,7 @@ def _join_document(
         "discovery": {
             "bootstrapToken": {
                 "apiServerEndpoint": f"{c.api_host}:{c.api_port}",
-                "token": c.token,
+                "token": JOIN_TOKEN_PLACEHOLDER,
                 "caCertHashes": [c.ca_cert_hash],
             }
         },
@@ -465,6 +512,65 @@ def _join_document(
     if control_plane:
         join["controlPlane"] = {"localAPIEndpoint": {"advertiseAddress": node.ip, "bindPort": c.api_port}}
     return join
+
+
+def _ssm_secret_lines(ssm: SsmSecrets) -> list[str]:
+    """A burst node's secrets, read at boot with its instance profile's credentials (IMDSv2, which
+    the aws CLI uses by itself). The CLI is a snap: Ubuntu's AMIs ship snapd, not the CLI (and
+    noble has no awscli deb)."""
+    return [
+        'region=$(md placement/region); : "${region:?}"',
+        "command -v aws >/dev/null || snap install aws-cli --classic",
+        'ssm() { aws ssm get-parameter --region "$region" --with-decryption --name "$1"'
+        " --query Parameter.Value --output text; }",
+        f"join_token=$(ssm {shlex.quote(ssm.join_token)})",
+        f"registry_auth=$(ssm {shlex.quote(ssm.registry_authorization)})",
+        ': "${join_token:?}" "${registry_auth:?}"',
+        f"install -d -m 0755 {JOIN_TOKEN_FILE.rsplit('/', 1)[0]}",
+        f"(umask 077; printf '%s\\n' \"$join_token\" > {JOIN_TOKEN_FILE})",
+        f'sed -i "s|{REGISTRY_AUTH_PLACEHOLDER}|$registry_auth|" {CERTS_D}/*/hosts.toml',
+        "unset join_token registry_auth",
+    ]
+
+
+def _join_token_lines(node: NodeBootstrap) -> list[str]:
+    """The first controller makes the office nodes' token valid for its TTL whenever the token
+    file changes (at init, and at each rotation: the only file a rotation changes), and deletes
+    tokens that never expire (the ones made before rotation). kubeadm prints a created token:
+    not here (this output is the converge command's, kept in Pulumi's state)."""
+    if node.role != "controller-init":
+        return []
+    ttl = node.cluster.token_ttl_hours
+    return [
+        f"if changed {JOIN_TOKEN_FILE}; then",
+        f'  token=$(cat {JOIN_TOKEN_FILE}); : "${{token:?}}"',
+        "  listed=$(kubeadm token list | awk 'NR > 1 {print $1}')",
+        '  grep -qxF "$token" <<<"$listed"'
+        f' || kubeadm token create "$token" --ttl {ttl}h --description "akiba office nodes" >/dev/null',
+        "  forever=$(kubeadm token list | awk 'NR > 1 && $2 == \"<forever>\" {print $1}')",
+        '  if [ -n "$forever" ]; then xargs kubeadm token delete <<<"$forever" >/dev/null; fi',
+        "fi",
+    ]
+
+
+def _encryption_lines(node: NodeBootstrap) -> list[str]:
+    """A running controller whose API server does not read the encryption config yet (the config
+    arrived with a day-2 converge) gets its static pod regenerated: the first controller from its
+    own kubeadm configuration (just uploaded to kubeadm-config), the others from kubeadm-config.
+    A changed key alone needs nothing: the API server reloads the file."""
+    if node.encryption_config is None:
+        return []
+    manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+    regenerate = (
+        f"kubeadm init phase control-plane apiserver --config {KUBEADM_CONFIG}"
+        if node.role == "controller-init"
+        else "kubeadm upgrade node phase control-plane"
+    )
+    return [
+        f"if [ -f {manifest} ] && ! grep -qF -- --encryption-provider-config= {manifest}; then",
+        f"  {regenerate}",
+        "fi",
+    ]
 
 
 def _script(node: NodeBootstrap) -> str:
@@ -485,6 +591,12 @@ def _script(node: NodeBootstrap) -> str:
         "set -euo pipefail",
         # True when the file changed in this run; always at first boot (no list).
         'changed() { [ ! -f "${AKIBA_CHANGED:-}" ] || grep -qxF "$1" "$AKIBA_CHANGED"; }',
+        # A kubeadm join configuration with the token filled in, on tmpfs, root's only.
+        "with_join_token() {",
+        f'  local token; token=$(cat {JOIN_TOKEN_FILE}); : "${{token:?no join token in {JOIN_TOKEN_FILE}}}"',
+        f"  install -d -m 0700 {JOIN_CONFIG.rsplit('/', 1)[0]}",
+        f'  (umask 077; sed "s|{JOIN_TOKEN_PLACEHOLDER}|$token|" "$1" > {JOIN_CONFIG})',
+        "}",
         f"install_pinned() {{ DEBIAN_FRONTEND=noninteractive {APT_GET} install -y --allow-change-held-packages"
         ' "$@"; }',
         "modprobe -a overlay br_netfilter vxlan bonding",
@@ -505,6 +617,8 @@ def _script(node: NodeBootstrap) -> str:
             f' -e "s|{IMDS_ZONE}|$zone|g" -e "s|{IMDS_INSTANCE_ID}|$instance_id|g"'
             " /etc/kubernetes/kubeadm.yaml /etc/hosts",
         ]
+        if node.secrets_from_ssm is not None:
+            lines += _ssm_secret_lines(node.secrets_from_ssm)
     if node.network is not None:
         # netplan apply returns before bond0 has its address: wait for it, or the downloads
         # below race the bond coming up. Only when the file changed: a converge that touched
@@ -560,6 +674,9 @@ def _script(node: NodeBootstrap) -> str:
         "fi",
         f"install_pinned kubelet={pkg} kubectl={pkg}",
         "apt-mark hold kubelet kubeadm kubectl containerd.io",
+        # GPUs only through the scheduler (components/cluster/node_security.py).
+        *(node_security.nvidia_toolkit_lines() if node.gpu_driver_branch else []),
+        *(node_security.apparmor_load_lines() if node.kind != "burst" else []),
         # The package's config disables the CRI plugin: ours replaces it whole. nvidia-ctk then
         # edits the installed file, so compare against the copy last applied, not against it.
         f"if ! cmp -s {STAGED_CONTAINERD_CONFIG} {APPLIED_CONTAINERD_CONFIG}; then",
@@ -591,7 +708,9 @@ def _script(node: NodeBootstrap) -> str:
             endpoint = f"https://{node.cluster.api_host}:{node.cluster.api_port}/readyz"
             init = [
                 f"  if curl -sf --max-time 10 --cacert {PKI_DIR}/ca.crt {endpoint} >/dev/null; then",
-                f"    kubeadm join --config {KUBEADM_REJOIN_CONFIG}",
+                f"    with_join_token {KUBEADM_REJOIN_CONFIG}",
+                f"    kubeadm join --config {JOIN_CONFIG}",
+                f"    rm -f {JOIN_CONFIG}",
                 "  else",
                 *(f"  {line}" for line in init),
                 "  fi",
@@ -604,22 +723,22 @@ def _script(node: NodeBootstrap) -> str:
             # joining later take the ClusterConfiguration (endpoint, SANs) from kubeadm-config.
             f"  kubeadm init phase upload-config kubelet --config {KUBEADM_CONFIG}",
             f"  kubeadm init phase upload-config kubeadm --config {KUBEADM_CONFIG}",
-            "  token=$(python3 -c 'import sys, yaml; print(next(d for d in yaml.safe_load_all(open(sys.argv[1]))"
-            ' if d.get("kind") == "InitConfiguration")["bootstrapTokens"][0]["token"])\''
-            f" {KUBEADM_CONFIG})",
-            "  kubeadm token list | awk 'NR > 1 {print $1}' | grep -qxF \"$token\""
-            ' || kubeadm token create "$token" --ttl 0 >/dev/null',  # it prints the token
             "  restart_kubelet=1",
         ]
     else:
         lines += [
-            f"  kubeadm join --config {KUBEADM_CONFIG}",
+            f"  with_join_token {KUBEADM_CONFIG}",
+            f"  kubeadm join --config {JOIN_CONFIG}",
+            # Joined: the token is of no further use here (a rejoin is a new converge, with a new one).
+            f"  rm -f {JOIN_CONFIG} {JOIN_TOKEN_FILE}",
             f"elif changed {KUBEADM_CONFIG} || changed {KUBELET_SETTINGS}; then",
             "  restart_kubelet=1",
         ]
     lines += [
         "fi",
         *vip_after,
+        *_join_token_lines(node),
+        *_encryption_lines(node),
         'if [ "$restart_kubelet" = 1 ]; then',
         # The node's copy of the cluster's kubelet settings (kubeadm's documented day-2 path).
         "  kubeadm upgrade node phase kubelet-config",

@@ -1,5 +1,6 @@
-"""Cluster identity: the CAs, service-account keys, kubeadm bootstrap token, the admin
-kubeconfig (secret) and the explicit Kubernetes provider every Kubernetes resource uses.
+"""Cluster identity: the CAs, service-account keys, the nodes' rotating kubeadm join token, the
+key Secrets are encrypted with at rest, the admin kubeconfig (secret) and the explicit
+Kubernetes provider every Kubernetes resource uses.
 
 Making the CAs here (as Typhoon does in Terraform) means the join command's CA hash and the
 provider's kubeconfig are known without ssh-ing into a controller after `kubeadm init`.
@@ -14,6 +15,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
+from components.cluster.encryption import render_encryption_config
+from components.cluster.join_token import JoinToken, JoinTokenArgs
 from components.cluster.pki import ca_cert_hash, render_kubeconfig
 from components.context import PlatformContext
 
@@ -26,6 +29,10 @@ CA_USES = ["cert_signing", "crl_signing", "digital_signature", "key_encipherment
 class ClusterIdentityArgs:
     ctx: PlatformContext
     api_endpoint: str  # https://host:port the kubeconfig and joining nodes use
+    join_token_rotation_days: int  # the office nodes' join token changes after this, expires after twice
+    # Generations of the Secrets-at-rest key, the first one encrypting (a rotation adds one, then
+    # puts it first, then drops the old one): e.g. (1,) or (2, 1).
+    encryption_key_generations: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class ControllerPki:
     """The files kubeadm expects under /etc/kubernetes/pki, as outputs (keys are secret)."""
 
     files: pulumi.Output[dict[str, str]]
+    # secret: the kube-apiserver's EncryptionConfiguration (the same keys on every controller)
+    encryption_config: pulumi.Output[str]
 
 
 class ClusterIdentity(pulumi.ComponentResource):
@@ -42,6 +51,8 @@ class ClusterIdentity(pulumi.ComponentResource):
     ca_key_pem: pulumi.Output[str]
     ca_cert_hash: pulumi.Output[str]
     bootstrap_token: pulumi.Output[str]
+    join_token: JoinToken
+    encryption_key_name: str  # the key Secrets are written with now, e.g. "key-1"
     kubeconfig: pulumi.Output[str]
     controller_pki: ControllerPki
     provider: k8s.Provider
@@ -73,16 +84,23 @@ class ClusterIdentity(pulumi.ComponentResource):
             opts=self._child(),
         )
 
-        # kubeadm token format: [a-z0-9]{6}.[a-z0-9]{16}; the id is public, the secret is not.
-        token_id = random.RandomString("bootstrap-token-id", length=6, special=False, upper=False, opts=self._child())
-        token_secret = random.RandomPassword(
-            "bootstrap-token-secret", length=16, special=False, upper=False, opts=self._child()
+        # The office nodes' join token: made valid by the first controller's configuration.
+        self.join_token = JoinToken(
+            "join-token",
+            JoinTokenArgs(rotation_hours=24 * args.join_token_rotation_days, description="office nodes"),
+            opts=self._child(),
         )
+        # 32 random bytes per generation: secretbox's key (components/cluster/encryption.py).
+        keys = {
+            g: random.RandomBytes(f"secrets-encryption-key-{g}", length=32, opts=self._child())
+            for g in args.encryption_key_generations
+        }
+        self.encryption_key_name = f"key-{args.encryption_key_generations[0]}"
 
         self.ca_cert_pem = ca.cert_pem
         self.ca_key_pem = ca_key.private_key_pem  # secret: signs the in-cluster TLS certificates
         self.ca_cert_hash = ca_key.public_key_pem.apply(ca_cert_hash)
-        self.bootstrap_token = pulumi.Output.secret(pulumi.Output.concat(token_id.result, ".", token_secret.result))
+        self.bootstrap_token = self.join_token.token
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(ca.cert_pem, admin_cert.cert_pem, admin_key.private_key_pem).apply(
                 lambda v: render_kubeconfig(cluster, args.api_endpoint, v[0], v[1], v[2])
@@ -111,7 +129,14 @@ class ClusterIdentity(pulumi.ComponentResource):
                         "sa.pub": v[7],
                     }
                 )
-            )
+            ),
+            encryption_config=pulumi.Output.secret(
+                pulumi.Output.all(*(k.base64 for k in keys.values())).apply(
+                    lambda secrets: render_encryption_config(
+                        [(f"key-{g}", secret) for g, secret in zip(keys, secrets, strict=True)]
+                    )
+                )
+            ),
         )
         self.provider = k8s.Provider(
             "kubernetes",

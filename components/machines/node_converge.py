@@ -27,7 +27,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_tls as tls
 
-from components.cluster.bootstrap import CONVERGE_USER
+from components.cluster.bootstrap import CONVERGE_USER, JOIN_TOKEN_FILE
 
 APPLIER = Path(__file__).with_name("converge_apply.py")
 # The runner's kubectl talks to the API with the admin kubeconfig, written to a private temp
@@ -68,6 +68,9 @@ class NodeConvergeArgs:
     private_key: pulumi.Output[str]  # secret: NodeAccess.private_key
     kubeconfig: pulumi.Output[str]  # secret: the admin kubeconfig the runner drains with
     after: tuple[pulumi.Resource, ...]  # the node's install, and the previous node's last step
+    # secret: the join token a joining node needs once, at its first configuration (None: the
+    # first controller, whose document carries the token it makes valid).
+    join_token: pulumi.Output[str] | None = None
 
 
 def apply_command() -> str:
@@ -75,6 +78,16 @@ def apply_command() -> str:
     root, reading the document on stdin."""
     source = base64.b64encode(APPLIER.read_bytes()).decode()
     return f'sudo /usr/bin/python3 -c "$(echo {source} | base64 -d)"'
+
+
+def create_command(join_token: str) -> str:
+    """The first configuration of a joining node: the current join token to JOIN_TOKEN_FILE
+    (root's only; the bootstrap script joins with it and removes it), then the applier. printf
+    is the shell's own: the token is in no process's arguments but this command's shell."""
+    return (
+        f"printf '%s\\n' {shlex.quote(join_token)} | sudo install -D -m 0600 /dev/stdin {JOIN_TOKEN_FILE} && "
+        + apply_command()
+    )
 
 
 DRAINED = "akiba.io/drained-for-upgrade"  # set by the drain, so the uncordon undoes only its own
@@ -125,19 +138,26 @@ class NodeConverge(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
         )
         apply = apply_command()
+        create: pulumi.Input[str] = apply if args.join_token is None else args.join_token.apply(create_command)
         self.converge = command.remote.Command(
             f"{name}-converge",
             connection=command.remote.ConnectionArgs(
                 host=args.address, user=CONVERGE_USER, private_key=args.private_key, dial_error_limit=60
             ),
-            create=apply,
+            create=create,
             update=apply,
             stdin=args.document,
             # Its output stays in Pulumi's state: secret like its input (pulumi-command makes an
             # output secret only when an input of the same name is), and not sent back to the node.
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[drain], additional_secret_outputs=["stdout", "stderr"]
+                parent=self,
+                depends_on=[drain],
+                additional_secret_outputs=["stdout", "stderr"],
+                # The token matters only to a node's first configuration: a rotation must not
+                # update (re-run the configuration of) every running node. A replaced converge
+                # (a reinstall) is created anew, with the token of the day.
+                ignore_changes=["create"] if args.join_token is not None else None,
             ),
         )
         self.last = command.local.Command(
