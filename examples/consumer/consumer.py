@@ -1,11 +1,11 @@
-"""Reads every output of akiba's contract v1 (see README "Outputs for other teams")."""
+"""Reads every output of akiba's contract v2 (see README "Outputs for other teams")."""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-CONTRACT_MAJOR = "1"
+CONTRACT_MAJOR = "2"
 
 
 def _check_version(version: str) -> str:
@@ -19,8 +19,16 @@ def main() -> None:
     akiba = pulumi.StackReference(stack)
     version = akiba.require_output("contractVersion").apply(_check_version)
 
-    # The kubeconfig stays a secret all the way into the provider.
-    provider = k8s.Provider("akiba", kubeconfig=akiba.require_output("kubeconfig"))
+    # Other teams act on akiba's cluster as akiba-consumer: read-only, no Secrets, no writes.
+    # The kubeconfig stays a secret all the way into the provider; akiba renews its
+    # certificate, so this program reads it again on every update.
+    akiba_cluster = k8s.Provider("akiba", kubeconfig=akiba.require_output("consumerKubeconfig"))
+    # What it may do there: read (here, the namespace the cluster's own add-ons run in).
+    system = k8s.core.v1.Namespace.get(
+        "akiba-kube-system", "kube-system", opts=pulumi.ResourceOptions(provider=akiba_cluster)
+    )
+    pulumi.export("akibaSystemNamespace", system.metadata.apply(lambda m: m.name if m else None))
+    # What it writes goes to this team's own cluster (the default provider), never akiba's.
     k8s.core.v1.ConfigMap(
         "akiba-endpoints",
         metadata={"name": "akiba-endpoints", "namespace": "default"},
@@ -33,15 +41,14 @@ def main() -> None:
             "serviceCidr": akiba.require_output("serviceCidr"),
             "caCertPem": akiba.require_output("caCertPem"),
         },
-        opts=pulumi.ResourceOptions(provider=provider),
     )
     gpus = akiba.require_output("gpusByModel")
     nodes = akiba.require_output("nodes")
     burst = akiba.require_output("burst")
     nfs = akiba.require_output("nfs")
     ceph = akiba.require_output("ceph")
-    databases = akiba.require_output("personalDatabases")
-    passwords = akiba.require_output("personalDatabasePasswords")  # stays secret
+    databases = akiba.require_output("personalDatabases")  # endpoints; passwords stay with each engineer
+    engineers = akiba.require_output("engineers")
     pulumi.export("dashboard", akiba.require_output("dashboardUrl"))
     registry = akiba.require_output("registry")
     push_password = akiba.require_output("registryPushPassword")  # stays secret
@@ -53,7 +60,7 @@ def main() -> None:
     pulumi.export("homesMount", nfs.apply(lambda n: f"{n['servers'][0]}:{n['export']} (port {n['port']})"))
     pulumi.export("vmPool", ceph.apply(lambda c: c["vmPool"]))
     pulumi.export("databaseHosts", databases.apply(lambda d: {k: v["host"] for k, v in d.items()}))
-    pulumi.export("databasePasswordCount", pulumi.Output.secret(passwords.apply(len)))
+    pulumi.export("sshPorts", engineers.apply(lambda es: {login: e["sshPort"] for login, e in es.items()}))
     pulumi.export("contractVersion", version)
     pulumi.export("totalGpus", gpus.apply(lambda by_model: sum(by_model.values())))
     pulumi.export("gpuNodes", nodes.apply(lambda ns: sorted(n["hostname"] for n in ns if n["gpuCount"])))

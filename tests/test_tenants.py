@@ -1,0 +1,474 @@
+"""Engineers as tenants, as the cluster would see them: each engineer's namespace, what their
+Role lets them do (and not), bindings to exactly their user, a client certificate the cluster CA
+signed for their login and nothing else, a quota from the stack file, and the cluster check's
+`quota` rule that keeps the platform's own pods inside it."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from pulumi.runtime import rpc
+
+from components.tenants import rbac
+from components.tenants.names import CONSUMER_USER, ENGINEER_LABEL, engineer_namespace
+from stacks.problems import ConfigError
+from tests import cluster_fixtures as cf
+from tests.conftest import ROOT, STACKS, config_values, edited, parse, stack_file
+from tools.plan import references, runner
+from tools.plan.__main__ import cluster_settings
+from tools.plan.cluster import check
+from tools.plan.cluster.quotas import problems as quota_problems
+from tools.plan.mocks import AkibaMocks, MockResourceArgs
+from tools.plan.runner import Plan
+from tools.plan.stackfile import StackFile
+
+ROLE = "kubernetes:rbac.authorization.k8s.io/v1:Role"
+CLUSTER_ROLE = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
+BINDING = "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"
+CLUSTER_BINDING = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
+QUOTA = "kubernetes:core/v1:ResourceQuota"
+LIMITS = "kubernetes:core/v1:LimitRange"
+WRITES = {"create", "update", "patch", "delete", "deletecollection", "*"}
+
+
+def _logins(stack: str) -> list[str]:
+    return [e["name"] for e in config_values(stack)["akiba:engineers"]]
+
+
+def _in(plan: Plan, typ: str, namespace: str) -> list[dict[str, Any]]:
+    return [r.raw_inputs for r in plan.by_type(typ) if r.raw_inputs["metadata"].get("namespace") == namespace]
+
+
+def _named(plan: Plan, typ: str, name: str) -> dict[str, Any]:
+    (found,) = [r.raw_inputs for r in plan.by_type(typ) if r.raw_inputs["metadata"]["name"] == name]
+    return found
+
+
+def allows(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
+    """RBAC's own matching of one request against a role's rules (wildcards included)."""
+    return any(
+        (group in r.get("apiGroups", ()) or "*" in r.get("apiGroups", ()))
+        and (resource in r.get("resources", ()) or "*" in r.get("resources", ()))
+        and (verb in r.get("verbs", ()) or "*" in r.get("verbs", ()))
+        for r in rules
+    )
+
+
+# --- namespaces and RBAC, both stacks ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_engineer_has_a_labelled_namespace(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    assert plan.resources
+    for login in _logins(stack):
+        labels = _named(plan, "kubernetes:core/v1:Namespace", f"eng-{login}")["metadata"]["labels"]
+        assert labels[ENGINEER_LABEL] == login
+        assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+        assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+        assert labels["app.kubernetes.io/part-of"] == "akiba"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_engineer_grants_are_bound_to_exactly_their_user(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    logins = _logins(stack)
+    for login in logins:
+        (binding,) = _in(plan, BINDING, engineer_namespace(login))
+        user = {"kind": "User", "name": login, "apiGroup": "rbac.authorization.k8s.io"}
+        assert binding["subjects"] == [user]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "engineer"}
+        assert any(
+            r.raw_inputs["roleRef"]["name"] == rbac.CLUSTER_READ_ROLE and r.raw_inputs["subjects"] == [user]
+            for r in plan.by_type(CLUSTER_BINDING)
+        )
+    # One cluster-read binding per engineer: removing one removes exactly their grant.
+    reads = [
+        r.raw_inputs for r in plan.by_type(CLUSTER_BINDING) if r.raw_inputs["roleRef"]["name"] == rbac.CLUSTER_READ_ROLE
+    ]
+    assert sorted(b["subjects"][0]["name"] for b in reads) == sorted(logins)
+    # No binding anywhere hands anything to a group an engineer's certificate could claim.
+    for r in [*plan.by_type(BINDING), *plan.by_type(CLUSTER_BINDING)]:
+        for subject in r.raw_inputs.get("subjects") or ():
+            assert subject["name"] not in ("system:authenticated", "system:unauthenticated"), r.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_role_the_program_declares_uses_a_wildcard(plans: dict[str, Plan], stack: str) -> None:
+    roles = [*plans[stack].by_type(ROLE), *plans[stack].by_type(CLUSTER_ROLE)]
+    assert roles
+    for r in roles:
+        for rule in r.raw_inputs.get("rules") or ():
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(key, ()), f"{r.name}: {key} has a wildcard"
+
+
+def test_engineer_role_gives_their_work_and_nothing_of_the_platform(plans: dict[str, Plan]) -> None:
+    (role,) = _in(plans["prod"], ROLE, "eng-tarui")
+    rules = role["rules"]
+    for group, resource in [
+        ("", "pods"),
+        ("", "secrets"),
+        ("", "persistentvolumeclaims"),
+        ("batch", "jobs"),
+        ("apps", "deployments"),
+        ("snapshot.storage.k8s.io", "volumesnapshots"),
+    ]:
+        assert all(allows(rules, group, resource, v) for v in ("get", "list", "create", "delete", "patch"))
+    assert allows(rules, "", "pods/exec", "create") and allows(rules, "", "pods/log", "get")
+    for group, resource in [
+        ("", "resourcequotas"),
+        ("", "limitranges"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("apps", "daemonsets"),  # the platform's home DaemonSet lives here
+        ("", "serviceaccounts"),
+        ("", "events"),
+    ]:
+        assert allows(rules, group, resource, "list"), resource
+        assert not any(allows(rules, group, resource, v) for v in WRITES), f"{resource} is writable"
+    for group, resource in [
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+        ("", "namespaces"),
+        ("", "serviceaccounts/token"),
+    ]:
+        assert not any(allows(rules, group, resource, v) for v in ("get", *WRITES, "bind", "escalate")), resource
+
+
+def test_cluster_read_is_read_only() -> None:
+    for rule in rbac.CLUSTER_READ_RULES:
+        assert set(rule.verbs) == {"get", "list", "watch"}
+    assert {"nodes", "storageclasses", "priorityclasses"} <= {
+        r for rule in rbac.CLUSTER_READ_RULES for r in rule.resources
+    }
+
+
+def test_the_consumer_reads_workloads_but_no_secret(plans: dict[str, Plan]) -> None:
+    role = _named(plans["prod"], CLUSTER_ROLE, rbac.CONSUMER_ROLE)["rules"]
+    assert allows(role, "", "pods", "list") and allows(role, "apps", "deployments", "watch")
+    assert allows(role, "", "nodes", "get") and allows(role, "", "persistentvolumes", "list")
+    for resource in ("secrets", "configmaps", "pods/log", "pods/exec", "pods/attach", "pods/portforward"):
+        assert not any(allows(role, "", resource, v) for v in ("get", "list", "watch", "create")), resource
+    assert not any(set(r["verbs"]) & WRITES for r in role)
+    binding = _named(plans["prod"], CLUSTER_BINDING, rbac.CONSUMER_ROLE)
+    assert binding["subjects"] == [{"kind": "User", "name": CONSUMER_USER, "apiGroup": "rbac.authorization.k8s.io"}]
+
+
+# --- certificates and kubeconfigs -------------------------------------------------------------
+
+
+class SigningMocks(AkibaMocks):
+    """The stack's mocks, except pulumi-tls does what the provider does: real keys, real CSRs,
+    certificates really signed by the CA key they are given."""
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        rid, state = super().new_resource(args)
+        s = {k: _plain(v) for k, v in args.inputs.items()}
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            key = _key(args.name, s)
+            state["privateKeyPem"] = _pem_key(key)
+            state["publicKeyPem"] = (
+                key.public_key()
+                .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                .decode()
+            )
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            key = _load_key(s["privateKeyPem"])
+            csr = x509.CertificateSigningRequestBuilder().subject_name(_subject(s.get("subject") or {}))
+            state["certRequestPem"] = csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+        elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
+            key = _load_key(s["privateKeyPem"])
+            name = _subject(s.get("subject") or {})
+            state["certPem"] = _sign(name, key.public_key(), name, key, s, ca=bool(s.get("isCaCertificate")))
+        elif args.typ == "tls:index/locallySignedCert:LocallySignedCert":
+            csr = x509.load_pem_x509_csr(s["certRequestPem"].encode())
+            ca = x509.load_pem_x509_certificate(s["caCertPem"].encode())
+            ca_key = _load_key(s["caPrivateKeyPem"])
+            state["certPem"] = _sign(csr.subject, csr.public_key(), ca.subject, ca_key, s, ca=False)
+        return rid, state
+
+
+def _plain(value: Any) -> Any:
+    """An input as the provider sees it: a secret unwrapped."""
+    return rpc.unwrap_rpc_secret(value) if rpc.is_rpc_secret(value) else value
+
+
+def _key(name: str, s: Mapping[str, Any]) -> Any:
+    if s.get("algorithm") == "RSA":
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(s.get("rsaBits", 2048)))
+    secret = int.from_bytes(hashlib.sha256(name.encode()).digest(), "big") % (2**255)
+    return ec.derive_private_key(secret + 1, ec.SECP256R1())
+
+
+def _pem_key(key: Any) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+
+
+def _load_key(pem: str) -> Any:
+    return serialization.load_pem_private_key(pem.encode(), password=None)
+
+
+def _subject(subject: Mapping[str, Any]) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, subject["commonName"])] if subject.get("commonName") else []
+    if subject.get("organization"):
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, subject["organization"]))
+    return x509.Name(attrs)
+
+
+def _sign(subject: x509.Name, public: Any, issuer: x509.Name, key: Any, s: Mapping[str, Any], ca: bool) -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(hours=int(s["validityPeriodHours"])))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+_SIGNED: dict[str, Plan] = {}
+
+
+def signed_plan(stack: str) -> Plan:
+    """The stack's offline plan with certificates that are really signed."""
+    if stack not in _SIGNED:
+        sf = stack_file(stack)
+        _SIGNED[stack] = runner.run(sf, mocks=SigningMocks(references.resolve(sf, ROOT)))
+        assert _SIGNED[stack].resources
+    return _SIGNED[stack]
+
+
+def _kubeconfig(text: str) -> tuple[dict[str, Any], x509.Certificate, Any]:
+    doc = yaml.safe_load(text)
+    (user,) = doc["users"]
+    cert = x509.load_pem_x509_certificate(base64.b64decode(user["user"]["client-certificate-data"]))
+    key = _load_key(base64.b64decode(user["user"]["client-key-data"]).decode())
+    return doc, cert, key
+
+
+def _verify(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    """The API server's check: issued by the cluster CA, signed by its key, valid now."""
+    assert cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)  # raises on a bad signature
+    now = datetime.datetime.now(datetime.UTC)
+    assert cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_engineer_kubeconfig_is_theirs_and_signed_by_the_cluster_ca(stack: str) -> None:
+    plan = signed_plan(stack)
+    out = plan.raw_outputs
+    ca = x509.load_pem_x509_certificate(out["caCertPem"].encode())
+    days = config_values(stack)["akiba:tenancy"]["certificateDays"]
+    for login in _logins(stack):
+        text = out[f"engineerKubeconfig-{login}"]
+        doc, cert, key = _kubeconfig(text)
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == login
+        assert not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)  # no groups
+        _verify(cert, ca)
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=days)
+        assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+        (context,) = doc["contexts"]
+        assert context["context"]["namespace"] == f"eng-{login}" and doc["current-context"] == context["name"]
+        (cluster,) = doc["clusters"]
+        assert cluster["cluster"]["server"] == out["apiEndpoint"]
+        assert base64.b64decode(cluster["cluster"]["certificate-authority-data"]).decode() == out["caCertPem"]
+        # The same kubeconfig waits in their namespace for their home pod to mount.
+        (secret,) = [
+            s for s in _in(plan, "kubernetes:core/v1:Secret", f"eng-{login}") if s["metadata"]["name"] == "kubeconfig"
+        ]
+        assert secret["stringData"]["config"] == text
+    _, consumer, _ = _kubeconfig(out["consumerKubeconfig"])
+    assert consumer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == CONSUMER_USER
+    assert not consumer.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    _verify(consumer, ca)
+
+
+def test_certificates_renew_in_their_last_week(plans: dict[str, Plan]) -> None:
+    signed = plans["prod"].by_type("tls:index/locallySignedCert:LocallySignedCert")
+    certs = [r for r in signed if "akiba:tenants:Tenants$" in r.urn]
+    assert len(certs) == len(_logins("prod")) + 1  # each engineer's and the consumer's
+    for cert in certs:
+        assert cert.inputs["validityPeriodHours"] == 30 * 24
+        assert cert.inputs["earlyRenewalHours"] == 7 * 24
+        assert set(cert.inputs["allowedUses"]) == {"client_auth", "digital_signature"}
+
+
+# --- quotas from config -----------------------------------------------------------------------
+
+
+def _plan_of(sf: StackFile) -> Plan:
+    plan = runner.run(sf, stack_references=references.resolve(sf, ROOT))
+    assert plan.resources
+    return plan
+
+
+def test_quota_follows_the_stack_file_and_each_override() -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:engineers"][1]["quota"] = {"gpus": 8, "memory": "96Gi"}  # yuta
+
+    plan = _plan_of(edited("prod", edit))
+    hard = {ns: q["spec"]["hard"] for ns in ("eng-tarui", "eng-yuta") for q in _in(plan, QUOTA, ns)}
+    assert hard["eng-tarui"] == {
+        "requests.cpu": "16",
+        "limits.cpu": "16",
+        "requests.memory": "64Gi",
+        "limits.memory": "64Gi",
+        "requests.nvidia.com/gpu": "4",
+        "requests.storage": "1Ti",
+        "persistentvolumeclaims": "10",
+        "services.nodeports": "1",
+        "services.loadbalancers": "0",
+    }
+    assert hard["eng-yuta"] == hard["eng-tarui"] | {
+        "requests.nvidia.com/gpu": "8",
+        "requests.memory": "96Gi",
+        "limits.memory": "96Gi",
+    }
+    (limits,) = _in(plan, LIMITS, "eng-yuta")
+    assert limits["spec"]["limits"] == [
+        {"type": "Container", "default": {"cpu": "1", "memory": "4Gi"}, "defaultRequest": {"cpu": "1", "memory": "4Gi"}}
+    ]
+
+
+def test_dev_quota_is_smaller_than_prod(plans: dict[str, Plan]) -> None:
+    (dev,) = _in(plans["dev"], QUOTA, "eng-dev-tester")
+    assert dev["spec"]["hard"]["requests.nvidia.com/gpu"] == "1"
+    assert dev["spec"]["hard"]["requests.cpu"] == "4"
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "path", "words"),
+    [
+        (["akiba:tenancy", "quota", "cpu"], "lots", "akiba:tenancy.quota.cpu", "a CPU quantity"),
+        (["akiba:tenancy", "quota", "cpu"], "16Gi", "akiba:tenancy.quota.cpu", "a CPU quantity"),
+        (["akiba:tenancy", "quota", "memory"], "64GB", "akiba:tenancy.quota.memory", "a byte quantity"),
+        (["akiba:tenancy", "quota", "storage"], "0", "akiba:tenancy.quota.storage", "at least 1Mi"),
+        (["akiba:engineers", 0, "quota"], {"memory": "big"}, "akiba:engineers[0].quota.memory", "a byte quantity"),
+        (["akiba:engineers", 0, "quota"], {"gpu": 2}, "akiba:engineers[0].quota.gpu", "did you mean 'gpus'"),
+        (["akiba:tenancy", "certificateDays"], 3, "akiba:tenancy.certificateDays", "greater than or equal to 8"),
+    ],
+)
+def test_bad_tenancy_config_is_refused_with_its_key(where: list[str | int], value: Any, path: str, words: str) -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        target: Any = cfg
+        for part in where[:-1]:
+            target = target[part]
+        target[where[-1]] = value
+
+    with pytest.raises(ConfigError) as err:
+        parse(edited("prod", edit))
+    (line,) = [str(p) for p in err.value.problems if p.path == path]
+    assert words in line
+
+
+def test_container_defaults_above_the_quota_are_refused() -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:tenancy"]["containerDefaults"] = {"cpu": "32", "memory": "1Gi"}
+
+    with pytest.raises(ConfigError, match=r"akiba:tenancy: expected containerDefaults \(32 cpu, 1Gi\) within quota"):
+        parse(edited("prod", edit))
+
+
+# --- the cluster check's quota rule -----------------------------------------------------------
+
+
+def _quota(namespace: str, **hard: str) -> Any:
+    inputs = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "engineer", "namespace": namespace}}
+    return cf.resource(QUOTA, f"{namespace}-quota", inputs | {"spec": {"hard": hard}})
+
+
+def _limit_range(namespace: str, cpu: str, memory: str) -> Any:
+    values = {"cpu": cpu, "memory": memory}
+    item = {"type": "Container", "default": values, "defaultRequest": values}
+    inputs = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "d", "namespace": namespace}}
+    return cf.resource(LIMITS, f"{namespace}-limits", inputs | {"spec": {"limits": [item]}})
+
+
+def _home(namespace: str, cpu: str, memory: str = "1Gi") -> Any:
+    resources = {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}}
+    return cf.daemonset("home", namespace, containers=[cf.container("sshd", resources=resources)])
+
+
+def _quota_rule(*objects: Any) -> list[str]:
+    nodes = [cf.machine(f"n{i}", f"10.0.0.{i}", cpus=8) for i in range(1, 4)]
+    report = check(cf.plan(*nodes, *cf.node_basics(), *objects), cf.settings())
+    return [p.message for p in report.problems if p.rule == "quota"]
+
+
+def test_quota_rule_fires_when_the_home_pods_do_not_fit() -> None:
+    # Three nodes, one home pod each at 2 cpu: 6 cpu in a namespace that may hold 4.
+    found = _quota_rule(_home("eng-a", "2"), _quota("eng-a", **{"requests.cpu": "4", "limits.cpu": "8"}))
+    (message,) = found
+    assert "requests.cpu" in message and "eng-a" in message
+    assert "need 6" in message and "allows 4" in message and "DaemonSet eng-a/home: 3 pod(s)" in message
+
+
+def test_quota_rule_is_quiet_when_they_fit() -> None:
+    assert _quota_rule(_home("eng-a", "1"), _quota("eng-a", **{"requests.cpu": "4", "limits.memory": "8Gi"})) == []
+
+
+def test_quota_rule_counts_the_limit_range_defaults_and_claims() -> None:
+    bare = cf.daemonset("home", "eng-b", containers=[cf.container("sshd", resources={})])
+    home_claim = cf.claim("home", namespace="eng-b")
+    home_claim.raw_inputs["spec"]["resources"]["requests"]["storage"] = "200Gi"
+    hard = {"limits.memory": "2Gi", "requests.storage": "100Gi"}
+    found = _quota_rule(bare, home_claim, _limit_range("eng-b", "500m", "1Gi"), _quota("eng-b", **hard))
+    assert any("limits.memory" in m and "need 3Gi" in m and "allows 2Gi" in m for m in found), found
+    assert any("requests.storage" in m and "need 200Gi" in m and "allows 100Gi" in m for m in found), found
+
+
+def test_quota_rule_refuses_a_pod_without_the_limits_the_quota_tracks() -> None:
+    bare = cf.daemonset("home", "eng-c", containers=[cf.container("sshd", resources={})])
+    (message,) = _quota_rule(bare, _quota("eng-c", **{"limits.cpu": "4"}))
+    assert "must specify limits.cpu" in message
+
+
+def test_quota_rule_on_a_real_plan_names_the_namespace_and_amounts() -> None:
+    """A real stack with a quota too small for a home DaemonSet in the engineer's namespace."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:tenancy"]["quota"]["cpu"] = "1"
+        cfg["akiba:tenancy"]["containerDefaults"]["cpu"] = "1"
+
+    sf = edited("dev", edit)
+    plan = _plan_of(sf)
+    plan.resources.append(_home("eng-dev-tester", "1"))  # one pod per node, two nodes
+    report = check(plan, cluster_settings(sf.config))
+    found = [p for p in report.problems if p.rule == "quota"]
+    assert any(
+        p.subject == "ResourceQuota eng-dev-tester/engineer"
+        and "requests.cpu" in p.message
+        and "need 2" in p.message
+        and "allows 1" in p.message
+        for p in found
+    ), found
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_quota_rule_is_quiet_on_the_stack_files(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    report = check(plan, cluster_settings(stack_file(stack).config))
+    assert [str(p) for p in report.problems if p.rule == "quota"] == []
+    # ... and it did look: every engineer namespace has its quota, and whatever the plan puts
+    # there (home pods, claims, the ssh Service) is counted against it.
+    assert {q.raw_inputs["metadata"]["namespace"] for q in plan.by_type(QUOTA)} >= {f"eng-{x}" for x in _logins(stack)}
+    assert quota_problems(plan, report.placements) == []
