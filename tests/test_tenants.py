@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockResourceArgs
 
 from components.tenants import rbac
 from components.tenants.names import CONSUMER_USER, ENGINEER_LABEL, engineer_namespace
@@ -28,7 +29,7 @@ from tools.plan import references, runner
 from tools.plan.__main__ import cluster_settings
 from tools.plan.cluster import check
 from tools.plan.cluster.quotas import problems as quota_problems
-from tools.plan.mocks import AkibaMocks, MockResourceArgs
+from tools.plan.mocks import AkibaMocks
 from tools.plan.runner import Plan
 from tools.plan.stackfile import StackFile
 
@@ -185,8 +186,9 @@ class SigningMocks(AkibaMocks):
             )
         elif args.typ == "tls:index/certRequest:CertRequest":
             key = _load_key(s["privateKeyPem"])
-            csr = x509.CertificateSigningRequestBuilder().subject_name(_subject(s.get("subject") or {}))
-            state["certRequestPem"] = csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+            builder = x509.CertificateSigningRequestBuilder().subject_name(_subject(s.get("subject") or {}))
+            request = builder.sign(key, hashes.SHA256())
+            state["certRequestPem"] = request.public_bytes(serialization.Encoding.PEM).decode()
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
             key = _load_key(s["privateKeyPem"])
             name = _subject(s.get("subject") or {})
@@ -212,9 +214,10 @@ def _key(name: str, s: Mapping[str, Any]) -> Any:
 
 
 def _pem_key(key: Any) -> str:
-    return key.private_bytes(
+    pem: bytes = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
+    )
+    return pem.decode()
 
 
 def _load_key(pem: str) -> Any:
@@ -285,7 +288,10 @@ def test_each_engineer_kubeconfig_is_theirs_and_signed_by_the_cluster_ca(stack: 
         assert not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)  # no groups
         _verify(cert, ca)
         assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=days)
-        assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+        public = serialization.PublicFormat.SubjectPublicKeyInfo
+        assert key.public_key().public_bytes(serialization.Encoding.DER, public) == cert.public_key().public_bytes(
+            serialization.Encoding.DER, public
+        )
         (context,) = doc["contexts"]
         assert context["context"]["namespace"] == f"eng-{login}" and doc["current-context"] == context["name"]
         (cluster,) = doc["clusters"]
