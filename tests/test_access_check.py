@@ -14,10 +14,11 @@ import pytest
 
 from components.tenants.names import CONSUMER_USER, ENGINEER_LABEL, engineer_namespace
 from tests.cluster_fixtures import plan, resource
-from tests.conftest import STACKS, stack_file
+from tests.conftest import STACKS, edited, stack_file
+from tools.plan import references
 from tools.plan.access import CERT_REQUEST, Report, check, engineers_of
 from tools.plan.access.report import render, write
-from tools.plan.runner import Plan
+from tools.plan.runner import ROOT, Plan
 
 ENGINEERS = ("alice", "bob")
 RBAC_API = "rbac.authorization.k8s.io/v1"
@@ -343,7 +344,25 @@ def test_each_engineer_reaches_only_their_own_namespace_in_the_real_plan(stack: 
     elapsed = time.perf_counter() - started
     assert [str(p) for p in report.problems] == []
     assert report.engineers == sorted(engineers)
+    others = "none" if len(engineers) > 1 else "-"  # dev has one (see the two-engineer test below)
     for login in engineers:
-        assert row(report, login) == ("full", "none", "none", "read"), login
+        assert row(report, login) == ("full", others, "none", "read"), login
     assert row(report, CONSUMER_USER)[1:3] == ("read (no secrets)", "read (no secrets)")
     assert elapsed < 5, f"the access check took {elapsed:.1f} s"
+
+
+def test_two_engineers_in_dev_reach_only_their_own_namespaces() -> None:
+    """dev declares one engineer; with a second one its plan keeps them apart too."""
+
+    def second(values: dict[str, Any]) -> None:
+        first = values["akiba:engineers"][0]
+        values["akiba:engineers"].append(first | {"name": "dev-second", "uid": first["uid"] + 1})
+
+    stack = edited("dev", second)
+    plan_ = references.plan(stack, ROOT)
+    assert plan_.resources, "dev: the recorded plan is empty"
+    report = check(plan_, engineers_of(stack.config))
+    assert [str(p) for p in report.problems] == []
+    assert report.engineers == ["dev-second", "dev-tester"]
+    for login in report.engineers:
+        assert row(report, login) == ("full", "none", "none", "read"), login
