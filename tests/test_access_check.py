@@ -243,6 +243,21 @@ def test_a_rolebinding_never_grants_cluster_scoped_objects() -> None:
     assert {"nodes", "volumes"} <= rules_for(run([*tenancy(), writer, everywhere]), "alice")
 
 
+def test_a_volume_reserved_for_no_claim_can_be_claimed_by_any_engineer() -> None:
+    def volume(claim_ref: dict[str, str] | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"csi": {"driver": "cephfs", "volumeHandle": "all-homes"}, "storageClassName": ""}
+        return obj(
+            "PersistentVolume", "all-homes", api="v1", spec=spec | ({"claimRef": claim_ref} if claim_ref else {})
+        )
+
+    report = run([*tenancy(), volume(None)])
+    assert rules_for(report, "alice") == rules_for(report, "bob") == {"unclaimed-volume"}
+    assert "can bind PersistentVolume all-homes (reserved for no claim) to a claim in eng-alice" in str(
+        report.problems[0]
+    )
+    assert run([*tenancy(), volume({"namespace": "akiba-db", "name": "backup"})]).problems == []
+
+
 def test_an_unknown_role_cannot_be_proved_safe() -> None:
     report = run([*tenancy(), cluster_binding("mystery", "made-up-role", user("bob"))])
     problem = next(p for p in report.problems if p.rule == "unknown-role")

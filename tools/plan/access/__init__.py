@@ -106,7 +106,7 @@ def evaluate(
     for login, home in sorted(homes.items()):
         reach = authorizer.reach(_identity(login, login, groups))
         others = [ns for ns in namespaces if ns.startswith(NAMESPACE_PREFIX) and ns != home]
-        problems += questions.unknown(reach) + questions.engineer(reach, home, others, platform)
+        problems += questions.unknown(reach) + questions.engineer(reach, home, others, platform, objects.volumes)
         rows.append(row(reach, home, others, platform))
         reaches.append(reach)
     consumer = authorizer.reach(_identity(CONSUMER_USER, f"{CONSUMER_USER} (consumer)", groups))
@@ -115,7 +115,9 @@ def evaluate(
     rows.append(row(consumer, "", engineer_spaces, platform))
     everyone = authorizer.reach(Identity("", frozenset({AUTHENTICATED}), "any client certificate"))
     rows.append(row(everyone, "", engineer_spaces, platform))
-    return Report(engineers=sorted(homes), rows=rows, reaches=[*reaches, consumer], problems=problems)
+    return Report(
+        engineers=sorted(homes), rows=rows, reaches=[*reaches, consumer], problems=problems, platform=platform
+    )
 
 
 def _identity(user: str, label: str, cert_groups: dict[str, frozenset[str]]) -> Identity:

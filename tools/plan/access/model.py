@@ -191,6 +191,9 @@ class Objects:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> labels
     # Namespaces objects (or charts) are put in without the plan declaring the Namespace.
     used: set[str] = field(default_factory=set)
+    # PersistentVolumes the plan declares -> the claim each is reserved for ("" none): one
+    # reserved for no claim binds to any claim that names it (spec.volumeName), in any namespace.
+    volumes: dict[str, str] = field(default_factory=dict)
 
     def add(self, manifest: Mapping[str, Any]) -> None:
         """One rendered object; of kinds the check does not read, only the namespace counts."""
@@ -202,6 +205,9 @@ class Objects:
             self.used.add(namespace)
         if kind == "Namespace":
             self.namespaces[name] = labels
+        elif kind == "PersistentVolume":
+            ref = (manifest.get("spec") or {}).get("claimRef") or {}
+            self.volumes[name] = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref.get("name") else ""
         elif kind == "ServiceAccount":
             self.service_accounts.add((namespace or "default", name))
         elif kind in ("Role", "ClusterRole"):

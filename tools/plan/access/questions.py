@@ -7,7 +7,10 @@ Engineer A, against every other engineer B and every platform namespace:
   (a pod there mounts B's home and runs as B's ServiceAccounts);
 - `other-claims`: A reads or writes PersistentVolumeClaims in eng-B (B's home);
 - `platform-write`: A can do anything but read in a platform namespace;
-- `platform-secrets`: A reads Secrets or ConfigMaps in a platform namespace.
+- `platform-secrets`: A reads Secrets or ConfigMaps in a platform namespace;
+- `unclaimed-volume`: a PersistentVolume the plan declares without a claimRef binds to any
+  claim naming it, so A could mount it from their own namespace (a static CephFS volume of
+  every home, say).
 Engineers and the consumer, anywhere:
 - `escalate`: escalate or bind roles, impersonate users, groups or (outside their own
   namespace) ServiceAccounts;
@@ -28,7 +31,7 @@ defines: what it grants cannot be proved safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from tools.plan.access.builtin import CLUSTER_SCOPED, SELF_REVIEWS
@@ -98,8 +101,11 @@ def writes_in(rule_id: str, reach: Reach, namespaces: Iterable[str], what: str) 
     ]
 
 
-def engineer(reach: Reach, home: str, others: list[str], platform: list[str]) -> list[Problem]:
-    """Engineer questions: `home` is their namespace, `others` every other engineer's."""
+def engineer(
+    reach: Reach, home: str, others: list[str], platform: list[str], volumes: Mapping[str, str]
+) -> list[Problem]:
+    """Engineer questions: `home` is their namespace, `others` every other engineer's, `volumes`
+    the plan's PersistentVolumes and the claim each is reserved for."""
     problems = ask("other-secrets", reach, _requests(READS, "", ["secrets"], others))
     pods = _requests(("create", "update", "patch"), "", ["pods"], others)
     pods += _requests(("update", "patch"), "", ["pods/ephemeralcontainers"], others)
@@ -115,6 +121,16 @@ def engineer(reach: Reach, home: str, others: list[str], platform: list[str]) ->
             problems.append(
                 Problem("cannot-work", reach.label, f"cannot {verb} {resource} in {home}: engineers could not work")
             )
+    if reach.can(Request("create", "", "persistentvolumeclaims", home)):
+        problems += [
+            Problem(
+                "unclaimed-volume",
+                reach.label,
+                f"can bind PersistentVolume {pv} (reserved for no claim) to a claim in {home} by volumeName",
+            )
+            for pv, claim in volumes.items()
+            if not claim
+        ]
     if not reach.can(Request("get", "", "persistentvolumeclaims", home), named_only=False):
         problems.append(Problem("cannot-work", reach.label, f"cannot get persistentvolumeclaims in {home}"))
     return problems

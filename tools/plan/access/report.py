@@ -34,6 +34,7 @@ class Report:
     rows: list[Row]
     reaches: list[Reach]
     problems: list[Problem] = field(default_factory=list)
+    platform: list[str] = field(default_factory=list)  # the namespaces counted as the platform's
 
 
 def cell(reach: Reach, namespace: str) -> str:
@@ -97,6 +98,9 @@ def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 def render(report: Report) -> list[str]:
     lines = ["Access check: what each subject can do (RBAC as rendered, built-in roles included)"]
     lines += _table([COLUMNS, *((r.subject, r.own, r.others, r.platform, r.cluster) for r in report.rows)])
+    lines.append("  (full: read, write, Secrets and new pods; each grant's path is in access.json)")
+    if report.platform:
+        lines.append(f"  platform namespaces: {', '.join(report.platform)}")
     for r in report.rows:
         if r.acts_as:
             lines.append(f"  {r.subject} also acts as: {', '.join(r.acts_as)}")
@@ -108,6 +112,7 @@ def render(report: Report) -> list[str]:
 def document(report: Report) -> dict[str, Any]:
     return {
         "engineers": report.engineers,
+        "platformNamespaces": report.platform,
         "table": [
             dict(zip(COLUMNS, (r.subject, r.own, r.others, r.platform, r.cluster), strict=True))
             | {"actsAs": list(r.acts_as)}
