@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from components.cluster.priorities import BATCH
-from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
+from components.tenants.names import HOME_CLAIM, engineer_namespace
 from tests.conftest import ROOT, config_values, require_tool
 from tools.plan import checkers
 
@@ -73,10 +73,10 @@ def test_the_job_runs_as_its_engineer_with_their_home_as_home() -> None:
     login = home.removeprefix("/home/")
     engineers = {e["name"]: e for e in config_values("prod")["akiba:engineers"]}
     assert pod["securityContext"]["runAsUser"] == engineers[login]["uid"]
-    assert manifest["metadata"]["namespace"] == HOMES_NAMESPACE  # where the home claims are
+    assert manifest["metadata"]["namespace"] == engineer_namespace(login)  # where their home claim is
     (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == home]
     (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-    assert volume["persistentVolumeClaim"]["claimName"] == f"home-{login}"
+    assert volume["persistentVolumeClaim"]["claimName"] == HOME_CLAIM
     assert f"{home}/checkpoint/train.py" in container["command"]
     assert "batch.kubernetes.io/job-name" in env["JOB_NAME"]["valueFrom"]["fieldRef"]["fieldPath"]
 

@@ -272,7 +272,9 @@ def test_an_image_of_this_repository_the_plan_never_builds() -> None:
 @pytest.mark.parametrize(
     ("security", "fires"),
     [
-        ({}, "sshd needs uid 0"),
+        # As the image's user or an engineer's: it logs in only that user and needs nothing more.
+        ({}, None),
+        ({"runAsUser": 2001, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}, None),
         ({"runAsUser": 0, "runAsNonRoot": True}, "runAsNonRoot is set but it would run as root"),
         ({"runAsUser": 0, "capabilities": {"drop": ["ALL"]}}, "sshd needs SETGID, SETUID, SYS_CHROOT"),
         ({"runAsUser": 0, "capabilities": {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SYS_CHROOT"]}}, None),

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from components.monitoring.gpu_dashboard import CEPH_METRICS, DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
-from tests.conftest import STACKS, config_values
+from stacks.problems import ConfigError
+from tests.conftest import ROOT, STACKS, config_values, edited, parse
+from tools.plan import references
 from tools.plan.runner import Plan
 
 METRIC = re.compile(r"\b(DCGM_FI_[A-Z_]+|kube_[a-z_]+|ceph_[a-z_]+|ALERTS)\b")
@@ -88,40 +90,122 @@ def test_ml_apps(plans: dict[str, Plan], stack: str) -> None:
     assert ingresses["icachan"]["spec"]["ingressClassName"] == "traefik"
 
 
+def _in(plan: Plan, typ: str, namespace: str, name: str) -> dict[str, Any]:
+    (found,) = [
+        r.raw_inputs
+        for r in plan.by_type(typ)
+        if r.raw_inputs["metadata"].get("namespace") == namespace and r.raw_inputs["metadata"]["name"] == name
+    ]
+    return found
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_home_container_on_every_gpu_node(plans: dict[str, Plan], stack: str) -> None:
-    daemonsets = {r.name: r.raw_inputs for r in plans[stack].by_type("kubernetes:apps/v1:DaemonSet")}
-    ds = daemonsets["home"]
-    prepull = daemonsets["ml-image-prepull"]["spec"]["template"]["spec"]
-    assert prepull["initContainers"][0]["image"] == ds["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert prepull["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    pod = ds["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    # Office GPU nodes only: burst nodes are for Jobs.
-    (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert term["matchExpressions"] == [{"key": "akiba.io/node-kind", "operator": "In", "values": ["baremetal", "vm"]}]
-    home, dind = pod["containers"]
-    # The image's USER is unprivileged; sshd and the accounts step start as root (tools/plan/cluster/start.py).
-    (accounts_step,) = pod["initContainers"]
-    for container in (home, accounts_step):
-        assert container["securityContext"]["runAsUser"] == 0
-        assert container["securityContext"]["runAsNonRoot"] is False
-    assert accounts_step["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert home["ports"] == [{"name": "ssh", "containerPort": 2222, "hostPort": 2222}]
-    assert "nvidia.com/gpu" not in home["resources"]["limits"], "interactive use must not reserve GPUs"
-    privileged = [c["name"] for c in pod["containers"] if c.get("securityContext", {}).get("privileged")]
-    assert privileged == ["dind"] and dind["name"] == "dind"
-    engineers = [e["name"] for e in config_values(stack)["akiba:engineers"]]
-    mounts = {m["mountPath"] for m in home["volumeMounts"]}
-    assert {f"/home/{e}" for e in engineers} <= mounts
-    claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
-    assert claims == {f"home-{e}" for e in engineers}
-    assert home["image"].startswith(config_values(stack)["akiba:registry"]["mirror"] + "/akiba/ml-runtime:")
-    accounts = next(
-        r.raw_inputs for r in plans[stack].by_type("kubernetes:core/v1:ConfigMap") if r.name == "home-accounts"
+def test_each_engineer_has_a_home_pod_of_their_own_on_every_gpu_node(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    assert plan.resources
+    engineers = config_values(stack)["akiba:engineers"]
+    homes = [
+        r.raw_inputs for r in plan.by_type("kubernetes:apps/v1:DaemonSet") if r.raw_inputs["metadata"]["name"] == "home"
+    ]
+    assert sorted(h["metadata"]["namespace"] for h in homes) == sorted(f"eng-{e['name']}" for e in engineers)
+    prepull = _in(plan, "kubernetes:apps/v1:DaemonSet", "akiba-workloads", "ml-image-prepull")["spec"]["template"][
+        "spec"
+    ]
+    for eng in engineers:
+        login, ns = eng["name"], f"eng-{eng['name']}"
+        gid = eng.get("gid", eng["uid"])
+        pod = _in(plan, "kubernetes:apps/v1:DaemonSet", ns, "home")["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"} == prepull["nodeSelector"]
+        # Office GPU nodes only: burst nodes are for Jobs.
+        (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert term["matchExpressions"] == [
+            {"key": "akiba.io/node-kind", "operator": "In", "values": ["baremetal", "vm"]}
+        ]
+        # sshd as the engineer: no root, no capability, no escalation, no host namespace or path.
+        assert pod["securityContext"] == {
+            "runAsUser": eng["uid"],
+            "runAsGroup": gid,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        assert pod["hostUsers"] is False and not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+        assert all("hostPath" not in v for v in pod["volumes"])
+        for c in [*pod["initContainers"], *pod["containers"]]:
+            ctx = c["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}, c["name"]
+            assert not ctx.get("privileged") and ctx.get("runAsUser", eng["uid"]) == eng["uid"]
+        (home,) = pod["containers"]  # no Docker until the rootless one: never the old privileged dind
+        assert home["image"] == prepull["initContainers"][0]["image"]
+        assert home["image"].startswith(config_values(stack)["akiba:registry"]["mirror"] + "/akiba/ml-runtime:")
+        assert home["ports"] == [{"name": "ssh", "containerPort": 2222}]
+        # GPUs only through the scheduler: none requested here, none made visible.
+        assert "nvidia.com/gpu" not in home["resources"]["limits"]
+        assert not [e for e in home.get("env", []) if e["name"].startswith("NVIDIA_")]
+        assert home["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+        # Only their own home and their own objects.
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+        assert claims == ["home"]
+        assert {"name": "home", "mountPath": f"/home/{login}"} in home["volumeMounts"]
+        kube = next(v for v in pod["volumes"] if v["name"] == "kubeconfig")
+        assert kube["secret"]["secretName"] == "kubeconfig"
+        config = _in(plan, "kubernetes:core/v1:ConfigMap", ns, "home-accounts")["data"]
+        assert config["passwd"] == f"{login}:x:{eng['uid']}:{gid}::/home/{login}:/bin/bash\n"
+        assert config["authorized_keys"] == "".join(" ".join(k.split()) + "\n" for k in eng["sshKeys"])
+        sshd = config["sshd_config"]
+        assert f"AllowUsers {login}\n" in sshd and "PasswordAuthentication no" in sshd and "Port 2222\n" in sshd
+        assert "KUBECONFIG=/etc/akiba/kube/config" in sshd
+        others = [e["name"] for e in engineers if e["name"] != login]
+        assert not [o for o in others if o in "".join(config.values())]
+        # Reached on every node at their own port, on that node's pod, with the client's address.
+        service = _in(plan, "kubernetes:core/v1:Service", ns, "ssh")["spec"]
+        assert service["type"] == "NodePort" and service["externalTrafficPolicy"] == "Local"
+        (port,) = service["ports"]
+        assert port["nodePort"] == eng.get("sshPort", 31000 + eng["uid"] % 1000) and port["targetPort"] == "ssh"
+        assert service["selector"] == {"app.kubernetes.io/name": "home"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_engineer_has_a_host_key_of_their_own(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    keys = [r for r in plan.by_type("tls:index/privateKey:PrivateKey") if "HomeContainer" in r.urn]
+    assert len(keys) == len(config_values(stack)["akiba:engineers"])
+    assert all(k.raw_inputs["algorithm"] == "ED25519" for k in keys)
+    secrets = [
+        r for r in plan.by_type("kubernetes:core/v1:Secret") if r.raw_inputs["metadata"]["name"] == "home-host-key"
+    ]
+    assert sorted(s.raw_inputs["metadata"]["namespace"] for s in secrets) == sorted(
+        f"eng-{e['name']}" for e in config_values(stack)["akiba:engineers"]
     )
-    sshd = accounts["data"]["sshd_config"]
-    assert "PasswordAuthentication no" in sshd and "PermitRootLogin no" in sshd and "Port 2222" in sshd
+
+
+def test_adding_an_engineer_touches_no_one_elses_objects(plans: dict[str, Plan]) -> None:
+    """A new engineer's objects are new; every object in another engineer's namespace (their home
+    pods, ConfigMap, host key, Service, claim) is exactly as before: no session restarts."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOl+A//5LFfTZpfE7f7fCgRJMx1vwhPES+k37g0FJiRB newcomer@laptop"
+
+    def add(values: dict[str, Any]) -> None:
+        values["akiba:engineers"].append({"name": "newcomer", "uid": 2950, "sshKeys": [key]})
+
+    base, grown = plans["dev"], references.plan(edited("dev", add), ROOT)
+    assert base.resources and grown.resources
+
+    def engineers_objects(plan: Plan) -> dict[str, Any]:
+        return {
+            r.urn: r.raw_inputs
+            for r in plan.resources
+            if r.type.startswith("kubernetes:")
+            and str((r.raw_inputs.get("metadata") or {}).get("namespace", "")).startswith("eng-")
+        }
+
+    before, after = engineers_objects(base), engineers_objects(grown)
+    assert before, "no objects in engineers' namespaces"
+    assert {u: after.get(u) for u in before} == before
+    new = {after[u]["metadata"]["namespace"] for u in set(after) - set(before)}
+    assert new == {"eng-newcomer"}
+    kinds = {u.split("::")[-2].rsplit("$", 1)[-1] for u in set(after) - set(before)}
+    assert {"kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:Service", "kubernetes:core/v1:Secret"} <= kinds
+    service = _in(grown, "kubernetes:core/v1:Service", "eng-newcomer", "ssh")["spec"]
+    assert service["ports"][0]["nodePort"] == 31950
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -139,3 +223,30 @@ def test_registry_serves_private_images_and_one_cache_per_upstream(plans: dict[s
     assert claims == {f"{name}-data" for name in paths.values()}
     out = plans[stack].outputs
     assert out["registry"]["host"] == registry["mirror"] and out["registryPushPassword"] == "[secret]"
+
+
+def test_ssh_ports_are_node_ports_no_one_else_uses() -> None:
+    """Two engineers whose default ports meet (uids 1000 apart), an sshPort on the NFS port, and
+    one outside the node-port range: each reported at its key path, all at once."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOl+A//5LFfTZpfE7f7fCgRJMx1vwhPES+k37g0FJiRB other@laptop"
+
+    def clash(values: dict[str, Any]) -> None:
+        first = values["akiba:engineers"][0]
+        values["akiba:engineers"] += [
+            {"name": "twin", "uid": first["uid"] + 1000, "sshKeys": [key]},
+            {
+                "name": "nfsport",
+                "uid": 2990,
+                "sshPort": values["akiba:storage"].get("nfsNodePort", 32049),
+                "sshKeys": [key],
+            },
+            {"name": "low", "uid": 2991, "sshPort": 2222, "sshKeys": [key]},
+        ]
+
+    with pytest.raises(ConfigError) as err:
+        parse(edited("dev", clash))
+    text = str(err.value)
+    n = len(config_values("dev")["akiba:engineers"])
+    assert f"akiba:engineers[{n}].uid" in text and "or an sshPort of their own" in text
+    assert f"akiba:engineers[{n + 1}].sshPort" in text and "a node port not used elsewhere" in text
+    assert f"akiba:engineers[{n + 2}].sshPort" in text

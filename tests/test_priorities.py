@@ -72,10 +72,10 @@ def test_the_plan_declares_the_classes_and_every_pod_names_one_that_exists(plans
 @pytest.mark.parametrize("stack", STACKS)
 def test_who_is_preempted_for_whom(plans: dict[str, Plan], stack: str) -> None:
     p = plans[stack]
-    (home,) = [
-        m for m in workloads(p, "kubernetes:apps/v1:DaemonSet", "HomeContainers") if m["metadata"]["name"] == "home"
+    homes = [
+        m for m in workloads(p, "kubernetes:apps/v1:DaemonSet", "HomeContainer") if m["metadata"]["name"] == "home"
     ]
-    assert pod_spec(home)["priorityClassName"] == classes.INTERACTIVE
+    assert homes and all(pod_spec(home)["priorityClassName"] == classes.INTERACTIVE for home in homes)
     for app in workloads(p, "kubernetes:apps/v1:Deployment", "akiba:apps:MlApp"):
         assert pod_spec(app)["priorityClassName"] == classes.INTERACTIVE
     for registry in workloads(p, "kubernetes:apps/v1:Deployment", "akiba:registry:Registry"):

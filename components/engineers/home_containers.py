@@ -53,9 +53,11 @@ SESSION_ENV = {
 # Every office GPU node, the controllers included, and never a paid burst node (those are for
 # Jobs; they also carry the GPU taint these pods do not tolerate).
 ON_GPU_NODES: dict[str, Any] = {"nodeSelector": {"nvidia.com/gpu.present": "true"}, "affinity": ON_OFFICE_NODES}
-# An idle sshd on every node, for every engineer: requests are what it holds back from Jobs;
-# interactive work bursts up to the limits (and is the first to be throttled).
-RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "16", "memory": "64Gi"}}
+# An idle sshd on every node, for every engineer: requests are what it holds back from Jobs.
+# The limits count against the engineer's quota once per GPU node (prod: 5 x 1 CPU, 4Gi of
+# 16 CPU, 64Gi), so they are a login's (editing, building, submitting): compute runs as pods
+# of its own, Jobs or an interactive GPU pod, which ask for what they use.
+RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "4Gi"}}
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 DEFAULT_SSH_PORT_BASE = 31000  # default node port: 31000 + uid % 1000
 

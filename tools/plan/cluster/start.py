@@ -5,8 +5,9 @@ runs as and what its entrypoint is; the pod's securityContext may override the u
 the capabilities. What a program needs is stated here once, with why:
 
 - the kubelet refuses `runAsNonRoot` with a user of 0, or with a USER it cannot read as a number;
-- sshd must run as uid 0 with SETUID/SETGID (it becomes the user who logs in) and SYS_CHROOT
-  (its privilege-separation child chroots to /run/sshd), and reads /etc/shadow;
+- sshd as root needs SETUID/SETGID (it becomes the user who logs in) and SYS_CHROOT (its
+  privilege-separation child chroots to /run/sshd); as any other user it needs nothing, and
+  logs in only that user (the home pods: one per engineer, as the engineer);
 - /etc/shadow is root:shadow 0640 in the image: reading it needs uid 0.
 """
 
@@ -33,7 +34,8 @@ class Needs:
 
 
 PROGRAMS = {
-    "sshd": Needs(0, frozenset({"SETUID", "SETGID", "SYS_CHROOT"}), "sshd switches to the user who logs in"),
+    # The capabilities are what it needs when it runs as root.
+    "sshd": Needs(None, frozenset({"SETUID", "SETGID", "SYS_CHROOT"}), "sshd switches to the user who logs in"),
 }
 ROOT_ONLY_FILES = {"/etc/shadow": "/etc/shadow is root:shadow 0640 in the image"}
 _WRAPPERS = {"tini", "dumb-init", "--", "exec", "env"}
