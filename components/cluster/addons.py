@@ -1,5 +1,6 @@
-"""The cluster's plumbing, each a pinned Helm chart: flannel (VXLAN pod network), the NVIDIA
-device plugin with GPU feature discovery, and Traefik as the ingress for the ML web apps."""
+"""The cluster's plumbing: flannel (VXLAN pod network), kube-router's firewall enforcing
+NetworkPolicy beside it (components/cluster/policy_engine.py), the NVIDIA device plugin with GPU
+feature discovery, and Traefik as the ingress for the ML web apps; pinned charts and images."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster import policy_engine
 from components.cluster.bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
 from components.cluster.helm import pinned_chart
 from components.cluster.namespaces import PodSecurity, declare_namespace
@@ -17,6 +19,8 @@ from components.context import PlatformContext
 FLANNEL_VERSION = "v0.28.9"
 DEVICE_PLUGIN_VERSION = "0.20.0"
 TRAEFIK_VERSION = "41.3.0"  # Traefik v3.7.11
+INGRESS_NAMESPACE = "traefik"
+INGRESS_POD_PORTS = (8000, 8443)  # the chart's ports.web.port and ports.websecure.port (its defaults)
 ALL_NODES = [
     {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]},
     {"key": CONTROL_PLANE_TAINT["key"], "operator": "Exists", "effect": CONTROL_PLANE_TAINT["effect"]},
@@ -28,6 +32,7 @@ class ClusterAddonsArgs:
     ctx: PlatformContext
     provider: k8s.Provider
     pod_cidr: str
+    service_cidr: str  # e.g. 10.96.0.0/12: the policy engine tells Service addresses from others
     # The underlay MTU the pod network's VXLAN packets must fit, e.g. 1500: the bond's, or less
     # where they cross a tunnel. flannel subtracts the 50 bytes of VXLAN itself.
     mtu: int
@@ -60,6 +65,7 @@ class ClusterAddons(pulumi.ComponentResource):
             },
             opts=on_cluster,
         )
+        self._policy_engine(args, on_cluster)
         pinned_chart(
             "nvidia-device-plugin",
             chart="nvidia-device-plugin",
@@ -79,10 +85,10 @@ class ClusterAddons(pulumi.ComponentResource):
         )
         # No load balancer on-prem: Traefik listens on fixed node ports of every node.
         self.ingress_class = "traefik"
-        traefik_ns = namespace("traefik", "baseline")
+        traefik_ns = namespace(INGRESS_NAMESPACE, "baseline")
         ca = k8s.core.v1.Secret(
             "traefik-akiba-ca",
-            metadata={"name": "akiba-ca", "namespace": "traefik", "labels": args.ctx.labels},
+            metadata={"name": "akiba-ca", "namespace": INGRESS_NAMESPACE, "labels": args.ctx.labels},
             string_data=args.ca_cert_pem.apply(lambda pem: {"ca.crt": pem}),
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[traefik_ns])),
         )
@@ -124,3 +130,29 @@ class ClusterAddons(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[ca])),
         )
         self.register_outputs({"ingressClass": self.ingress_class})
+
+    def _policy_engine(self, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions) -> None:
+        """kube-router's firewall on every node, reading policies and pods; nothing else."""
+        name, ns, labels = policy_engine.NAME, policy_engine.NAMESPACE, args.ctx.labels
+        account = k8s.core.v1.ServiceAccount(
+            "policy-engine", metadata={"name": name, "namespace": ns, "labels": labels}, opts=opts
+        )
+        role = k8s.rbac.v1.ClusterRole(
+            "policy-engine",
+            metadata={"name": f"akiba:{name}", "labels": labels},
+            rules=policy_engine.cluster_role_rules(),
+            opts=opts,
+        )
+        binding = k8s.rbac.v1.ClusterRoleBinding(
+            "policy-engine",
+            metadata={"name": f"akiba:{name}", "labels": labels},
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"akiba:{name}"},
+            subjects=[{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[role])),
+        )
+        k8s.apps.v1.DaemonSet(
+            "policy-engine",
+            metadata={"name": name, "namespace": ns, "labels": labels},
+            spec=policy_engine.daemonset_spec(args.service_cidr, labels),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[account, binding])),
+        )

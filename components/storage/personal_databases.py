@@ -9,6 +9,7 @@ one, well inside ceph-csi's limits (soft 4, hard 8), never a clone of a clone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from components.cluster.namespaces import declare_namespace
 from components.cluster.priorities import BATCH, INTERACTIVE, PLATFORM, RETRY_DISRUPTED
 from components.context import PlatformContext
 from components.storage.ceph_storage import GOLDEN_SNAPSHOT_CLASS, RBD_CLASS
+from components.tenants.names import DATABASE_SECRET, engineer_namespace
+from components.tenants.network import EVERYWHERE, default_deny, dns_egress, in_namespace, tcp
 
 NAMESPACE = "akiba-db"
 GOLDEN = "golden-postgres"
@@ -29,6 +32,18 @@ KUBECTL_IMAGE = "docker.io/alpine/k8s:1.36.4"
 PGDATA = "/var/lib/postgresql/data/pgdata"
 POSTGRES_UID = 999  # the postgres user of the official image
 LIMITS = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+POSTGRES_PORT = 5432
+NAME_LABEL = "app.kubernetes.io/name"
+
+
+def database_name(login: str) -> str:
+    """db-<login>: their server's Deployment, Service, claim and (here) Secret."""
+    return f"db-{login}"
+
+
+def database_pods(login: str) -> dict[str, str]:
+    """The labels that select one engineer's database server pod."""
+    return {NAME_LABEL: database_name(login)}
 
 
 @dataclass(frozen=True)
@@ -220,6 +235,9 @@ class PersonalDatabasesArgs:
     owners: tuple[str, ...]  # login names of the engineers who get a personal clone
     source_url: pulumi.Output[str]  # secret
     after: tuple[pulumi.Resource, ...]  # storage classes, snapshot class
+    # Each owner's namespace (login -> Namespace): their connection Secret `database` goes there.
+    namespaces: Mapping[str, pulumi.Resource]
+    pod_cidr: str  # e.g. 10.244.0.0/16: the refresh may reach anything but other pods
 
 
 @dataclass(frozen=True)
@@ -243,6 +261,8 @@ class PersonalDatabases(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
         ns = declare_namespace(NAMESPACE, "baseline", ctx, k8s_opts)
         in_ns = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[ns]))
+        # Nothing in or out of a database pod but what a policy below admits.
+        self._network_policy("default-deny", default_deny(), in_ns)
 
         # The golden copy.
         golden_pw = random.RandomPassword(
@@ -307,18 +327,35 @@ class PersonalDatabases(pulumi.ComponentResource):
             # After the golden server is ready (awaited), so the load has a database to go into.
             opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[golden])),
         )
+        # The golden server: only the refresh loads it. The refresh: DNS, the golden server, and
+        # anything outside the pod network (the production source, the API server for snapshots).
         self._network_policy(
             GOLDEN,
-            {"app.kubernetes.io/name": GOLDEN},
-            {"app.kubernetes.io/name": PIPELINE},
-            same_namespace=True,
-            opts=in_ns,
+            {
+                "podSelector": {"matchLabels": {NAME_LABEL: GOLDEN}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [in_namespace(NAMESPACE, {NAME_LABEL: PIPELINE})], "ports": tcp(POSTGRES_PORT)}],
+            },
+            in_ns,
+        )
+        self._network_policy(
+            PIPELINE,
+            {
+                "podSelector": {"matchLabels": {NAME_LABEL: PIPELINE}},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    dns_egress(),
+                    {"to": [in_namespace(NAMESPACE, {NAME_LABEL: GOLDEN})], "ports": tcp(POSTGRES_PORT)},
+                    {"to": [{"ipBlock": {"cidr": EVERYWHERE, "except": [args.pod_cidr]}}]},
+                ],
+            },
+            in_ns,
         )
 
         # One clone per engineer who asked.
         self.endpoints, self.passwords = {}, {}
         for owner in args.owners:
-            dbname = f"db-{owner}"
+            dbname = database_name(owner)
             pw = random.RandomPassword(dbname, length=32, special=False, opts=pulumi.ResourceOptions(parent=self))
             k8s.core.v1.Secret(
                 dbname,
@@ -362,15 +399,21 @@ class PersonalDatabases(pulumi.ComponentResource):
                 after=claim,
                 awaited=False,
             )
+            # Only their namespace, by the name the API server gives it: no pod label of theirs or
+            # anyone's admits another namespace.
             self._network_policy(
                 dbname,
-                {"app.kubernetes.io/name": dbname},
-                {"akiba.io/engineer": owner},
-                same_namespace=False,
-                opts=in_ns,
+                {
+                    "podSelector": {"matchLabels": database_pods(owner)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [in_namespace(engineer_namespace(owner))], "ports": tcp(POSTGRES_PORT)}],
+                },
+                in_ns,
             )
-            self.endpoints[owner] = Endpoint(f"{dbname}.{NAMESPACE}.svc", 5432, "postgres", "postgres", dbname)
+            endpoint = Endpoint(f"{dbname}.{NAMESPACE}.svc", POSTGRES_PORT, "postgres", "postgres", dbname)
+            self.endpoints[owner] = endpoint
             self.passwords[owner] = pw.result
+            self._connection_secret(owner, endpoint, pw.result, args)
         self.register_outputs({"engineers": sorted(self.endpoints)})
 
     def _server(
@@ -412,27 +455,38 @@ class PersonalDatabases(pulumi.ComponentResource):
         )
         return server
 
-    def _network_policy(
-        self,
-        name: str,
-        target: dict[str, str],
-        clients: dict[str, str],
-        *,
-        same_namespace: bool,
-        opts: pulumi.ResourceOptions,
-    ) -> None:
-        peer: dict[str, Any] = {"podSelector": {"matchLabels": clients}}
-        if not same_namespace:
-            peer["namespaceSelector"] = {}  # the engineer's pods in any namespace
+    def _network_policy(self, name: str, spec: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
         k8s.networking.v1.NetworkPolicy(
             name,
             metadata={"name": name, "namespace": NAMESPACE, "labels": self._labels},
-            spec={
-                "podSelector": {"matchLabels": target},
-                "policyTypes": ["Ingress"],
-                "ingress": [{"from": [peer], "ports": [{"protocol": "TCP", "port": 5432}]}],
-            },
+            spec=spec,
             opts=opts,
+        )
+
+    def _connection_secret(
+        self, owner: str, endpoint: Endpoint, password: pulumi.Output[str], args: PersonalDatabasesArgs
+    ) -> None:
+        """Their connection in their own namespace (Secret `database`): they read it there with
+        their own identity and never need a right in this one."""
+        ns = engineer_namespace(owner)
+        fields = {
+            "host": endpoint.host,
+            "port": str(endpoint.port),
+            "user": endpoint.user,
+            "database": endpoint.database,
+        }
+        k8s.core.v1.Secret(
+            f"{ns}-{DATABASE_SECRET}",
+            metadata={"name": DATABASE_SECRET, "namespace": ns, "labels": self._labels},
+            type="Opaque",
+            string_data=password.apply(
+                lambda p: {
+                    **fields,
+                    "password": p,
+                    "url": f"postgresql://{fields['user']}:{p}@{fields['host']}:{fields['port']}/{fields['database']}",
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[args.namespaces[owner]]),
         )
 
     def _snapshot_account(self, ctx: PlatformContext, opts: pulumi.ResourceOptions) -> None:
