@@ -158,7 +158,7 @@ def test_a_wildcard_cluster_role_fails_everything_it_reaches() -> None:
     only_used = obj("ConfigMap", "settings", "akiba-registry", api="v1")  # no Namespace object for it
     report = run([*tenancy(), star, cluster_binding("oops", "oops", user("alice")), only_used])
     found = rules_for(report, "alice")
-    expected = {"other-secrets", "other-pods", "other-claims", "platform-write", "platform-secrets"}
+    expected = {"other-secrets", "other-pods", "other-claims", "platform-write", "platform-secrets", "platform-exec"}
     expected |= {"escalate", "rbac-write", "csr-approve", "token", "nodes", "volumes", "admission"}
     expected |= {"api-extension", "namespaces"}
     assert expected <= found
@@ -297,6 +297,9 @@ def test_a_group_in_an_engineers_certificate_brings_its_bindings() -> None:
         (rule(["deployments"], ["create"], "apps"), "platform-write"),
         (rule(["pods/exec"], ["create"]), "other-pods"),
         (rule(["pods/ephemeralcontainers"], ["patch"]), "other-pods"),
+        (rule(["services/proxy"], ["get"]), "other-pods"),
+        (rule(["pods/log"], ["get"]), "other-pods"),
+        (rule(["pods/exec"], ["get"]), "platform-exec"),
         (rule(["jobs"], ["create"], "batch"), "other-pods"),
         (rule(["persistentvolumeclaims"], ["get"]), "other-claims"),
         (rule(["secrets"], ["watch"], resourceNames=["database"]), "other-secrets"),

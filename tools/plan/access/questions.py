@@ -3,11 +3,14 @@ checks, every no) is a problem that fails the plan.
 
 Engineer A, against every other engineer B and every platform namespace:
 - `other-secrets`: A reads Secrets in eng-B (B's kubeconfig, database password, docker key);
-- `other-pods`: A starts or changes a pod in eng-B, or execs/attaches/port-forwards into one
+- `other-pods`: A starts or changes a pod in eng-B, execs/attaches/port-forwards into one, or
+  reaches one through the API server's proxy (which no NetworkPolicy stops) or reads its logs
   (a pod there mounts B's home and runs as B's ServiceAccounts);
 - `other-claims`: A reads or writes PersistentVolumeClaims in eng-B (B's home);
 - `platform-write`: A can do anything but read in a platform namespace;
 - `platform-secrets`: A reads Secrets or ConfigMaps in a platform namespace;
+- `platform-exec`: A execs, attaches, port-forwards or proxies into a platform pod or Service
+  (a `get` on pods/exec is a shell: WebSocket upgrades arrive as GET);
 - `unclaimed-volume`: a PersistentVolume the plan declares without a claimRef binds to any
   claim naming it, so A could mount it from their own namespace (a static CephFS volume of
   every home, say).
@@ -41,6 +44,7 @@ from tools.plan.access.model import READ_VERBS, Rule
 READS = tuple(sorted(READ_VERBS))
 WRITES = ("create", "update", "patch", "delete")
 STREAMS = ("pods/exec", "pods/attach", "pods/portforward")
+PROXIES = ("pods/proxy", "services/proxy")
 RBAC = "rbac.authorization.k8s.io"
 ADMISSION = "admissionregistration.k8s.io"
 ADMISSION_KINDS = (
@@ -109,12 +113,14 @@ def engineer(
     problems = ask("other-secrets", reach, _requests(READS, "", ["secrets"], others))
     pods = _requests(("create", "update", "patch"), "", ["pods"], others)
     pods += _requests(("update", "patch"), "", ["pods/ephemeralcontainers"], others)
-    pods += _requests(("get", "create"), "", STREAMS, others)
+    pods += _requests(("get", "create"), "", [*STREAMS, *PROXIES], others)
+    pods += _requests(("get",), "", ["pods/log"], others)
     pods += [r for g, res in POD_MAKERS[1:] for r in _requests(("create",), g, [res], others)]
     problems += ask("other-pods", reach, pods)
     problems += ask("other-claims", reach, _requests(READS + WRITES, "", ["persistentvolumeclaims"], others))
     problems += writes_in("platform-write", reach, platform, "platform namespace(s)")
     problems += ask("platform-secrets", reach, _requests(READS, "", ["secrets", "configmaps"], platform))
+    problems += ask("platform-exec", reach, _requests(("get", "create"), "", [*STREAMS, *PROXIES], platform))
     problems += anyone(reach, home, [*others, *platform])
     for verb, group, resource in (("create", "", "pods"), ("create", "batch", "jobs"), ("get", "", "secrets")):
         if not reach.can(Request(verb, group, resource, home), named_only=False):
@@ -183,7 +189,7 @@ def consumer(reach: Reach, namespaces: list[str]) -> list[Problem]:
     problems += ask(
         "consumer-exec",
         reach,
-        _requests(("get", "create"), "", [*STREAMS, "pods/proxy", "services/proxy"], everywhere)
+        _requests(("get", "create"), "", [*STREAMS, *PROXIES], everywhere)
         + _requests(("get", "create"), "", ["nodes/proxy"], [""]),
     )
     problems += anyone(reach, "", namespaces)
