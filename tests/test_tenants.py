@@ -86,7 +86,7 @@ def test_engineer_grants_are_bound_to_exactly_their_user(plans: dict[str, Plan],
     plan = plans[stack]
     logins = _logins(stack)
     for login in logins:
-        (binding,) = _in(plan, BINDING, engineer_namespace(login))
+        (binding,) = [b for b in _in(plan, BINDING, engineer_namespace(login)) if b["metadata"]["name"] == "engineer"]
         user = {"kind": "User", "name": login, "apiGroup": "rbac.authorization.k8s.io"}
         assert binding["subjects"] == [user]
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "engineer"}
@@ -99,6 +99,18 @@ def test_engineer_grants_are_bound_to_exactly_their_user(plans: dict[str, Plan],
         r.raw_inputs for r in plan.by_type(CLUSTER_BINDING) if r.raw_inputs["roleRef"]["name"] == rbac.CLUSTER_READ_ROLE
     ]
     assert sorted(b["subjects"][0]["name"] for b in reads) == sorted(logins)
+    # An engineer's user is bound nowhere else: not in another namespace, not to another role.
+    for r in [*plan.by_type(BINDING), *plan.by_type(CLUSTER_BINDING)]:
+        b = r.raw_inputs
+        for subject in b.get("subjects") or ():
+            if subject["kind"] == "User" and subject["name"] in logins:
+                own = (b["metadata"].get("namespace"), b["roleRef"]["name"])
+                expected = (
+                    (engineer_namespace(subject["name"]), "engineer")
+                    if r.type == BINDING
+                    else (None, rbac.CLUSTER_READ_ROLE)
+                )
+                assert own == expected, f"{r.name} grants {subject['name']} {b['roleRef']['name']}"
     # No binding anywhere hands anything to a group an engineer's certificate could claim.
     for r in [*plan.by_type(BINDING), *plan.by_type(CLUSTER_BINDING)]:
         for subject in r.raw_inputs.get("subjects") or ():
@@ -116,7 +128,7 @@ def test_no_role_the_program_declares_uses_a_wildcard(plans: dict[str, Plan], st
 
 
 def test_engineer_role_gives_their_work_and_nothing_of_the_platform(plans: dict[str, Plan]) -> None:
-    (role,) = _in(plans["prod"], ROLE, "eng-tarui")
+    (role,) = [r for r in _in(plans["prod"], ROLE, "eng-tarui") if r["metadata"]["name"] == "engineer"]
     rules = role["rules"]
     for group, resource in [
         ("", "pods"),
