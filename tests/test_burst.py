@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import configparser
 import json
+import re
+import stat
 import subprocess
 import warnings
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -15,9 +18,11 @@ import pytest
 import yaml
 
 from components.burst.autoscaler import autoscaler_policy
+from components.burst.iam import publish_parameter_policy, read_parameters_policy
 from components.burst.nodes import autoscaler_tags
-from components.burst.wireguard import TUNNEL_MTU, public_key
-from components.cluster.bootstrap import GPU_TAINT
+from components.burst.wireguard import KEY_SCRIPT, PRIVATE_KEY, TUNNEL_MTU, render_key_script
+from components.cluster.bootstrap import GPU_TAINT, JOIN_TOKEN_PLACEHOLDER
+from components.cluster.join_token import KUBEADM_NODE_GROUP
 from stacks import outputs
 from tests.conftest import ROOT, STACKS, edited, require_tool
 from tools.plan import references
@@ -94,7 +99,8 @@ def test_launch_templates_require_imdsv2_and_encrypt(plans: dict[str, Plan], sta
         inputs = lt.raw_inputs
         assert inputs["metadataOptions"]["httpTokens"] == "required", lt.name
         assert [m["ebs"]["encrypted"] for m in inputs["blockDeviceMappings"]] == ["true"], lt.name
-        assert lt.secret_paths == ["userData"], "user-data carries the join token or the WireGuard key"
+        assert lt.secret_paths == [], "no secret in a launch template (readable with DescribeLaunchTemplateVersions)"
+        assert inputs["iamInstanceProfile"]["arn"].startswith("arn:"), "its secrets come from SSM with this role"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -214,15 +220,121 @@ def test_autoscaler_can_only_change_this_clusters_group() -> None:
     assert scale["Condition"] == {"StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/akiba": "owned"}}
 
 
-def test_wireguard_public_key_matches_wg() -> None:
+def test_the_gateway_makes_its_key_once_and_publishes_only_the_public_half(tmp_path: Path) -> None:
+    """The gateway's key script for real: `wg` makes the key, stand-ins answer for IMDS and the
+    aws CLI (which logs what it is asked). The private key stays in its root-only file."""
     wg = require_tool("wg", "apt-get install wireguard-tools")
-    private = subprocess.run([wg, "genkey"], capture_output=True, text=True, check=True).stdout.strip()
-    expected = subprocess.run([wg, "pubkey"], input=private, capture_output=True, text=True, check=True).stdout.strip()
-    assert public_key(private) == expected
+    key = tmp_path / "private.key"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(
+        '#!/bin/sh\ncase "$*" in *region*) echo ap-northeast-1 ;; *) echo imds-token ;; esac\n'
+    )
+    (bin_dir / "aws").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {tmp_path}/aws.log\n')
+    (bin_dir / "wg").symlink_to(wg)
+    for tool in ("curl", "aws"):
+        (bin_dir / tool).chmod(0o755)
+    script = tmp_path / "key.sh"
+    script.write_text(render_key_script("/akiba/burst/wireguard-public-key").replace(PRIVATE_KEY, str(key)))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    for _ in range(2):  # a reboot runs it again: the same key
+        subprocess.run(["bash", str(script)], env=env, check=True)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    public = subprocess.run([wg, "pubkey"], input=key.read_text(), capture_output=True, text=True, check=True)
+    calls = (tmp_path / "aws.log").read_text().splitlines()
+    expected = (
+        "ssm put-parameter --region ap-northeast-1 --name /akiba/burst/wireguard-public-key --type String"
+        f" --overwrite --value {public.stdout.strip()}"
+    )
+    assert calls == [expected, expected]
+    assert key.read_text().strip() not in "\n".join(calls)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_gateway_config_has_no_private_key(plans: dict[str, Plan], stack: str) -> None:
+    gateway = next(lt for lt in plans[stack].by_type(LT) if lt.name == "burst-gateway")
+    doc = _user_data(gateway)
+    conf = _written(doc, "/etc/wireguard/wg0.conf")
+    assert "PrivateKey" not in conf and f"wg set %i private-key {PRIVATE_KEY}" in conf
+    assert [KEY_SCRIPT] in doc["runcmd"] and doc["runcmd"].index([KEY_SCRIPT]) < doc["runcmd"].index(
+        ["systemctl", "enable", "--now", "wg-quick@wg0"]
+    ), "the key exists before the tunnel starts"
+    assert not [
+        r for r in plans[stack].resources if r.type == "random:index/randomBytes:RandomBytes" and "wireguard" in r.name
+    ]
 
 
 def test_site_link_output_for_the_office_router(plans: dict[str, Plan]) -> None:
     link = plans["prod"].outputs["burst"]["siteLink"]
     assert link["listenPort"] == 51820 and link["gatewayPublicIp"]
-    key = next(r for r in plans["prod"].resources if r.type == "random:index/randomBytes:RandomBytes")
-    assert link["wireguardPublicKey"] != "[secret]" and key.name == "wireguard-gateway-key"
+    assert "wireguardPublicKey" not in link, "the program never knows the gateway's key"
+    assert link["wireguardPublicKeyParameter"] == "/akiba/burst/wireguard-public-key"
+    assert link["wireguardPublicKeyCommand"] == (
+        "aws ssm get-parameter --region ap-northeast-1 --name /akiba/burst/wireguard-public-key"
+        " --query Parameter.Value --output text"
+    )
+    (param,) = [r for r in plans["prod"].by_type(SSM_PARAMETER) if r.name == "wireguard-public-key"]
+    assert param.raw_inputs["type"] == "String" and param.ignore_changes == ["value"], "the gateway writes it"
+    policy = json.loads(
+        next(r for r in plans["prod"].by_type(ROLE_POLICY) if r.name == "burst-gateway").raw_inputs["policy"]
+    )
+    assert policy == publish_parameter_policy(f"arn:aws:mock:::parameter/{link['wireguardPublicKeyParameter']}")
+
+
+SSM_PARAMETER = "aws:ssm/parameter:Parameter"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_launch_templates_hold_no_secret_value(plans: dict[str, Plan], stack: str) -> None:
+    """Rendered and searched: no secret of the plan (join tokens, the pull credential, keys), no
+    `token:` but the placeholder, no Authorization header but the placeholder."""
+    plan = plans[stack]
+    templates = plan.by_type(LT)
+    assert len(templates) >= 2
+    for lt in templates:
+        text = base64.b64decode(lt.raw_inputs["userData"]).decode()
+        assert not [s[:8] for s in plan.secret_values if len(s) >= 8 and s in text], lt.name
+        assert set(re.findall(r"^\s*token:\s*(\S+)", text, re.MULTILINE)) <= {JOIN_TOKEN_PLACEHOLDER}, lt.name
+        assert "Basic " not in text and "PRIVATE KEY" not in text and "PrivateKey =" not in text, lt.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_burst_secrets_are_secure_strings_only_the_burst_role_reads(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    params = {r.name: r for r in plan.by_type(SSM_PARAMETER)}
+    token, auth = params["burst-join-token"], params["burst-registry-authorization"]
+    for p in (token, auth):
+        assert p.raw_inputs["type"] == "SecureString" and p.secret_paths == ["value"], p.name
+    assert auth.raw_inputs["value"].startswith("Basic ")
+    assert re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", token.raw_inputs["value"])
+    policy = json.loads(next(r for r in plan.by_type(ROLE_POLICY) if r.name == "burst-node").raw_inputs["policy"])
+    arns = [f"arn:aws:mock:::parameter/{p.raw_inputs['name']}" for p in (token, auth)]
+    assert policy == read_parameters_policy(plan.outputs["burst"]["region"], arns)  # parliament: below
+    # The burst token is valid on the cluster (a bootstrap-token Secret) until its expiration.
+    (secret,) = [r for r in plan.by_type("kubernetes:core/v1:Secret") if r.name == "burst-join-token"]
+    data = secret.raw_inputs["stringData"]
+    assert secret.raw_inputs["type"] == "bootstrap.kubernetes.io/token" and secret.secret_paths == ["stringData"]
+    assert secret.raw_inputs["metadata"]["name"] == f"bootstrap-token-{data['token-id']}"
+    assert f"{data['token-id']}.{data['token-secret']}" == token.raw_inputs["value"]
+    assert data["auth-extra-groups"] == KUBEADM_NODE_GROUP and data["usage-bootstrap-authentication"] == "true"
+    rotation = next(
+        r for r in plan.resources if r.type == "time:index/rotating:Rotating" and r.name.startswith("burst")
+    )
+    assert rotation.raw_inputs["rotationHours"] == 24
+    assert data["expiration"] == "2026-01-07T09:00:00Z", "two days after the mock clock's rotation"
+
+
+def test_the_burst_read_policy_passes_parliament_and_a_star_would_not() -> None:
+    arns = [f"arn:aws:ssm:ap-northeast-1:123456789012:parameter/akiba/burst/{n}" for n in ("a", "b")]
+    policy = read_parameters_policy("ap-northeast-1", arns)
+    decrypt = policy["Statement"][1]
+    assert decrypt["Condition"]["StringEquals"] == {
+        "kms:ViaService": "ssm.ap-northeast-1.amazonaws.com",
+        "kms:EncryptionContext:PARAMETER_ARN": arns,
+    }
+    assert _parliament(policy) == []
+    decrypt["Resource"] = "*"
+    assert ("RESOURCE_STAR", "") in _parliament(policy) or any(f[0] == "RESOURCE_STAR" for f in _parliament(policy))
+    publish = publish_parameter_policy("arn:aws:ssm:ap-northeast-1:123456789012:parameter/akiba/burst/wg")
+    assert _parliament(publish) == []

@@ -14,6 +14,8 @@ import pytest
 from components.cluster.bootstrap import (
     APPLIED_CONTAINERD_CONFIG,
     BOOTSTRAP_SCRIPT,
+    JOIN_CONFIG,
+    JOIN_TOKEN_FILE,
     KUBEADM_CONFIG,
     NETPLAN_PATH,
     STAGED_CONTAINERD_CONFIG,
@@ -22,12 +24,27 @@ from components.cluster.bootstrap import (
     render_user_data,
 )
 from components.machines import converge_apply
-from components.machines.node_converge import APPLIER, apply_command, drain_script, uncordon_script
+from components.machines.node_converge import APPLIER, apply_command, create_command, drain_script, uncordon_script
 from tests.conftest import require_tool
 from tests.test_bootstrap import _node
 from tools.plan.runner import Plan
 
 CHANGED = converge_apply.CHANGED_LIST
+
+
+def _init_converge(plan: Plan) -> tuple[str, str]:
+    """(name, token): the one node configuration that carries the office nodes' join token (the
+    first controller's, which makes it valid on the cluster)."""
+    import yaml
+
+    found = []
+    for r in plan.by_type("command:remote:Command"):
+        if r.name.endswith("-converge"):
+            files = yaml.safe_load(r.raw_inputs["stdin"])["write_files"]
+            found += [(r.name, str(f["content"]).strip()) for f in files if f["path"] == JOIN_TOKEN_FILE]
+    (only,) = found
+    assert len(only[1]) == 23 and only[1][6] == "."
+    return only
 
 
 def _run_applier(root: Path, document: str) -> list[str]:
@@ -49,7 +66,7 @@ def test_the_applier_writes_what_changed_and_nothing_else(tmp_path: Path) -> Non
     written = _run_applier(tmp_path, first)
     assert {KUBEADM_CONFIG, NETPLAN_PATH, STAGED_CONTAINERD_CONFIG, BOOTSTRAP_SCRIPT, "/etc/hosts"} <= set(written)
     kubeadm = tmp_path / KUBEADM_CONFIG.lstrip("/")
-    assert stat.S_IMODE(kubeadm.stat().st_mode) == 0o600, "the join token is root's only"
+    assert stat.S_IMODE(kubeadm.stat().st_mode) == 0o600, "root's only"
     assert os.access(tmp_path / BOOTSTRAP_SCRIPT.lstrip("/"), os.X_OK)
     # The same document again: nothing to restart, and /etc/hosts keeps one registry line.
     assert _run_applier(tmp_path, first) == []
@@ -80,7 +97,7 @@ def test_the_script_restarts_only_what_changed() -> None:
     )
     # A joined node on another version upgrades with kubeadm; a new node joins.
     assert 'if [ -f /etc/kubernetes/kubelet.conf ] && [ "$(kubelet --version)" != "Kubernetes v1.36.4" ]; then' in text
-    assert "kubeadm upgrade node" in lines and f"kubeadm join --config {KUBEADM_CONFIG}" in lines
+    assert "kubeadm upgrade node" in lines and f"kubeadm join --config {JOIN_CONFIG}" in lines
     init = render_user_data(_node(role="controller-init", pki={"ca.crt": "C"}))
     assert "kubeadm upgrade apply -y v1.36.4" in init
     assert f"kubeadm init phase upload-config kubelet --config {KUBEADM_CONFIG}" in init
@@ -131,9 +148,16 @@ def test_each_node_converges_over_ssh_with_the_configuration_key(plans: dict[str
     plan = plans[stack]
     converges = [r for r in plan.by_type("command:remote:Command") if r.name.endswith("-converge")]
     assert converges
+    init, token = _init_converge(plan)
     for r in converges:
         inputs = r.raw_inputs
-        assert inputs["create"] == inputs["update"] == apply_command(), "a change updates: the same apply"
+        assert inputs["update"] == apply_command(), "a change updates: the same apply"
+        if r.name == init:  # the first controller: its document has the token
+            assert inputs["create"] == apply_command() and not r.ignore_changes
+        else:
+            # A joining node gets the token once, at creation; a rotation updates no running node.
+            assert inputs["create"] == create_command(token) and r.ignore_changes == ["create"]
+            assert token not in inputs["stdin"]
         assert "triggers" not in inputs, "triggers would replace the command"
         assert inputs["connection"]["user"] == "akiba-converge"
         assert inputs["stdin"].startswith("#cloud-config\n")
@@ -221,7 +245,10 @@ def test_a_reinstalled_first_controller_rejoins_instead_of_starting_a_second_clu
     assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"].endswith(":6443")
     lines = [line.strip() for line in files[BOOTSTRAP_SCRIPT].splitlines()]
     probe = next(i for i, line in enumerate(lines) if line.startswith("if curl -sf --max-time 10 --cacert"))
-    assert lines[probe + 1] == f"kubeadm join --config {KUBEADM_REJOIN_CONFIG}"
+    assert lines[probe + 1 : probe + 3] == [
+        f"with_join_token {KUBEADM_REJOIN_CONFIG}",
+        f"kubeadm join --config {JOIN_CONFIG}",
+    ]
     assert lines.index(f"kubeadm init --config {KUBEADM_CONFIG} --skip-token-print") > probe
     # One controller (no VIP): nothing to rejoin, init as before.
     assert KUBEADM_REJOIN_CONFIG not in render_user_data(node)
@@ -253,3 +280,16 @@ def test_controllers_roll_first_whatever_the_stack_files_order() -> None:
     assert spec.nodes[0].role == "worker"
     roles = [n.role for n in rollout_order(spec)]
     assert roles == sorted(roles, key=lambda r: r != "controller") and roles[0] == "controller"
+
+
+def test_the_create_command_writes_the_token_for_root_then_applies(tmp_path: Path) -> None:
+    """The token goes through the shell's own printf into `install` (no argument of any other
+    process), root-only, then the applier runs. Here with sudo and the path redirected."""
+    bash = require_tool("bash", "apt-get install bash")
+    target = tmp_path / "etc" / "akiba" / "join-token"
+    cmd = create_command("abcdef.0123456789abcdef").replace(JOIN_TOKEN_FILE, str(target))
+    cmd = cmd.replace("sudo ", "").split(" && ", 1)[0] + " && echo applied"
+    out = subprocess.run([bash, "-c", cmd], capture_output=True, text=True, check=True).stdout
+    assert out == "applied\n" and target.read_text() == "abcdef.0123456789abcdef\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert create_command("x").endswith(" && " + apply_command())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from components.registry.credentials import PULL_USER, PUSH_USER
 from tests.conftest import STACKS, stack_file
@@ -42,14 +45,59 @@ def test_secret_inputs_are_masked_in_the_recorded_plan(plans: dict[str, Plan], s
     converges = [r for r in plan.by_type("command:remote:Command") if r.name.endswith("-converge")]
     assert converges and len(converges) == len(plan.by_type("maas:index/instance:Instance"))
     for converge in converges:
-        assert converge.inputs["stdin"] == "[secret]", "the node's configuration carries the join token"
+        assert converge.inputs["stdin"] == "[secret]", "the configuration carries the pull credential (and keys)"
         assert "connection" in converge.secret_paths, "the ssh key is secret (and with it the connection)"
     for instance in plan.by_type("maas:index/instance:Instance"):
         # The install is public: it holds no token, credential or key (MAAS serves it over HTTP).
         user_data = instance.raw_inputs["deployParams"]["userData"]
         assert not [s[:12] for s in plan.secret_values if s in user_data], instance.name
-    assert plan.outputs["kubeconfig"] == "[secret]"
-    assert "kubeconfig" in plan.secret_outputs
+    assert plan.secret_outputs and all(plan.outputs[k] == "[secret]" for k in plan.secret_outputs)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a resource's inputs; a #cloud-config document also by its files' contents
+    (a key inside it is indented YAML, not the PEM text)."""
+    if isinstance(value, str):
+        yield value
+        if value.startswith("#cloud-config\n"):
+            for f in yaml.safe_load(value).get("write_files") or ():
+                yield str(f.get("content", ""))
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ca_keys_reach_only_the_controllers_over_ssh(plans: dict[str, Plan], stack: str) -> None:
+    """The cluster's CA keys are in nothing MAAS sees (its install
+    user-data, served to the node over plain HTTP): they reach exactly the controllers, in their
+    configuration, which pulumi-command sends over ssh. Otherwise only tls resources that sign
+    with them hold them (in Pulumi's state, never sent anywhere)."""
+    plan = plans[stack]
+    certs = {r.name: r for r in plan.by_type("tls:index/selfSignedCert:SelfSignedCert")}
+    controllers = {n["hostname"] for n in plan.outputs["nodes"] if n["role"] == "controller"}
+    assert controllers
+    for name in ("ca", "etcd-ca", "front-proxy-ca"):
+        pem = str(certs[name].raw_inputs["privateKeyPem"])
+        assert pem.startswith("-----BEGIN")
+        holders = {(r.type, r.name) for r in plan.resources if any(pem in s for s in _strings(r.raw_inputs))}
+        remote = {n for t, n in holders if t == "command:remote:Command"}
+        assert remote == {f"{c}-converge" for c in controllers}, name
+        assert {t for t, _ in holders} <= {
+            "command:remote:Command",
+            "tls:index/selfSignedCert:SelfSignedCert",
+            "tls:index/locallySignedCert:LocallySignedCert",
+        }, (name, holders)
+        ips = {n["ip"] for n in plan.outputs["nodes"] if n["role"] == "controller"}
+        for r in plan.by_type("command:remote:Command"):
+            if r.name in remote:  # ssh to the controller itself, as the configuration account
+                assert r.raw_inputs["connection"]["user"] == "akiba-converge", r.name
+                assert r.raw_inputs["connection"]["host"] in ips and r.raw_inputs["connection"]["port"] == 22
+    (maas,) = [r for r in plan.resources if r.type == "pulumi:providers:maas"]
+    assert maas.raw_inputs["apiUrl"].startswith("https://"), "the MAAS API key crosses this URL"
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -54,7 +54,8 @@ class BurstCredentials(pulumi.ComponentResource):
         )
         k8s.core.v1.Secret(
             "burst-join-token",
-            metadata=secret.apply(lambda s: {**s["metadata"], "labels": ctx.labels}),
+            # The name holds the token's id, which is public (kubeadm lists it); the secret half is not.
+            metadata=pulumi.Output.unsecret(secret.apply(lambda s: {**s["metadata"], "labels": ctx.labels})),
             type="bootstrap.kubernetes.io/token",
             string_data=pulumi.Output.secret(secret.apply(lambda s: s["stringData"])),
             opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=list(args.after)),

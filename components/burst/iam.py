@@ -20,6 +20,7 @@ EC2_ASSUME = {
 def read_parameters_policy(region: str, parameter_arns: Sequence[str]) -> dict[str, Any]:
     """Read (and decrypt) these SecureString parameters and nothing else. They are encrypted with
     the account's aws/ssm key, whose ARN the program does not know: kms:Decrypt is limited to
+    this region's keys, and to
     requests SSM makes in this region for exactly these parameters (Parameter Store puts the
     parameter's ARN in the encryption context)."""
     return {
@@ -29,7 +30,7 @@ def read_parameters_policy(region: str, parameter_arns: Sequence[str]) -> dict[s
             {
                 "Effect": "Allow",
                 "Action": "kms:Decrypt",
-                "Resource": "*",
+                "Resource": f"arn:aws:kms:{region}:*:key/*",
                 "Condition": {
                     "StringEquals": {
                         "kms:ViaService": f"ssm.{region}.amazonaws.com",
