@@ -11,6 +11,7 @@ import pytest
 from components.cluster import policy_engine
 from components.storage.personal_databases import NAMESPACE as DB_NAMESPACE
 from tests.conftest import STACKS, config_values, stack_file
+from tests.netpol import NAME_LABEL as NAME
 from tests.netpol import Cluster, Endpoint, host, pod
 from tools.plan.__main__ import cluster_settings
 from tools.plan.cluster import check
@@ -160,3 +161,21 @@ def test_the_policy_engine_is_pinned_and_runs_on_every_node(plans: dict[str, Pla
     assert any(n.template for n in report.nodes), "a burst node (its template) is among them"
     assert sorted(n.name for n in placed.placed) == every
     assert not [p for p in report.problems if policy_engine.NAME in p.subject]
+
+
+def test_the_evaluator_finds_the_old_database_policys_hole() -> None:
+    """The policy this replaced admitted any pod, in any namespace, that set the owner's label on
+    itself: the evaluator says so (so the tests above can fail), and the new one's peer does not."""
+    old = {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "db-b"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"akiba.io/engineer": "b"}}, "namespaceSelector": {}}]}],
+    }
+    db = pod(DB_NAMESPACE, "10.244.9.9", **{"app.kubernetes.io/name": "db-b"})
+    forged = pod("eng-a", "10.244.1.1", **{"akiba.io/engineer": "b"})
+    assert Cluster(((DB_NAMESPACE, old),)).allows(forged, db, 5432)
+    new = {**old, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {NAME: "eng-b"}}}]}]}
+    assert not Cluster(((DB_NAMESPACE, new),)).allows(forged, db, 5432)
+    assert Cluster(((DB_NAMESPACE, new),)).allows(pod("eng-b", "10.244.2.2"), db, 5432)
+    # No policy at all: everything open (what flannel alone gives).
+    assert Cluster(()).allows(forged, db, 5432)
