@@ -27,6 +27,7 @@ from components.cluster.bootstrap import (
 )
 from components.context import PlatformContext
 from components.engineers import rootless_docker as rd
+from components.engineers.home_sshd import Engineer
 from tests import pod_security
 from tests.conftest import ROOT, require_tool, stack_file
 from tools.plan import checkers, runner
@@ -35,6 +36,7 @@ APPARMOR = ("apparmor_parser", "apt-get install apparmor")
 SCMP = ("scmp_sys_resolver", "apt-get install seccomp")
 K8S_VERSION = "1.36.0"
 LOGIN, UID, GID = "tanaka", 2001, 2001
+ENGINEER = Engineer(LOGIN, UID, GID, ssh_keys=())
 
 
 def _home_pod(**spec_over: Any) -> dict[str, Any]:
@@ -56,8 +58,8 @@ def _home_pod(**spec_over: Any) -> dict[str, Any]:
     spec = {
         **rd.POD_SETTINGS,
         "securityContext": rd.pod_security_context(GID),
-        "containers": [shell, *rd.docker_containers(LOGIN)],
-        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}, *rd.docker_volumes(LOGIN)],
+        "containers": [shell, *rd.docker_containers(ENGINEER)],
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}, *rd.docker_volumes(ENGINEER)],
     }
     return {
         "apiVersion": "v1",
@@ -68,7 +70,7 @@ def _home_pod(**spec_over: Any) -> dict[str, Any]:
 
 
 def _daemon() -> dict[str, Any]:
-    (daemon,) = rd.docker_containers(LOGIN)
+    (daemon,) = rd.docker_containers(ENGINEER)
     return daemon
 
 
@@ -116,7 +118,8 @@ def test_the_daemon_runs_under_the_node_profiles_by_name() -> None:
     assert "/var/lib/kubelet/seccomp/" + sc["seccompProfile"]["localhostProfile"] == node_security.SECCOMP_PATH
     profile_name = re.search(r"^profile (\S+) ", node_security.apparmor_profile_text(), re.M)
     assert profile_name and sc["appArmorProfile"] == {"type": "Localhost", "localhostProfile": profile_name[1]}
-    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == rd.DAEMON_UID
+    # The daemon is the engineer: what its containers write in their home is theirs.
+    assert (sc["runAsNonRoot"], sc["runAsUser"], sc["runAsGroup"]) == (True, UID, GID)
 
 
 def test_the_daemon_listens_on_loopback_with_tls_only() -> None:
@@ -148,22 +151,30 @@ def test_client_key_is_readable_by_the_engineers_group_only_and_the_shell_has_no
     assert rd.CLIENT_TLS_VOLUME not in {m["name"] for m in _daemon()["volumeMounts"]}
 
 
-def test_daemon_data_is_an_emptydir_with_a_size_limit() -> None:
-    (data,) = [v for v in rd.docker_volumes(LOGIN) if v["name"] == rd.DATA_VOLUME]
-    assert data == {"name": "docker-data", "emptyDir": {"sizeLimit": "100Gi"}}
-    assert {"name": "docker-data", "mountPath": rd.DATA_ROOT} in _daemon()["volumeMounts"]
+def test_daemon_state_is_an_emptydir_with_a_size_limit_and_it_sees_only_its_own_home() -> None:
+    (state,) = [v for v in rd.docker_volumes(ENGINEER) if v["name"] == rd.STATE_VOLUME]
+    assert state == {"name": "docker-state", "emptyDir": {"sizeLimit": "100Gi"}}
+    mounts = {m["mountPath"]: m["name"] for m in _daemon()["volumeMounts"]}
+    assert mounts[rd.STATE_DIR] == "docker-state" and rd.DATA_ROOT.startswith(rd.STATE_DIR + "/")
+    assert mounts[f"/home/{LOGIN}"] == "home"  # `docker run -v ~/data:/data` works
+    assert [p for p in mounts if p.startswith("/home/")] == [f"/home/{LOGIN}"]
 
 
-def test_subordinate_ids_stay_inside_the_pods_65536_and_off_the_daemon_and_root() -> None:
-    ids: set[int] = set()
-    for line in rd.SUBIDS.splitlines():
-        user, start, count = line.split(":")
-        assert user == "rootless"
-        block = set(range(int(start), int(start) + int(count)))
-        assert not ids & block
-        ids |= block
-    assert max(ids) <= 65535 and 0 not in ids and rd.DAEMON_UID not in ids
-    assert len(ids) >= 65534 - 1  # the daemon's containers get uid 0..65534 (nobody included)
+@pytest.mark.parametrize("own", [1000, 2001, 59999])
+def test_subordinate_ids_stay_inside_the_pods_65536_and_off_the_engineer_and_root(own: int) -> None:
+    engineer = Engineer("kenji", own, own, ssh_keys=())
+    files = rd.accounts(engineer)
+    assert f"kenji:x:{own}:{own}:" in files["passwd"] and f"kenji:x:{own}:" in files["group"]
+    for text in (files["subuid"], files["subgid"]):
+        ids: set[int] = set()
+        for line in text.splitlines():
+            user, start, count = line.split(":")
+            assert user == "kenji"
+            block = set(range(int(start), int(start) + int(count)))
+            assert block and not ids & block
+            ids |= block
+        assert max(ids) <= 65535 and 0 not in ids and own not in ids
+        assert len(ids) == 65534  # with root (the engineer): uid 0..65534 in a container, nobody included
 
 
 def test_daemon_image_matches_the_cli_in_the_ml_image() -> None:
@@ -423,7 +434,7 @@ def test_docker_tls_makes_per_engineer_secrets_in_their_namespace() -> None:
 
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
-        tls = rd.DockerTls("docker-tanaka", rd.DockerTlsArgs(ctx, provider, LOGIN))
+        tls = rd.DockerTls("docker-tanaka", rd.DockerTlsArgs(ctx, provider, ENGINEER))
         pulumi.export("annotation", tls.annotation)
 
     plan = runner.run(stack_file("dev"), program)
@@ -440,6 +451,8 @@ def test_docker_tls_makes_per_engineer_secrets_in_their_namespace() -> None:
     certs = {r.name: r.inputs for r in plan.by_type("tls:index/locallySignedCert:LocallySignedCert")}
     assert "client_auth" in certs["docker-tanaka-client"]["allowedUses"]
     assert "server_auth" in certs["docker-tanaka-server"]["allowedUses"]
-    (subids,) = plan.by_type("kubernetes:core/v1:ConfigMap")
-    assert subids.inputs["data"] == {"subuid": rd.SUBIDS, "subgid": rd.SUBIDS}
+    (daemon_accounts,) = plan.by_type("kubernetes:core/v1:ConfigMap")
+    meta = daemon_accounts.inputs["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("docker-accounts", f"eng-{LOGIN}")
+    assert daemon_accounts.inputs["data"] == rd.accounts(ENGINEER)
     assert re.fullmatch(r"[0-9a-f]{16}", plan.raw_outputs["annotation"][rd.TLS_ANNOTATION])

@@ -6,11 +6,13 @@ What it takes, and why each setting is there (Kubernetes 1.36, containerd 2.2, U
 - The pod runs in its own user namespace (`hostUsers: false`, KEP-127, on by default since 1.33):
   uid 0..65535 inside are unprivileged ids on the node, so whatever the daemon's containers hold
   is held in that namespace only. Kubernetes refuses hostNetwork/hostPID/hostIPC with it.
-- The daemon is `dockerd` under rootlesskit, as the image's `rootless` user (uid 1000), never
-  privileged: rootlesskit makes a user and mount namespace inside the pod's and maps the range in
-  /etc/subuid through newuidmap (setuid, so allowPrivilegeEscalation stays true). The pod has
-  65536 ids, the image's range (100000+) is outside them: ours maps the daemon's containers onto
-  the pod's own ids (SUBIDS).
+- The daemon is `dockerd` under rootlesskit, AS THE ENGINEER (their uid and gid), never
+  privileged: rootlesskit makes a user and mount namespace inside the pod's and maps the ranges
+  in /etc/subuid through newuidmap (setuid, so allowPrivilegeEscalation stays true; it needs the
+  user's name in /etc/passwd, which the daemon's ConfigMap gives). Root in a container is the
+  engineer, so what `docker run -v ~/data:/data` writes in their home is theirs. The pod has 65536
+  ids and the image's range (100000+) is outside them: the containers' other ids are the pod's
+  own, less the engineer's (subids()).
 - runc inside must mount a fresh /proc for each container, which the kernel allows only where
   /proc is not partly masked (mnt_too_revealing): `procMount: Unmasked`. Pod Security baseline
   admits that for pods with `hostUsers: false` from policy version 1.34 (k8s.io/pod-security-
@@ -28,7 +30,7 @@ What it takes, and why each setting is there (Kubernetes 1.36, containerd 2.2, U
   are not available; a container's port is already the pod's.
 - The daemon listens on 127.0.0.1:2376 with TLS and client certificates: only processes in this
   pod reach it. Its data lives in an emptyDir with a size limit, on the node's disk, and goes
-  with the pod; nothing of the node's is mounted.
+  with the pod; it mounts the engineer's own home (for `docker run -v`), nothing of the node's.
 - Docker's own documentation runs `docker:dind-rootless` with --privileged (docs.docker.com,
   "Rootless Docker in Docker"); that is for a container in the node's user namespace, where the
   kernel would check these calls against the node. Here they are checked against the pod's.
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -54,31 +56,27 @@ from components.tenants.names import engineer_namespace
 # The CLI in the ML runtime image is the same version (images/ml-runtime/Dockerfile).
 DOCKER_IMAGE = "docker.io/library/docker:29.8.1-dind-rootless"
 DOCKER_PORT = 2376
-DAEMON_UID = 1000  # the image's `rootless` user (docker-library/docker, Dockerfile-dind-rootless)
-DAEMON_HOME = "/home/rootless"
-DATA_ROOT = f"{DAEMON_HOME}/.local/share/docker"
-RUNTIME_DIR = f"/run/user/{DAEMON_UID}"
+POD_IDS = 65536  # a hostUsers: false pod's ids (KEP-127's default userNamespaces.idsPerPod)
+STATE_DIR = "/var/lib/akiba-docker"  # the daemon's HOME, an emptyDir: data root and runtime dir
+DATA_ROOT = f"{STATE_DIR}/data"
+RUNTIME_DIR = f"{STATE_DIR}/run"  # XDG_RUNTIME_DIR: rootlesskit's state, containerd's sockets
 DATA_SIZE_LIMIT = "100Gi"
 
 TLS_SECRET = "docker-tls"  # noqa: S105 (a name) the engineer's client: ca.pem, cert.pem, key.pem
 SERVER_TLS_SECRET = "docker-tls-server"  # noqa: S105 (a name) the daemon's: ca.pem, cert.pem, key.pem
-SUBIDS_CONFIGMAP = "docker-subids"
+ACCOUNTS_CONFIGMAP = "docker-accounts"  # passwd, group, subuid, subgid of the daemon's container
 CLIENT_CERT_DIR = "/etc/akiba/docker-tls"  # DOCKER_CERT_PATH in the engineer's shell
 SERVER_CERT_DIR = "/etc/akiba/docker-server-tls"
 
-# The pod's 65536 ids less the daemon's own (1000): the daemon's containers map root to 1000 and
-# 1..64535 onto 1001..65535, then 0.. onto 1..999 where rootlesskit takes every range.
-SUBIDS = "rootless:1001:64535\nrootless:1:999\n"
-
-# Volume names in the home pod.
-DATA_VOLUME, CLIENT_TLS_VOLUME, SERVER_TLS_VOLUME, SUBIDS_VOLUME = (
-    "docker-data",
+# Volume names in the home pod (`home` is the engineer's home claim, the home pod's own volume).
+STATE_VOLUME, CLIENT_TLS_VOLUME, SERVER_TLS_VOLUME, ACCOUNTS_VOLUME = (
+    "docker-state",
     "docker-tls",
     "docker-tls-server",
-    "docker-subids",
+    "docker-accounts",
 )
 # Secret files: 0440, group = the pod's fsGroup (the engineer's own group): the engineer reads
-# their client key, and so does the daemon beside them (fsGroup is every container's group).
+# their client key, and so does their daemon beside them (fsGroup is every container's group).
 SECRET_MODE = 0o440
 
 # Pod-level settings the home pod takes (with pod_security_context).
@@ -88,6 +86,35 @@ CERT_VALIDITY_HOURS = 24 * 365
 # `pulumi up` within 30 days of expiry makes new ones; pods restart on the annotation below.
 CERT_EARLY_RENEWAL_HOURS = 24 * 30
 TLS_ANNOTATION = "akiba.io/docker-tls"
+
+
+class Account(Protocol):
+    """An engineer as the daemon needs them (components.engineers.home_sshd.Engineer is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+
+
+def subids(login: str, own: int) -> str:
+    """/etc/subuid (or subgid) lines: every id of the pod but 0 and the engineer's own, the ids
+    above theirs first. rootlesskit maps container root to the engineer and then these ranges in
+    order (pkg/parent/parent.go, newugidmapArgsFromSubIDRanges): 65535 ids, nobody included."""
+    return f"{login}:{own + 1}:{POD_IDS - 1 - own}\n{login}:1:{own - 1}\n"
+
+
+def accounts(engineer: Account) -> dict[str, str]:
+    """The daemon container's account files: newuidmap looks its caller up by name."""
+    login, uid, gid = engineer.name, engineer.uid, engineer.gid
+    return {
+        "passwd": f"root:x:0:0:root:/root:/bin/sh\n{login}:x:{uid}:{gid}::{STATE_DIR}:/bin/sh\n",
+        "group": f"root:x:0:\n{login}:x:{gid}:\n",
+        "subuid": subids(login, uid),
+        "subgid": subids(login, gid),
+    }
 
 
 def pod_security_context(gid: int) -> dict[str, Any]:
@@ -125,16 +152,17 @@ def daemon_command() -> list[str]:
     ]
 
 
-def docker_containers(engineer: str) -> list[dict[str, Any]]:
-    """The daemon's sidecar in `engineer`'s home pod."""
-    del engineer  # the same container for everyone; their own TLS material is in their namespace
+def docker_containers(engineer: Account, home_volume: str = "home") -> list[dict[str, Any]]:
+    """The daemon's sidecar in `engineer`'s home pod, running as them, with their home (the home
+    pod's `home_volume`) at the same path as in their shell."""
     return [
         {
             "name": "docker",
             "image": DOCKER_IMAGE,
             "command": daemon_command(),
             "env": [
-                {"name": "HOME", "value": DAEMON_HOME},
+                {"name": "HOME", "value": STATE_DIR},
+                {"name": "USER", "value": engineer.name},
                 {"name": "XDG_RUNTIME_DIR", "value": RUNTIME_DIR},
             ],
             "resources": {
@@ -142,46 +170,42 @@ def docker_containers(engineer: str) -> list[dict[str, Any]]:
                 "limits": {"cpu": "8", "memory": "32Gi"},
             },
             "securityContext": {
-                "runAsUser": DAEMON_UID,
-                "runAsGroup": DAEMON_UID,
+                "runAsUser": engineer.uid,
+                "runAsGroup": engineer.gid,
                 "runAsNonRoot": True,
                 "privileged": False,
                 # newuidmap/newgidmap are setuid (the one privilege rootless mode keeps), in the
                 # pod's user namespace.
                 "allowPrivilegeEscalation": True,
-                # The runtime's default set, namespaced by hostUsers: false; newuidmap uses
-                # SETUID/SETGID and writes the map files of the daemon's (other-uid) process.
+                # The runtime's default set, namespaced by hostUsers: false: newuidmap uses
+                # SETUID/SETGID and writes the map files of another process.
                 "capabilities": {"drop": ["NET_RAW"]},
                 "procMount": "Unmasked",
                 "seccompProfile": {"type": "Localhost", "localhostProfile": node_security.SECCOMP_LOCALHOST},
                 "appArmorProfile": {"type": "Localhost", "localhostProfile": node_security.PROFILE_NAME},
             },
             "volumeMounts": [
-                {"name": DATA_VOLUME, "mountPath": DATA_ROOT},
+                {"name": STATE_VOLUME, "mountPath": STATE_DIR},
+                {"name": home_volume, "mountPath": f"/home/{engineer.name}"},
                 {"name": SERVER_TLS_VOLUME, "mountPath": SERVER_CERT_DIR, "readOnly": True},
-                {"name": SUBIDS_VOLUME, "mountPath": "/etc/subuid", "subPath": "subuid", "readOnly": True},
-                {"name": SUBIDS_VOLUME, "mountPath": "/etc/subgid", "subPath": "subgid", "readOnly": True},
+                *(
+                    {"name": ACCOUNTS_VOLUME, "mountPath": f"/etc/{f}", "subPath": f, "readOnly": True}
+                    for f in ("passwd", "group", "subuid", "subgid")
+                ),
             ],
         }
     ]
 
 
-def docker_volumes(engineer: str, data_size_limit: str = DATA_SIZE_LIMIT) -> list[dict[str, Any]]:
+def docker_volumes(engineer: Account, data_size_limit: str = DATA_SIZE_LIMIT) -> list[dict[str, Any]]:
     """The pod's volumes for the daemon and the client: no hostPath, only the engineer's own
-    Secrets and ConfigMap (in their namespace) and an emptyDir."""
-    del engineer
+    Secrets and ConfigMap (in their namespace) and an emptyDir. (Their home is the pod's own.)"""
+    del engineer  # the objects have the same names in every engineer's namespace
     return [
-        {"name": DATA_VOLUME, "emptyDir": {"sizeLimit": data_size_limit}},
+        {"name": STATE_VOLUME, "emptyDir": {"sizeLimit": data_size_limit}},
         {"name": CLIENT_TLS_VOLUME, "secret": {"secretName": TLS_SECRET, "defaultMode": SECRET_MODE}},
         {"name": SERVER_TLS_VOLUME, "secret": {"secretName": SERVER_TLS_SECRET, "defaultMode": SECRET_MODE}},
-        {
-            "name": SUBIDS_VOLUME,
-            "configMap": {
-                "name": SUBIDS_CONFIGMAP,
-                "items": [{"key": "subuid", "path": "subuid"}, {"key": "subgid", "path": "subgid"}],
-                "defaultMode": 0o444,
-            },
-        },
+        {"name": ACCOUNTS_VOLUME, "configMap": {"name": ACCOUNTS_CONFIGMAP, "defaultMode": 0o444}},
     ]
 
 
@@ -209,14 +233,14 @@ def tls_annotation(client_cert_pem: str) -> dict[str, str]:
 class DockerTlsArgs:
     ctx: PlatformContext
     provider: k8s.Provider
-    login: str  # the engineer, e.g. "tanaka": Secrets go to eng-<login>, the client cert's CN
+    engineer: Account  # e.g. home_sshd.Engineer("tanaka", 2001, 2001, ...): eng-<name>, the client cert's CN
     after: tuple[pulumi.Resource, ...] = ()  # e.g. their Namespace
 
 
 class DockerTls(pulumi.ComponentResource):
     """One engineer's Docker TLS: their own CA, a server certificate for 127.0.0.1/localhost, a
     client certificate (CN=login), the Secrets `docker-tls` (client) and `docker-tls-server`
-    (daemon) and the subordinate-id ConfigMap, all in eng-<login>."""
+    (daemon), and the daemon's account ConfigMap, all in eng-<login>."""
 
     client_cert_pem: pulumi.Output[str]
     annotation: pulumi.Output[dict[str, str]]
@@ -224,7 +248,8 @@ class DockerTls(pulumi.ComponentResource):
     def __init__(self, name: str, args: DockerTlsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:engineers:DockerTls", name, None, opts)
         own = pulumi.ResourceOptions(parent=self)
-        ns = engineer_namespace(args.login)
+        login = args.engineer.name
+        ns = engineer_namespace(login)
         validity = {"validity_period_hours": CERT_VALIDITY_HOURS, "early_renewal_hours": CERT_EARLY_RENEWAL_HOURS}
 
         def key(suffix: str) -> tls.PrivateKey:
@@ -234,7 +259,7 @@ class DockerTls(pulumi.ComponentResource):
         ca = tls.SelfSignedCert(
             f"{name}-ca",
             private_key_pem=ca_key.private_key_pem,
-            subject={"common_name": f"akiba docker CA ({args.login})"},
+            subject={"common_name": f"akiba docker CA ({login})"},
             is_ca_certificate=True,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             **validity,
@@ -266,7 +291,7 @@ class DockerTls(pulumi.ComponentResource):
             ip_addresses=["127.0.0.1"],
             dns_names=["localhost"],
         )
-        client_key, client = signed("client", args.login, ["client_auth", "digital_signature"])
+        client_key, client = signed("client", login, ["client_auth", "digital_signature"])
 
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.after))
         labels = {**args.ctx.labels, "app.kubernetes.io/name": "docker"}
@@ -285,9 +310,9 @@ class DockerTls(pulumi.ComponentResource):
         secret(TLS_SECRET, client, client_key)
         secret(SERVER_TLS_SECRET, server, server_key)
         k8s.core.v1.ConfigMap(
-            f"{name}-{SUBIDS_CONFIGMAP}",
-            metadata={"name": SUBIDS_CONFIGMAP, "namespace": ns, "labels": labels},
-            data={"subuid": SUBIDS, "subgid": SUBIDS},
+            f"{name}-{ACCOUNTS_CONFIGMAP}",
+            metadata={"name": ACCOUNTS_CONFIGMAP, "namespace": ns, "labels": labels},
+            data=accounts(args.engineer),
             opts=on_cluster,
         )
         self.client_cert_pem = client.cert_pem
