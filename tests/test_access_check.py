@@ -384,3 +384,35 @@ def test_two_engineers_in_dev_reach_only_their_own_namespaces() -> None:
     assert report.engineers == ["dev-second", "dev-tester"]
     for login in report.engineers:
         assert row(report, login) == ("full", "none", "none", "read"), login
+
+
+def test_make_plan_fails_on_an_access_problem_and_prints_it(
+    plans: dict[str, Plan], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m tools.plan plan --stack dev` with one binding too many: the consumer reading
+    every secret. The artifact checkers are skipped (their own tests run them)."""
+    from tools.plan import __main__ as plan_main
+
+    real = plans["dev"]
+    assert real.resources, "dev: the recorded plan is empty"
+    leak = [
+        cluster_role("leak", rule(["secrets"], ["list"])),
+        cluster_binding("leak", "leak", user(CONSUMER_USER)),
+    ]
+    leaky = Plan(
+        real.stack,
+        [*real.resources, *(resource(pulumi_type(o), f"leak{i}", o) for i, o in enumerate(leak))],
+        real.outputs,
+        real.secret_outputs,
+        real.secret_values,
+    )
+    monkeypatch.setattr(plan_main, "plan_stack", lambda *_: leaky)
+    monkeypatch.setattr(plan_main, "check_artifacts", lambda *_: 0)
+    assert plan_main.plan_command("dev", tmp_path, check=True) == 1
+    out = capsys.readouterr().out
+    assert "access check: 0 problem(s)" not in out
+    assert "[consumer-secrets] akiba-consumer (consumer) can list secrets in the cluster (all namespaces)" in out
+    # Reading every Secret is holding every ServiceAccount's token: their writes are the consumer's.
+    assert "[consumer-write] akiba-consumer (consumer) can " in out
+    assert "ClusterRoleBinding leak -> ClusterRole leak -> rule 'list secrets (core)'" in out
+    assert "consumer-secrets" in (tmp_path / "dev" / "access.txt").read_text()

@@ -183,7 +183,11 @@ def consumer(reach: Reach, namespaces: list[str]) -> list[Problem]:
     problems = ask("consumer-secrets", reach, _requests(READS, "", ["secrets"], everywhere))
     writes = [g for g in reach.grants if g.rule.writes and g.rule.resources and not g.rule.resources <= SELF_REVIEWS]
     problems += [
-        Problem("consumer-write", reach.label, f"can {','.join(sorted(g.rule.writes))} ({_scope(g.scope)}): {g.path}")
+        Problem(
+            "consumer-write",
+            reach.label,
+            f"can {','.join(sorted(g.rule.writes))} {','.join(sorted(g.rule.resources))} ({_scope(g.scope)}): {g.path}",
+        )
         for g in writes
     ]
     problems += ask(
