@@ -79,6 +79,13 @@ def test_each_engineer_has_a_labelled_namespace(plans: dict[str, Plan], stack: s
         assert labels["pod-security.kubernetes.io/warn"] == "restricted"
         assert labels["pod-security.kubernetes.io/audit"] == "restricted"
         assert labels["app.kubernetes.io/part-of"] == "akiba"
+    # Removing an engineer revokes their rights in that same `up` (nothing protected blocks it);
+    # in prod their namespace, and the home in it, stay until someone deletes them on purpose.
+    for r in plan.by_type("kubernetes:core/v1:Namespace"):
+        if r.name.startswith("eng-"):
+            assert not r.protect and r.retain_on_delete == (stack == "prod"), r.name
+    for r in [*plan.by_type(BINDING), *plan.by_type(CLUSTER_BINDING)]:
+        assert not r.protect and not r.retain_on_delete, r.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
