@@ -277,7 +277,11 @@ class HomesNfs(pulumi.ComponentResource):
             metadata=job["metadata"],
             spec=job["spec"],
             # args.after: its PriorityClass too (admission refuses a pod naming a missing class).
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[nfs, *access, *args.after]),
+            # Aliased to where it was declared before: one Job under one name, replaced in place
+            # (delete, then create), never a second created beside the old one of the same name.
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.provider, depends_on=[nfs, *access, *args.after], aliases=moved
+            ),
         )
         self.nfs_port = args.nfs_node_port
         k8s.core.v1.Service(
