@@ -540,3 +540,44 @@ def test_a_node_nothing_configures_is_named() -> None:
     assert [(f.subject, f.message) for f in found if f.rule == "node"] == [
         ("MAAS deployment node2", "no configuration command (converge) in its node: it would stay bare")
     ]
+
+
+def _local_service(target: str | int, namespace: str = "eng-a") -> Recorded:
+    spec = {
+        "type": "NodePort",
+        "externalTrafficPolicy": "Local",
+        "selector": {"app.kubernetes.io/name": "home"},
+        "ports": [{"name": "ssh", "port": 22, "targetPort": target, "nodePort": 31001}],
+    }
+    meta = {"name": "ssh", "namespace": namespace}
+    inputs = {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+    return resource("kubernetes:core/v1:Service", "ssh", inputs)
+
+
+def _home(node_selector: dict[str, str] | None = None) -> Recorded:
+    pod = {"containers": [container("home", ports=[{"name": "ssh", "containerPort": 2222}])]}
+    if node_selector:
+        pod["nodeSelector"] = node_selector
+    template = {"metadata": {"labels": {"app.kubernetes.io/name": "home"}}, "spec": pod}
+    meta = {"name": "home", "namespace": "eng-a"}
+    inputs = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta, "spec": {"template": template}}
+    return resource("kubernetes:apps/v1:DaemonSet", "home", inputs)
+
+
+@pytest.mark.parametrize(
+    ("objects", "fires"),
+    [
+        ((_home(), _local_service("ssh")), None),
+        ((_home(), _local_service(2222)), None),
+        ((_home(), _local_service("sshd")), "targetPort 'sshd' is no port of its pods"),
+        ((_home({"no": "such-node"}), _local_service("ssh")), "its port answers nowhere"),
+        # Another namespace's pods are not its pods: nothing to judge.
+        ((_home(), _local_service("sshd", namespace="eng-b")), None),
+    ],
+)
+def test_a_local_node_port_reaches_its_own_pods(objects: tuple[Recorded, ...], fires: str | None) -> None:
+    found = problems(*fleet(2), *node_basics(), *objects, rule="service")
+    if fires is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and fires in found[0].message, found
