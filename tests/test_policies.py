@@ -10,31 +10,21 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pulumi_policy import PolicyResourceOptions, ResourceValidationArgs
 
+from policy.akiba_policy.context import PlanContext
 from policy.akiba_policy.pack import POLICIES
 from policy.akiba_policy.rules import RULES
 from tests.conftest import STACKS
+from tests.policy_engine import Res, messages
 from tools.plan import policy_gate
 from tools.plan.runner import Plan
-
-BY_NAME = {p.name: p for p in POLICIES}
 
 
 def violations(
     rule: str, typ: str, props: Mapping[str, Any], *, stack: str = "prod", protect: bool = False
 ) -> list[str]:
-    """Messages the named pack policy reports for one resource."""
-    opts = PolicyResourceOptions(protect, [], False, [], None, [], None)  # type: ignore[arg-type]
-    urn = f"urn:pulumi:{stack}::akiba::{typ}::r"
-    args = ResourceValidationArgs(typ, props, urn, "r", opts, None)
-    found: list[str] = []
-
-    def report(message: str, urn: str | None = None) -> None:
-        found.append(message)
-
-    BY_NAME[rule].validate(args, report)
-    return found
+    """Messages the named pack policy reports for one resource (alone in its stack)."""
+    return messages(rule, Res(typ, props, protect=protect), stack=stack)
 
 
 def _pod(kind: str = "Deployment", **container: Any) -> dict[str, Any]:
@@ -58,6 +48,7 @@ def test_every_rule_has_a_policy() -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_offline_gate_passes_the_real_stacks(plans: dict[str, Plan], stack: str) -> None:
+    assert plans[stack].resources
     found = policy_gate.check(plans[stack])
     lines, passed = policy_gate.report(found)
     assert passed, "\n".join(lines)
@@ -102,8 +93,8 @@ CASES: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = [
     (
         "no-privileged-containers",
         DEPLOY,
-        _pod(name="dind", securityContext={"privileged": True}),
-        _pod(securityContext={"privileged": True}),
+        _pod(name="dind", securityContext={"privileged": False}),
+        _pod(name="dind", securityContext={"privileged": True}),  # no exemption by name
     ),
     ("pinned-versions", DEPLOY, _pod(), _pod(image="nvcr.io/nvidia/pytorch:latest")),
     (
@@ -185,13 +176,15 @@ def test_plaintext_secret_fires_offline_on_a_real_resource(plans: dict[str, Plan
     rule = next(r for r in RULES if r.name == "no-plaintext-secrets")
     from policy.akiba_policy.rules import PolicyConfig
 
-    assert list(rule.check(resource, PolicyConfig())) == []
+    assert list(rule.check(resource, PolicyConfig(), PlanContext())) == []
     leaked = type(resource)(resource.type, resource.name, resource.urn, resource.props, resource.protect, frozenset())
-    assert list(rule.check(leaked, PolicyConfig())) == ["input apiKey looks like a secret but is not a Pulumi secret"]
+    assert list(rule.check(leaked, PolicyConfig(), PlanContext())) == [
+        "input apiKey looks like a secret but is not a Pulumi secret"
+    ]
     k8s_secret = type(resource)(
         "kubernetes:core/v1:Secret", "s", resource.urn, {"stringData": {"password": "x"}}, False, frozenset()
     )
-    assert len(list(rule.check(k8s_secret, PolicyConfig()))) == 2
+    assert len(list(rule.check(k8s_secret, PolicyConfig(), PlanContext()))) == 2
 
 
 def test_a_mandatory_violation_fails_the_gate() -> None:

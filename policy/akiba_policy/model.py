@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Level = Literal["mandatory", "advisory"]
@@ -21,11 +21,33 @@ class PlannedResource:
     # Input paths that are Pulumi secrets; None where the engine does not say (the policy
     # SDK unwraps secrets before a pack sees them), so secret rules apply offline only.
     secret_paths: frozenset[str] | None = None
+    # Input name -> URN of the resource its value came from (a security group rule's
+    # securityGroupId): how rules join separate resources whose ids are unknown in a preview.
+    refs: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def stack(self) -> str:
         # urn:pulumi:<stack>::<project>::<type>::<name>
         return self.urn.split("::", 1)[0].removeprefix("urn:pulumi:")
+
+    @property
+    def ancestry(self) -> tuple[str, ...]:
+        """The types of its parents, outermost first (`a$b$<own type>` in the URN)."""
+        parts = self.urn.split("::")
+        return tuple(parts[2].split("$")[:-1]) if len(parts) > 2 else ()
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Knobs of the pack (policy config in `pulumi preview --policy-pack-config`)."""
+
+    protected_stacks: tuple[str, ...] = ("prod",)
+    max_burst_size: int = 20
+    # The most public address space one security group may admit, as a prefix length: the
+    # office's own addresses (one /32 today) fit in a /24 with room for an ISP block; more is
+    # not "the office" but the internet written in pieces.
+    max_public_ingress_v4: int = 24
+    max_public_ingress_v6: int = 56
 
 
 @dataclass(frozen=True)

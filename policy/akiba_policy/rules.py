@@ -1,5 +1,7 @@
-"""The rules. Each is a pure function of one planned resource; `RULES` lists them with their
-enforcement level. Mandatory rules stop a plan or a preview; advisory ones only warn."""
+"""The rules. Each is a pure function of one planned resource (and, for `stack` rules, what the
+plan says about its namespace or security group); `RULES` lists them with their enforcement
+level. Mandatory rules stop a plan or a preview; advisory ones only warn. The rules on
+networks, pods, images, credentials, RBAC and reviewed types live in their own modules."""
 
 from __future__ import annotations
 
@@ -13,21 +15,24 @@ from typing import Any
 
 import yaml
 
-from .model import Level, PlannedResource, walk
+from .context import PlanContext
+from .credentials import no_credentials_in_plain_config
+from .images import pinned_versions
+from .k8s import containers as pod_containers
+from .k8s import get as _get
+from .k8s import kind as k8s_kind
+from .k8s import pod_spec
+from .model import Level, PlannedResource, PolicyConfig, walk
+from .networks import no_open_ingress
+from .pods import no_host_access, no_privileged_containers
+from .rbac import rbac_least_privilege, rbac_no_cluster_admin
+from .reviewed import reviewed_types
 
-OPEN = {"0.0.0.0/0", "::/0"}
+__all__ = ["RULES", "PolicyConfig", "Rule", "secret_looking"]
+
 SECRET_WORDS = {"password", "pass", "secret", "token", "kubeconfig"}  # not "passwd": /etc/passwd holds none
 NOT_THE_VALUE = {"algorithm", "type", "file", "path", "name", "ref", "id", "length", "size"}
 SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key")}
-WORKLOAD_POD_SPEC: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
 # What holds data: deleting one of these by mistake loses it.
 STATEFUL_K8S_KINDS = {
     "PersistentVolumeClaim",
@@ -42,18 +47,11 @@ STATEFUL_K8S_KINDS = {
 STATEFUL_TYPES = {"aws:ebs/volume:Volume", "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"}
 GPU_LABEL = "nvidia.com/gpu.present=true"
 GPU_TAINT_KEY = "nvidia.com/gpu"
+# libyaml's safe loader where PyYAML has it: user-data parsing was most of the gate's time.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@dataclass(frozen=True)
-class PolicyConfig:
-    """Knobs of the pack (policy config in `pulumi preview --policy-pack-config`)."""
-
-    protected_stacks: tuple[str, ...] = ("prod",)
-    privileged_allowed: tuple[str, ...] = ("dind",)  # container names: Docker-in-Kubernetes sidecar
-    max_burst_size: int = 20
-
-
-Check = Callable[[PlannedResource, PolicyConfig], Iterable[str]]
+Check = Callable[[PlannedResource, PolicyConfig, PlanContext], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,9 @@ class Rule:
     level: Level
     description: str
     check: Check = field(repr=False)
+    # Reads other resources of the plan (its Namespaces, a security group's other rules): a
+    # StackValidationPolicy in the pack, which the engine gives every resource at once.
+    stack: bool = False
 
 
 def secret_looking(key: str) -> bool:
@@ -75,60 +76,12 @@ def secret_looking(key: str) -> bool:
     return any(pair in SECRET_PAIRS for pair in itertools.pairwise(words))
 
 
-def _get(value: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
-def k8s_kind(res: PlannedResource) -> str | None:
-    if not res.type.startswith("kubernetes:") or res.type.startswith(("kubernetes:helm", "kubernetes:yaml")):
-        return None
-    return res.type.rsplit(":", 1)[-1]
-
-
-def containers(res: PlannedResource) -> Iterator[Mapping[str, Any]]:
-    """Every container (init ones too) of a Kubernetes workload."""
-    path = WORKLOAD_POD_SPEC.get(k8s_kind(res) or "")
-    spec = _get(res.props, *path) if path else None
-    if not isinstance(spec, Mapping):
-        return
-    for key in ("initContainers", "containers"):
-        for container in spec.get(key) or []:
-            if isinstance(container, Mapping):
-                yield container
-
-
-def no_open_ingress(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
-    if res.type == "aws:ec2/securityGroup:SecurityGroup":
-        for i, rule in enumerate(res.props.get("ingress") or []):
-            cidrs = set(rule.get("cidrBlocks") or []) | set(rule.get("ipv6CidrBlocks") or [])
-            if cidrs & OPEN:
-                yield f"ingress[{i}] is open to {sorted(cidrs & OPEN)}"
-    elif res.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
-        if {res.props.get("cidrIpv4"), res.props.get("cidrIpv6")} & OPEN:
-            yield "ingress rule open to the whole internet"
-    elif res.type == "aws:ec2/securityGroupRule:SecurityGroupRule" and res.props.get("type") == "ingress":
-        if set(res.props.get("cidrBlocks") or []) & OPEN:
-            yield "ingress rule open to the whole internet"
-    elif k8s_kind(res) == "Service" and _get(res.props, "spec", "type") == "LoadBalancer":
-        ranges = set(_get(res.props, "spec", "loadBalancerSourceRanges") or [])
-        if not ranges or ranges & OPEN:
-            yield "LoadBalancer Service without loadBalancerSourceRanges limited to known networks"
-    elif k8s_kind(res) == "NetworkPolicy":
-        for path, value in walk(_get(res.props, "spec", "ingress") or []):
-            if path.endswith("ipBlock.cidr") and value in OPEN:
-                yield f"NetworkPolicy admits {value}"
-
-
 def _from_launch_template(res: PlannedResource, setting: str) -> bool:
     """An instance that takes a setting from its launch template (checked there)."""
     return res.props.get("launchTemplate") is not None and res.props.get(setting) is None
 
 
-def encrypted_volumes(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
+def encrypted_volumes(res: PlannedResource, _: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     if res.type == "aws:ec2/launchTemplate:LaunchTemplate":
         for i, mapping in enumerate(res.props.get("blockDeviceMappings") or []):
             ebs = mapping.get("ebs") or {}
@@ -144,7 +97,7 @@ def encrypted_volumes(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
         yield "root block device is not encrypted"
 
 
-def imdsv2_required(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
+def imdsv2_required(res: PlannedResource, _: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     instance_like = res.type == "aws:ec2/launchTemplate:LaunchTemplate" or (
         res.type == "aws:ec2/instance:Instance" and not _from_launch_template(res, "metadataOptions")
     )
@@ -152,18 +105,18 @@ def imdsv2_required(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
         yield "metadataOptions.httpTokens must be 'required' (IMDSv2 only)"
 
 
-def spot_group_max_size(res: PlannedResource, config: PolicyConfig) -> Iterator[str]:
+def spot_group_max_size(res: PlannedResource, config: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     if res.type == "aws:autoscaling/group:Group" and not isinstance(res.props.get("maxSize"), int | float):
         yield "auto-scaling group without maxSize: spot capacity would be unbounded"
 
 
-def burst_size(res: PlannedResource, config: PolicyConfig) -> Iterator[str]:
+def burst_size(res: PlannedResource, config: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     size = res.props.get("maxSize") if res.type == "aws:autoscaling/group:Group" else None
     if isinstance(size, int | float) and size > config.max_burst_size:
         yield f"maxSize {int(size)} is above {config.max_burst_size}: check the budget"
 
 
-def no_plaintext_secrets(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
+def no_plaintext_secrets(res: PlannedResource, _: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     if res.secret_paths is None:
         return  # the engine did not say which inputs are secret (the policy SDK unwraps them)
 
@@ -180,7 +133,7 @@ def no_plaintext_secrets(res: PlannedResource, _: PolicyConfig) -> Iterator[str]
                 yield f"Secret {key} is not a Pulumi secret"
 
 
-def stateful_protected(res: PlannedResource, config: PolicyConfig) -> Iterator[str]:
+def stateful_protected(res: PlannedResource, config: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     stateful = (
         res.type in STATEFUL_TYPES
         or k8s_kind(res) in STATEFUL_K8S_KINDS
@@ -190,33 +143,15 @@ def stateful_protected(res: PlannedResource, config: PolicyConfig) -> Iterator[s
         yield f"holds data in stack {res.stack!r} but is not protect=True"
 
 
-def no_privileged_containers(res: PlannedResource, config: PolicyConfig) -> Iterator[str]:
-    for c in containers(res):
-        if _get(c, "securityContext", "privileged") is True and c.get("name") not in config.privileged_allowed:
-            yield f"container {c.get('name')!r} runs privileged (only {', '.join(config.privileged_allowed)} may)"
-
-
-def pinned_versions(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
-    for c in containers(res):
-        image = str(c.get("image") or "")
-        last = image.rsplit("/", 1)[-1]
-        if "@sha256:" not in image and (":" not in last or last.endswith(":latest")):
-            yield f"container {c.get('name')!r} image {image!r} has no pinned tag or digest"
-    if res.type.startswith("kubernetes:helm.sh/"):
-        version = str(res.props.get("version") or "")
-        if not re.fullmatch(r"v?\d+\.\d+\.\d+([-+][\w.]+)?", version):
-            yield f"Helm chart {res.props.get('chart')!r} version {version!r} is not an exact version"
-
-
-def resource_limits(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
-    for c in containers(res):
+def resource_limits(res: PlannedResource, _: PolicyConfig, __: PlanContext) -> Iterator[str]:
+    for c in pod_containers(pod_spec(res), ("initContainers", "containers")):
         limits = _get(c, "resources", "limits") or {}
         missing = [k for k in ("cpu", "memory") if k not in limits]
         if missing:
             yield f"container {c.get('name')!r} has no {' and '.join(missing)} limit"
 
 
-def burst_gpu_taint(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
+def burst_gpu_taint(res: PlannedResource, _: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     """A spot GPU node without the taint takes any pending pod, so paid capacity starts (and
     keeps running) for pods that need no GPU. Office nodes carry no taint on purpose: all of them
     have GPUs, which the nvidia.com/gpu resource already guards."""
@@ -241,31 +176,39 @@ def burst_gpu_taint(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
 
 def _node_registrations(user_data: str) -> Iterator[Mapping[str, Any]]:
     try:
-        doc = yaml.safe_load(user_data)
+        doc = yaml.load(user_data, Loader=YAML_LOADER)  # noqa: S506 (CSafeLoader or SafeLoader)
     except yaml.YAMLError:
         return
     for f in (doc or {}).get("write_files") or []:
         if f.get("path") == "/etc/kubernetes/kubeadm.yaml":
-            for part in yaml.safe_load_all(f.get("content") or ""):
+            for part in yaml.load_all(f.get("content") or "", Loader=YAML_LOADER):
                 reg = (part or {}).get("nodeRegistration")
                 if isinstance(reg, Mapping):
                     yield reg
 
 
-def namespace_pod_security(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
+def namespace_pod_security(res: PlannedResource, _: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     if k8s_kind(res) == "Namespace":
         labels = _get(res.props, "metadata", "labels") or {}
         if "pod-security.kubernetes.io/enforce" not in labels:
             yield "namespace without an enforced Pod Security level"
 
 
-def platform_labels(res: PlannedResource, _: PolicyConfig) -> Iterator[str]:
+def platform_labels(res: PlannedResource, _: PolicyConfig, ___: PlanContext) -> Iterator[str]:
     if k8s_kind(res) and _get(res.props, "metadata", "labels", "app.kubernetes.io/part-of") != "akiba":
         yield "Kubernetes object without app.kubernetes.io/part-of=akiba"
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("no-open-ingress", "mandatory", "No ingress from 0.0.0.0/0 or ::/0.", no_open_ingress),
+    Rule(
+        "no-open-ingress",
+        "mandatory",
+        "Ingress is not the internet in any spelling: a security group admits at most a /24 (IPv6 /56) of "
+        "public space over all its rules; Kubernetes ingress (NetworkPolicy ipBlock, LoadBalancer sources) "
+        "private ranges only, and every ingress rule names its sources. Unreadable CIDRs fail.",
+        no_open_ingress,
+        stack=True,
+    ),
     Rule(
         "encrypted-volumes", "mandatory", "Every EBS volume and launch-template disk is encrypted.", encrypted_volumes
     ),
@@ -273,12 +216,54 @@ RULES: tuple[Rule, ...] = (
     Rule("spot-group-max-size", "mandatory", "Every auto-scaling group has a maxSize.", spot_group_max_size),
     Rule("no-plaintext-secrets", "mandatory", "Secret-looking inputs are Pulumi secrets.", no_plaintext_secrets),
     Rule("stateful-protected", "mandatory", "Resources that hold data are protected in prod.", stateful_protected),
-    Rule("no-privileged-containers", "mandatory", "Only the dind sidecar runs privileged.", no_privileged_containers),
+    Rule(
+        "no-privileged-containers",
+        "mandatory",
+        "Privileged containers only in platform namespaces the plan labels pod-security enforce=privileged; "
+        "never in an engineer namespace, which itself enforces baseline or restricted and allows privilege "
+        "escalation only with hostUsers: false.",
+        no_privileged_containers,
+        stack=True,
+    ),
+    Rule(
+        "no-host-access",
+        "mandatory",
+        "Outside privileged platform namespaces (never for engineers): no hostNetwork/PID/IPC, hostPath, "
+        "hostPort, capabilities beyond baseline, Unconfined seccomp/AppArmor, unsafe sysctls, or Unmasked "
+        "/proc without hostUsers: false; no hostPath/local PersistentVolume for them.",
+        no_host_access,
+        stack=True,
+    ),
     Rule(
         "pinned-versions",
         "mandatory",
-        "Images have a tag or digest (not latest); charts an exact version.",
+        "Images by digest or by a release tag (at least major.minor, or a date; no latest/main/stable/"
+        "nightly/...-latest parts); chart image tags alike; charts an exact version.",
         pinned_versions,
+    ),
+    Rule(
+        "no-credentials-in-plain-config",
+        "mandatory",
+        "No credential in env values, command lines, ConfigMaps or annotations (secretKeyRef instead).",
+        no_credentials_in_plain_config,
+    ),
+    Rule(
+        "reviewed-types",
+        "mandatory",
+        "Every resource type and Kubernetes kind is on the reviewed list (policy/akiba_policy/reviewed.py).",
+        reviewed_types,
+    ),
+    Rule(
+        "rbac-no-cluster-admin",
+        "mandatory",
+        "No binding to cluster-admin, no cluster-wide admin/edit, no binding to every user or service account.",
+        rbac_no_cluster_admin,
+    ),
+    Rule(
+        "rbac-least-privilege",
+        "mandatory",
+        "Roles grant no wildcard, escalate, bind, impersonate or nodes/proxy.",
+        rbac_least_privilege,
     ),
     Rule("resource-limits", "mandatory", "Every container has CPU and memory limits.", resource_limits),
     Rule(

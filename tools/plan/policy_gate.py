@@ -8,6 +8,9 @@ from tools.plan.runner import Plan
 
 
 def planned(plan: Plan) -> list[PlannedResource]:
+    # An input holding another resource's id (securityGroupId) refers to that resource, as the
+    # engine's property dependencies say in a preview.
+    by_id = {r.id: r.urn for r in plan.resources if r.id}
     return [
         PlannedResource(
             type=r.type,
@@ -16,6 +19,9 @@ def planned(plan: Plan) -> list[PlannedResource]:
             props=r.raw_inputs,
             protect=r.protect,
             secret_paths=frozenset(r.secret_paths),
+            refs={
+                k: by_id[v] for k, v in r.raw_inputs.items() if k.endswith("Id") and isinstance(v, str) and v in by_id
+            },
         )
         for r in plan.resources
     ]
