@@ -4,6 +4,8 @@ GPU rule the nodes enforce (no GPU past the scheduler)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -28,9 +30,12 @@ from components.cluster.bootstrap import (
 from components.context import PlatformContext
 from components.engineers import rootless_docker as rd
 from components.engineers.home_sshd import Engineer
+from tests import cluster_fixtures as fixtures
 from tests import pod_security
 from tests.conftest import ROOT, require_tool, stack_file
 from tools.plan import checkers, runner
+from tools.plan.cluster import check
+from tools.plan.mocks import Recorded
 
 APPARMOR = ("apparmor_parser", "apt-get install apparmor")
 SCMP = ("scmp_sys_resolver", "apt-get install seccomp")
@@ -456,3 +461,36 @@ def test_docker_tls_makes_per_engineer_secrets_in_their_namespace() -> None:
     assert (meta["name"], meta["namespace"]) == ("docker-accounts", f"eng-{LOGIN}")
     assert daemon_accounts.inputs["data"] == rd.accounts(ENGINEER)
     assert re.fullmatch(r"[0-9a-f]{16}", plan.raw_outputs["annotation"][rd.TLS_ANNOTATION])
+
+
+# --- the cluster check: a pod under a Localhost profile lands only where the node installs it -----
+
+
+def _with_profiles(node: Recorded) -> Recorded:
+    """A machine whose configuration installs the rootless Docker profiles (as bootstrap.py does)."""
+    inputs = copy.deepcopy(node.raw_inputs)
+    doc = yaml.safe_load(inputs["deployParams"]["userData"])
+    doc["write_files"] += [
+        {"path": path, "content": content, "permissions": mode}
+        for path, content, mode in node_security.rootless_docker_files()
+    ]
+    inputs["deployParams"]["userData"] = "#cloud-config\n" + yaml.safe_dump(doc)
+    return dataclasses.replace(node, inputs=inputs, raw_inputs=inputs)
+
+
+def _profile_problems(*machines: Recorded) -> list[str]:
+    home = fixtures.daemonset("home", namespace=f"eng-{LOGIN}", containers=rd.docker_containers(ENGINEER))
+    found = check(fixtures.plan(*machines, *fixtures.node_basics(), home), fixtures.settings()).problems
+    return [f"{p.subject}: {p.message}" for p in found if p.rule == "security-profile"]
+
+
+def test_cluster_check_finds_a_node_without_the_daemons_profiles() -> None:
+    with_profiles = [
+        _with_profiles(fixtures.machine(f"node{i}", f"10.0.0.{10 + i}", control_plane=i == 1)) for i in (1, 2)
+    ]
+    assert _profile_problems(*with_profiles) == []
+    bare = fixtures.machine("node9", "10.0.0.19")
+    found = _profile_problems(*with_profiles, bare)
+    assert len(found) == 2 and all("node9 do(es) not install" in f for f in found), found
+    assert any("seccomp profile 'profiles/akiba-rootless-docker.json'" in f for f in found)
+    assert any("apparmor profile 'akiba-rootless-docker'" in f for f in found)

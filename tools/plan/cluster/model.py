@@ -119,6 +119,9 @@ class Node:
     registries: dict[str, RegistryHosts] = field(default_factory=dict)
     etc_hosts: dict[str, str] = field(default_factory=dict)  # name -> address
     files: frozenset[str] = frozenset()  # files the node is known to have (CA bundles)
+    # Localhost seccomp/AppArmor profiles its configuration installs ("seccomp:<path under the
+    # kubelet's seccomp dir>", "apparmor:<profile name>"): a pod naming another does not start there.
+    security_profiles: frozenset[str] = frozenset()
     mtu: int | None = None  # its interface MTU (netplan), where the plan sets it
     template: bool = False  # the burst group's node template: a node the autoscaler can add
     max_count: int = 1  # how many of it the autoscaler may add
@@ -144,6 +147,8 @@ class Container:
     init: bool = False
     # Its own limits: what a namespace's LimitRange fills in where absent and its quota counts.
     limits: Mapping[str, Decimal] = field(default_factory=dict)
+    # The Localhost profiles it runs under, as Node.security_profiles names them.
+    profiles: tuple[str, ...] = ()
 
     @property
     def capabilities(self) -> frozenset[str]:

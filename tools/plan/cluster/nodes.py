@@ -13,6 +13,7 @@ pending pod makes the autoscaler add one.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
@@ -181,8 +182,24 @@ def _node(
         registries=registries(files),
         etc_hosts=etc_hosts(files, own),
         files=frozenset({CLUSTER_CA, *files}),
+        security_profiles=security_profiles(files),
         mtu=min(mtus) if mtus else None,
     )
+
+
+SECCOMP_DIR = "/var/lib/kubelet/seccomp/"  # the kubelet's default root-dir + seccomp
+APPARMOR_DIR = "/etc/apparmor.d/"
+_APPARMOR_PROFILE = re.compile(r"^\s*profile\s+([^\s{]+)", re.M)
+
+
+def security_profiles(files: Mapping[str, list[str]]) -> frozenset[str]:
+    """The Localhost profiles a node's configuration installs: seccomp files under the kubelet's
+    directory, AppArmor profiles by the names their files declare (what a pod names)."""
+    found = {f"seccomp:{path.removeprefix(SECCOMP_DIR)}" for path in files if path.startswith(SECCOMP_DIR)}
+    for path, contents in files.items():
+        if path.startswith(APPARMOR_DIR):
+            found |= {f"apparmor:{name}" for text in contents for name in _APPARMOR_PROFILE.findall(text)}
+    return frozenset(found)
 
 
 # (subject, message): what the check cannot read about a node.

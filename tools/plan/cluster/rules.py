@@ -38,7 +38,19 @@ from decimal import Decimal
 from pathlib import Path
 
 from components.cluster.placement import BOOTS_FROM_CLUSTER_CEPH
-from tools.plan.cluster import addons, charts, network, nodes, priorities, pulls, quotas, services, start, workloads
+from tools.plan.cluster import (
+    addons,
+    charts,
+    network,
+    nodes,
+    priorities,
+    profiles,
+    pulls,
+    quotas,
+    services,
+    start,
+    workloads,
+)
 from tools.plan.cluster.model import Node, Workload
 from tools.plan.cluster.scheduler import Cluster, Placement
 from tools.plan.runner import Plan
@@ -145,12 +157,12 @@ def check(plan: Plan, settings: Settings) -> Report:
     report.requested = {name: dict(use.requests) for name, use in cluster.use.items()}
     report.origin = dict(cluster.origin)
     _scheduling(report, cluster, settings)
-    _profile_rules(report)
     _claim_rules(report, plan)
     _storage_rules(report, plan)
     report.problems += [Problem("mtu", subject, message) for subject, message in network.problems(plan, report.nodes)]
     report.problems += [Problem("priority", subject, message) for subject, message in priorities.problems(plan)]
     report.problems += [Problem("quota", s, m) for s, m in quotas.problems(plan, report.placements)]
+    report.problems += [Problem("security-profile", s, m) for s, m in profiles.problems(report.placements)]
     report.problems += [Problem("service", s, m) for s, m in services.problems(plan, report.placements)]
     built = _built_images(plan, settings.root)
     report.built = {repo: facts.dockerfile for repo, facts in built.items()}
@@ -212,26 +224,6 @@ def _scheduling(report: Report, cluster: Cluster, settings: Settings) -> None:
                     f"has {node.gpus} GPU(s) but no device-plugin pod runs there: it offers 0 nvidia.com/gpu",
                 )
             )
-
-
-def _profile_rules(report: Report) -> None:
-    """A container under a Localhost seccomp or AppArmor profile starts only on a node whose
-    configuration installs that profile; on any other the kubelet refuses it (CreateContainerError)."""
-    for p in report.placements:
-        where = {n.name: n for n in [*p.candidates, *p.placed]}
-        for c in p.workload.containers:
-            for profile in c.profiles:
-                missing = sorted(name for name, n in where.items() if profile not in n.security_profiles)
-                if missing:
-                    kind, name = profile.split(":", 1)
-                    report.problems.append(
-                        Problem(
-                            "security-profile",
-                            p.workload.label,
-                            f"container {c.name} runs under the {kind} profile {name!r}, which "
-                            f"{', '.join(missing)} do(es) not install: the kubelet refuses to start it there",
-                        )
-                    )
 
 
 def _claim_rules(report: Report, plan: Plan) -> None:

@@ -43,9 +43,21 @@ def _containers(spec: Mapping[str, Any], key: str, init: bool) -> list[Container
                 caps_add=frozenset(caps.get("add") or ()),
                 caps_drop=frozenset(caps.get("drop") or ()),
                 init=init,
+                profiles=localhost_profiles(ctx, pod_ctx),
             )
         )
     return out
+
+
+def localhost_profiles(ctx: Mapping[str, Any], pod_ctx: Mapping[str, Any]) -> tuple[str, ...]:
+    """The Localhost seccomp and AppArmor profiles a container runs under (its own setting, else
+    the pod's): the kubelet refuses to start it on a node that does not have them."""
+    out = []
+    for field, kind in (("seccompProfile", "seccomp"), ("appArmorProfile", "apparmor")):
+        profile = ctx.get(field) or pod_ctx.get(field) or {}
+        if profile.get("type") == "Localhost":
+            out.append(f"{kind}:{profile.get('localhostProfile', '')}")
+    return tuple(out)
 
 
 def affinity_terms(spec: Mapping[str, Any]) -> tuple[tuple[Requirement, ...], ...]:
