@@ -494,3 +494,18 @@ def test_cluster_check_finds_a_node_without_the_daemons_profiles() -> None:
     assert len(found) == 2 and all("node9 do(es) not install" in f for f in found), found
     assert any("seccomp profile 'profiles/akiba-rootless-docker.json'" in f for f in found)
     assert any("apparmor profile 'akiba-rootless-docker'" in f for f in found)
+
+
+def test_daemon_command_makes_the_runtime_dir_and_hands_every_argument_on(tmp_path: Path) -> None:
+    """Run the container's command with stand-ins for docker-init: it gets the rest verbatim."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "docker-init").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    (bindir / "docker-init").chmod(0o755)
+    runtime = tmp_path / "state" / "run"
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "XDG_RUNTIME_DIR": str(runtime)}
+    result = subprocess.run(_daemon()["command"], capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert runtime.is_dir()
+    command = _daemon()["command"]
+    assert result.stdout.splitlines() == command[command.index("docker-init") + 1 :]

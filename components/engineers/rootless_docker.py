@@ -125,8 +125,13 @@ def pod_security_context(gid: int) -> dict[str, Any]:
 
 
 def daemon_command() -> list[str]:
-    """rootlesskit with the pod's network, then dockerd on loopback with TLS."""
+    """rootlesskit with the pod's network, then dockerd on loopback with TLS. The runtime dir is
+    made first (dockerd-entrypoint.sh does the same; the state emptyDir starts empty)."""
     return [
+        "sh",
+        "-c",
+        'mkdir -p "$XDG_RUNTIME_DIR" && exec "$@"',
+        "sh",
         "docker-init",  # tini: reaps what the daemon's shims leave (docker-library/docker#318)
         "--",
         "rootlesskit",
