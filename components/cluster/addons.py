@@ -75,6 +75,12 @@ class ClusterAddons(pulumi.ComponentResource):
             values={
                 # GPU feature discovery labels nodes with nvidia.com/gpu.product, memory, compute capability.
                 "gfd": {"enabled": True},
+                # The allocated GPUs reach a container as mounts the toolkit reads, and only those: with
+                # the nodes' toolkit ignoring NVIDIA_VISIBLE_DEVICES in unprivileged containers
+                # (components/cluster/node_security.py), a GPU is had through the scheduler alone.
+                # The chart then gives the plugin CAP_SYS_ADMIN (templates/_helpers.tpl,
+                # requiresCapSysAdmin), which the toolkit counts as privileged for its own GPUs.
+                "deviceListStrategy": "volume-mounts",
                 # node-feature-discovery (master, worker, gc): the GPU labels every GPU pod selects on.
                 "nfd": {"priorityClassName": PLATFORM},
                 "nodeSelector": {"nvidia.com/gpu.present": "true"},
