@@ -94,6 +94,14 @@ def resolve_script(exports: tuple[HomeExport, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Exit 0 when the export Ceph has (argv[1], `ceph nfs export info`) already is the wanted one (argv[2]).
+SAME_EXPORT = (
+    "import json, sys; have, want = (json.load(open(p)) for p in sys.argv[1:3]);"
+    " keys = ('path', 'pseudo', 'access_type', 'squash', 'clients', 'protocols', 'transports');"
+    " sys.exit(any(have.get(k) != want.get(k) for k in keys) or have['fsal'].get('fs_name') != want['fsal']['fs_name'])"
+)
+
+
 def export_script(filesystem: str, exports: tuple[HomeExport, ...]) -> str:
     """Apply the wanted exports and remove every other one under /homes (idempotent), with Rook's
     admin credentials."""
@@ -103,15 +111,24 @@ def export_script(filesystem: str, exports: tuple[HomeExport, ...]) -> str:
         'mon_host=$(sed "s/[a-z0-9]*=//g" /etc/rook/mon-endpoints)',
         'printf "[global]\\nmon_host = %s\\n" "$mon_host" > /etc/ceph/ceph.conf',
         'printf "[%s]\\nkey = %s\\n" "$ROOK_CEPH_USERNAME" "$ROOK_CEPH_SECRET" > /etc/ceph/keyring',
+        # An export that already says this is left alone; one that differs is removed and made
+        # again. Ceph's manager restarts the NFS server through its orchestrator on any update of
+        # an export (mgr/nfs export.py), and Rook's cluster has no orchestrator backend set:
+        # creating and removing need none (the server follows its RADOS config object).
         "apply() {",
         f'  subvolume=$(cat {RESOLVED}/"$1")',
         f'  path=$(ceph fs subvolume getpath {filesystem} "$subvolume" {SUBVOLUME_GROUP})',
         f'  printf "%s" "$2" | sed "s#{PATH_MARK}#$path#" > /tmp/export.json',
+        f'  if ceph nfs export info {NFS_NAME} "$3" > /tmp/current.json 2>/dev/null; then',
+        f"    if python3 -c {shlex.quote(SAME_EXPORT)} /tmp/current.json /tmp/export.json; then return 0; fi",
+        f'    ceph nfs export rm {NFS_NAME} "$3"',
+        "  fi",
         f"  ceph nfs export apply {NFS_NAME} -i /tmp/export.json",
         "}",
     ]
     for e in exports:
-        lines.append(f"apply {e.login} {shlex.quote(json.dumps(export_spec(e, filesystem), sort_keys=True))}")
+        spec = shlex.quote(json.dumps(export_spec(e, filesystem), sort_keys=True))
+        lines.append(f"apply {e.login} {spec} {pseudo_path(e.login)}")
     lines += [
         f"wanted=' {wanted} '",
         f"ceph nfs export ls {NFS_NAME} --format json"
