@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from components.registry.credentials import PULL_USER, PUSH_USER
-from tests.conftest import STACKS, stack_file
+from stacks.problems import ConfigError
+from tests.conftest import STACKS, edited, parse, stack_file
 from tools.plan import artifacts, report
 from tools.plan.runner import Plan
 from tools.plan.stackfile import placeholder
@@ -126,3 +127,27 @@ def test_the_registry_pull_credential_stays_secret(plans: dict[str, Plan], stack
     assert [line.split(":", 1)[0] for line in lines] == [PUSH_USER, PULL_USER], "the registry knows both"
     assert all(line.split(":", 1)[1].startswith("$2") for line in lines), "bcrypt hashes"
     assert "registryPushPassword" in plan.secret_outputs
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        (["akiba:maas", "url"], "http://192.168.10.2:5240/MAAS", "an https:// URL (MAAS serves TLS on port 5443"),
+        (["akiba:cluster", "joinTokenRotationDays"], 0, "greater than or equal to 1"),
+        (["akiba:cluster", "secretsEncryptionKeys"], [1, 1], "distinct key generations"),
+    ],
+    ids=["maas-over-plain-http", "join-token-never-rotated", "one-key-twice"],
+)
+def test_transit_and_rest_settings_are_checked(key: list[str], value: Any, words: str) -> None:
+    """The MAAS API key would cross the LAN in the clear; a join token must rotate; an encryption
+    key generation named twice is a mistake: each is a problem with its key path."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg[key[0]][key[1]] = value
+
+    with pytest.raises(ConfigError) as caught:
+        parse(edited("prod", edit))
+    path = f"  - {key[0]}.{key[1]}: "
+    lines = [line for line in str(caught.value).splitlines() if line.startswith(path)]
+    assert lines and any(words in line for line in lines), str(caught.value)
+    assert parse(edited("prod", lambda cfg: None)).maas.url.startswith("https://")
