@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 import pulumi_aws as aws
@@ -55,6 +56,10 @@ def generations(instance_types: tuple[str, ...]) -> dict[str, list[str]]:
     for t in instance_types:
         out.setdefault(INSTANCE_TYPES[t].generation, []).append(t)
     return out
+
+
+def _user_data(itype: InstanceType, registry: RegistryMirror, secrets: SsmSecrets, join: ClusterJoin) -> str:
+    return render_user_data(bootstrap_for(itype, join, registry, secrets))
 
 
 def bootstrap_for(
@@ -108,11 +113,7 @@ class BurstNodes(pulumi.ComponentResource):
                 ubuntu=itype.ubuntu,
                 # Not secret: it holds no secret (tests/test_burst.py renders it and looks).
                 user_data=pulumi.Output.unsecret(
-                    args.join.apply(
-                        lambda join, itype=itype: render_user_data(
-                            bootstrap_for(itype, join, args.registry, args.secrets)
-                        )
-                    )
+                    args.join.apply(partial(_user_data, itype, args.registry, args.secrets))
                 ),
                 security_group_ids=[args.security_group_id],
                 root_volume_gib=args.root_volume_gib,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pulumi
 import pulumi_random as random
@@ -38,7 +39,7 @@ def expiration(created_rfc3339: str, rotation_hours: int) -> str:
     return (created + timedelta(hours=2 * rotation_hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def bootstrap_token_secret(token: str, expires: str, description: str) -> dict[str, object]:
+def bootstrap_token_secret(token: str, expires: str, description: str) -> dict[str, Any]:
     """The bootstrap-token Secret kubeadm itself writes for `kubeadm token create` (the
     bootstrap.kubernetes.io/token type; kubernetes.io "Authenticating with Bootstrap Tokens")."""
     token_id, token_secret = token.split(".")
