@@ -509,3 +509,20 @@ def test_daemon_command_makes_the_runtime_dir_and_hands_every_argument_on(tmp_pa
     assert runtime.is_dir()
     command = _daemon()["command"]
     assert result.stdout.splitlines() == command[command.index("docker-init") + 1 :]
+
+
+def test_engineer_namespaces_enforce_a_baseline_that_admits_the_daemon(plans: dict[str, runner.Plan]) -> None:
+    """The unmasked /proc of a hostUsers: false pod is admitted from policy version 1.34: an
+    engineer's namespace must enforce baseline at `latest` (or unset, which is latest)."""
+    for stack, plan in plans.items():
+        namespaces = [
+            r.inputs["metadata"]
+            for r in plan.by_type("kubernetes:core/v1:Namespace")
+            if str(r.inputs["metadata"].get("name", "")).startswith("eng-")
+        ]
+        assert namespaces, f"{stack}: no engineer namespace"
+        for meta in namespaces:
+            labels = meta.get("labels") or {}
+            assert labels["pod-security.kubernetes.io/enforce"] == "baseline", meta["name"]
+            version = labels.get("pod-security.kubernetes.io/enforce-version", "latest")
+            assert version == "latest" or tuple(map(int, version.lstrip("v").split("."))) >= (1, 34), meta["name"]
