@@ -1,6 +1,8 @@
 """Drive the pack's policies with the objects the Pulumi engine gives them: a
 ResourceValidationArgs per resource, or one StackValidationArgs with every resource (props in
-the engine's camelCase, property dependencies for the inputs that came from other resources)."""
+the engine's camelCase, property dependencies for the inputs that came from other resources).
+Props take the analyzer's own path: a protobuf Struct (numbers become floats), deserialized
+and wrapped in the SDK's unknown-checking proxies (Mapping/Sequence, not dict/list)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import json_format, struct_pb2
 from pulumi_policy import (
     PolicyResource,
     PolicyResourceOptions,
@@ -16,6 +19,8 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from policy.akiba_policy.pack import POLICIES
 
@@ -38,6 +43,13 @@ class Res:
         return f"urn:pulumi:{stack}::akiba::{chain}::{self.name}"
 
 
+def engine_props(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Props as the analyzer server hands them to a policy."""
+    struct = struct_pb2.Struct()
+    struct.update(dict(props))
+    return unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(struct)))
+
+
 def _opts(protect: bool) -> PolicyResourceOptions:
     return PolicyResourceOptions(protect, [], False, [], None, [], None)  # type: ignore[arg-type]
 
@@ -54,13 +66,15 @@ def run(
 
     if isinstance(policy, ResourceValidationPolicy):
         for r in resources:
-            args = ResourceValidationArgs(r.type, r.props, r.urn(stack), r.name, _opts(r.protect), None, config)
+            props = engine_props(r.props)
+            args = ResourceValidationArgs(r.type, props, r.urn(stack), r.name, _opts(r.protect), None, config)
             policy.validate(args, report)
         return found
     by_name: dict[str, PolicyResource] = {}
     for r in resources:
         deps = {key: [by_name[name]] for key, name in r.deps.items()}
-        by_name[r.name] = PolicyResource(r.type, r.props, r.urn(stack), r.name, _opts(r.protect), None, None, [], deps)
+        props = engine_props(r.props)
+        by_name[r.name] = PolicyResource(r.type, props, r.urn(stack), r.name, _opts(r.protect), None, None, [], deps)
     assert isinstance(policy, StackValidationPolicy)
     policy.validate(StackValidationArgs(list(by_name.values()), config), report)
     return found

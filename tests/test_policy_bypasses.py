@@ -141,6 +141,15 @@ def test_network_policy_ingress_from_outside_fires(ingress: list[Any]) -> None:
     assert messages("no-open-ingress", _netpol(ingress=ingress))
 
 
+def test_a_cidr_unknown_in_a_preview_is_left_to_the_engine_not_reported() -> None:
+    """An Output not yet known reaches the pack as the SDK's sentinel; reading it raises
+    UnknownValueError, which the analyzer reports as "can't run during preview", not a violation."""
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+    with pytest.raises(UnknownValueError):
+        run("no-open-ingress", _sg(UNKNOWN_STRING_VALUE))
+
+
 def test_network_policy_private_ingress_and_internet_egress_are_quiet() -> None:
     office = [{"from": [{"ipBlock": {"cidr": "192.168.10.0/24"}}], "ports": [{"port": 22}]}]
     same_ns: list[Any] = [{"from": [{"podSelector": {}}]}]
@@ -615,6 +624,25 @@ def test_the_pack_reads_the_tenancy_names_the_program_uses() -> None:
     """The pack cannot import the program (it runs from policy/ in its own venv): its copies agree."""
     assert (context.ENGINEER_LABEL, context.NAMESPACE_PREFIX) == (names.ENGINEER_LABEL, names.NAMESPACE_PREFIX)
     assert names.engineer_namespace("alice").startswith(context.NAMESPACE_PREFIX)
+
+
+def test_the_pack_loads_on_its_own() -> None:
+    """`pulumi preview --policy-pack policy` runs policy/ alone: the pack imports nothing of the program."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import sys; import akiba_policy.pack as p; "
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('components', 'stacks', 'tools')]; "
+        "print(len(p.POLICIES))"
+    )
+    policy_dir = Path(__file__).resolve().parents[1] / "policy"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=policy_dir, env={}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(RULES)
 
 
 def test_every_rule_is_a_policy_with_a_fire_test() -> None:

@@ -112,6 +112,8 @@ KUBERNETES = frozenset(
         # Rook Ceph (stateful-protected) and monitoring.
         *(f"ceph.rook.io/v1:{k}" for k in ("CephCluster", "CephBlockPool", "CephFilesystem", "CephNFS", "CephClient")),
         "ceph.rook.io/v1:CephFilesystemSubVolumeGroup",
+        # The ceph-csi-drivers chart's CRs (the operator runs the CSI plugins in rook-ceph).
+        *(f"csi.ceph.io/v1:{k}" for k in ("Driver", "OperatorConfig", "CephConnection", "ClientProfile")),
         *(f"monitoring.coreos.com/v1:{k}" for k in ("PrometheusRule", "ServiceMonitor", "PodMonitor")),
         *(f"monitoring.coreos.com/v1:{k}" for k in ("Prometheus", "Alertmanager")),
     }
