@@ -134,7 +134,7 @@ def test_the_daemon_listens_on_loopback_with_tls_only() -> None:
     assert "--tlsverify" in command
     assert "--net=host" in command  # the pod's network: no bridge, no iptables of its own
     assert not _daemon().get("ports")
-    env = {e["name"]: e["value"] for e in rd.docker_client_env()}
+    env = rd.client_env_map()
     assert env == {
         "DOCKER_HOST": "tcp://127.0.0.1:2376",
         "DOCKER_TLS_VERIFY": "1",

@@ -223,6 +223,12 @@ def docker_client_env() -> list[dict[str, str]]:
     ]
 
 
+def client_env_map() -> dict[str, str]:
+    """The same as a mapping, for sshd's SetEnv (an ssh session does not inherit the container's
+    environment)."""
+    return {e["name"]: e["value"] for e in docker_client_env()}
+
+
 def docker_client_mounts() -> list[dict[str, Any]]:
     """The client's certificate and key in the engineer's shell container (not the server's)."""
     return [{"name": CLIENT_TLS_VOLUME, "mountPath": CLIENT_CERT_DIR, "readOnly": True}]
