@@ -246,7 +246,7 @@ class Endpoint:
     port: int
     user: str
     database: str
-    secret_name: str
+    secret_name: str  # <namespace>/<name> of the Secret the engineer reads it from: eng-<login>/database
 
 
 class PersonalDatabases(pulumi.ComponentResource):
@@ -410,7 +410,13 @@ class PersonalDatabases(pulumi.ComponentResource):
                 },
                 in_ns,
             )
-            endpoint = Endpoint(f"{dbname}.{NAMESPACE}.svc", POSTGRES_PORT, "postgres", "postgres", dbname)
+            endpoint = Endpoint(
+                f"{dbname}.{NAMESPACE}.svc",
+                POSTGRES_PORT,
+                "postgres",
+                "postgres",
+                f"{engineer_namespace(owner)}/{DATABASE_SECRET}",
+            )
             self.endpoints[owner] = endpoint
             self.passwords[owner] = pw.result
             self._connection_secret(owner, endpoint, pw.result, args)
