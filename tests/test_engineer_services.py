@@ -132,16 +132,29 @@ def test_each_engineer_has_a_home_pod_of_their_own_on_every_gpu_node(plans: dict
         assert all("hostPath" not in v for v in pod["volumes"])
         for c in [*pod["initContainers"], *pod["containers"]]:
             ctx = c["securityContext"]
+            assert not ctx.get("privileged") and ctx.get("runAsUser", eng["uid"]) == eng["uid"], c["name"]
+        home, docker = pod["containers"]  # and their own rootless Docker, never the old privileged dind
+        for c in (home, pod["initContainers"][0]):  # sshd and the accounts step keep nothing at all
+            ctx = c["securityContext"]
             assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}, c["name"]
-            assert not ctx.get("privileged") and ctx.get("runAsUser", eng["uid"]) == eng["uid"]
-        (home,) = pod["containers"]  # no Docker until the rootless one: never the old privileged dind
+        assert docker["name"] == "docker" and docker["image"].endswith("-dind-rootless")
+        # The Secrets (host key, kubeconfig, Docker TLS) without fsGroup, which would re-group the home.
+        assert "fsGroup" not in pod["securityContext"]
+        assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
+            "home-host-key",
+            "kubeconfig",
+            "docker-tls",
+            "docker-tls-server",
+        }
         assert home["image"] == prepull["initContainers"][0]["image"]
         assert home["image"].startswith(config_values(stack)["akiba:registry"]["mirror"] + "/akiba/ml-runtime:")
         assert home["ports"] == [{"name": "ssh", "containerPort": 2222}]
         # GPUs only through the scheduler: none requested here, none made visible.
         assert "nvidia.com/gpu" not in home["resources"]["limits"]
         assert not [e for e in home.get("env", []) if e["name"].startswith("NVIDIA_")]
-        assert home["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+        # An idle login on every node, times every engineer: next to nothing held back from Jobs.
+        assert home["resources"]["requests"] == {"cpu": "25m", "memory": "64Mi"}
+        assert docker["resources"]["requests"] == {"cpu": "25m", "memory": "128Mi"}
         # Only their own home and their own objects.
         claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
         assert claims == ["home"]
@@ -153,7 +166,7 @@ def test_each_engineer_has_a_home_pod_of_their_own_on_every_gpu_node(plans: dict
         assert config["authorized_keys"] == "".join(" ".join(k.split()) + "\n" for k in eng["sshKeys"])
         sshd = config["sshd_config"]
         assert f"AllowUsers {login}\n" in sshd and "PasswordAuthentication no" in sshd and "Port 2222\n" in sshd
-        assert "KUBECONFIG=/etc/akiba/kube/config" in sshd
+        assert "KUBECONFIG=/etc/akiba/kube/config" in sshd and "DOCKER_HOST=tcp://127.0.0.1:2376" in sshd
         others = [e["name"] for e in engineers if e["name"] != login]
         assert not [o for o in others if o in "".join(config.values())]
         # Reached on every node at their own port, on that node's pod, with the client's address.

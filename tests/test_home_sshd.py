@@ -40,9 +40,12 @@ from components.engineers.home_sshd import (
     render_passwd_entries,
     render_sshd_config,
 )
+from components.engineers.rootless_docker import docker_client_env
 from tests.conftest import IN_CI, require_tool
 from tests.servers import free_port, stop
 
+# What every session of a home pod gets for the engineer's own Docker daemon.
+DOCKER_ENV = {e["name"]: e["value"] for e in docker_client_env()}
 # A real ed25519 public key (its private half was thrown away): for the pure tests.
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOl+A//5LFfTZpfE7f7fCgRJMx1vwhPES+k37g0FJiRB alice@laptop"
 ALICE = Engineer("alice", 2001, 2001, (KEY,), "Alice Example")
@@ -262,9 +265,10 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Path) -> None
 def _pod_files(engineer: Engineer, store: Path, view: Path, port: int, host_key: Path) -> None:
     """The pod's files, from the same renderers its ConfigMap and Secret use, owned and moded as
     the kubelet leaves them: ConfigMap and Secret files root's and 0444, the home the engineer's."""
-    data = accounts_config(engineer)
+    data = accounts_config(engineer, DOCKER_ENV)
     config = sshd_config(
         engineer,
+        DOCKER_ENV,
         port=port,
         listen="127.0.0.1",
         host_key=f"{view}/etc/ssh_host_ed25519_key",
@@ -413,13 +417,14 @@ def test_sshd_runs_as_its_engineer_with_no_privilege(pods: dict[str, Pod]) -> No
 def test_each_engineer_logs_in_to_their_own_home_as_themselves(pods: dict[str, Pod]) -> None:
     for pod in pods.values():
         e = pod.engineer
-        command = "id -u; id -g; pwd; echo $KUBECONFIG; echo $PATH; ls -A /home; getent passwd $(id -un)"
+        command = "id -u; id -g; pwd; echo $KUBECONFIG $DOCKER_HOST; echo $PATH; ls -A /home; getent passwd $(id -un)"
         result = _ssh(pod, e.name, pod.key, command)
         assert result.returncode == 0, result.stderr + pod.log.read_text()
-        uid, gid, cwd, kubeconfig, path, homes, passwd = result.stdout.splitlines()
+        uid, gid, cwd, clients, path, homes, passwd = result.stdout.splitlines()
         assert (uid, gid, cwd) == (str(e.uid), str(e.gid), f"/home/{e.name}")
         # sshd builds the session's environment from scratch: the platform's reaches it by SetEnv.
-        assert (kubeconfig, path) == (SESSION_ENV["KUBECONFIG"], SESSION_ENV["PATH"])
+        assert clients.split() == [SESSION_ENV["KUBECONFIG"], DOCKER_ENV["DOCKER_HOST"]]
+        assert path == SESSION_ENV["PATH"]
         assert homes == e.name  # one home in the pod: theirs
         assert passwd + "\n" == render_passwd_entries([e])  # the account as rendered
         assert _log_says(pod, f"Accepted publickey for {e.name} from 127.0.0.1")

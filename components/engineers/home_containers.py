@@ -54,10 +54,10 @@ SESSION_ENV = {
 # Jobs; they also carry the GPU taint these pods do not tolerate).
 ON_GPU_NODES: dict[str, Any] = {"nodeSelector": {"nvidia.com/gpu.present": "true"}, "affinity": ON_OFFICE_NODES}
 # An idle sshd on every node, for every engineer: requests are what it holds back from Jobs.
-# The limits count against the engineer's quota once per GPU node (prod: 5 x 1 CPU, 4Gi of
-# 16 CPU, 64Gi), so they are a login's (editing, building, submitting): compute runs as pods
-# of its own, Jobs or an interactive GPU pod, which ask for what they use.
-RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "4Gi"}}
+# The limits count against the engineer's quota once per GPU node (the quota rule of the
+# cluster check: prod 5 nodes, dev 2), so they are a login's (editing, building, submitting):
+# compute runs as pods of its own, Jobs or an interactive GPU pod, which ask for what they use.
+RESOURCES = {"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "2Gi"}}
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 DEFAULT_SSH_PORT_BASE = 31000  # default node port: 31000 + uid % 1000
 
@@ -87,7 +87,9 @@ class HomeDocker:
     volumes: tuple[dict[str, Any], ...]  # their volumes (TLS material, the daemon's data)
     client_env: Mapping[str, str]  # DOCKER_HOST & co. for every ssh session
     client_mounts: tuple[dict[str, Any], ...] = ()  # what the home container mounts (client certificate)
-    after: tuple[pulumi.Resource, ...] = ()  # e.g. the engineer's TLS Secret
+    pod_settings: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"hostUsers": False}
+    annotations: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)  # rolls the pod on new certificates
+    after: tuple[pulumi.Resource, ...] = ()  # e.g. the engineer's TLS material
 
 
 def sshd_config(
@@ -135,6 +137,7 @@ def home_pod(
     labels: dict[str, str],
     config_checksum: str,
     docker: HomeDocker | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     login = engineer.name
     # Not root, no capability, no escalation: what sshd needs when it serves only its own user.
@@ -142,12 +145,16 @@ def home_pod(
     # The image's account files (readable by all) plus the engineer's lines, as the engineer.
     merge = "set -eu; cat /etc/passwd /config/passwd > /accounts/passwd; cat /etc/group /config/group > /accounts/group"
     return {
-        "metadata": {"labels": labels, "annotations": {"akiba.io/config-checksum": config_checksum}},
+        "metadata": {
+            "labels": labels,
+            "annotations": {"akiba.io/config-checksum": config_checksum, **(annotations or {})},
+        },
         "spec": {
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             # A user namespace: even a way out of the container lands as an unprivileged host uid.
             "hostUsers": False,
+            **(docker.pod_settings if docker else {}),
             **ON_GPU_NODES,
             # Above Jobs: a node full of batch work still gets its login (they are preempted).
             "priorityClassName": INTERACTIVE,
@@ -298,8 +305,8 @@ class HomeContainer(pulumi.ComponentResource):
             spec={
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "home"}},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-                "template": pulumi.Output.from_input(args.image).apply(
-                    lambda image: home_pod(image, engineer, labels, checksum, docker)
+                "template": pulumi.Output.all(args.image, docker.annotations if docker else {}).apply(
+                    lambda v: home_pod(v[0], engineer, labels, checksum, docker, v[1])
                 ),
             },
             opts=on_cluster,
