@@ -555,7 +555,7 @@ def _local_service(target: str | int, namespace: str = "eng-a") -> Recorded:
 
 
 def _home(node_selector: dict[str, str] | None = None) -> Recorded:
-    pod = {"containers": [container("home", ports=[{"name": "ssh", "containerPort": 2222}])]}
+    pod: dict[str, Any] = {"containers": [container("home", ports=[{"name": "ssh", "containerPort": 2222}])]}
     if node_selector:
         pod["nodeSelector"] = node_selector
     template = {"metadata": {"labels": {"app.kubernetes.io/name": "home"}}, "spec": pod}
