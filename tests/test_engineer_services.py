@@ -10,6 +10,7 @@ import pytest
 
 from components.monitoring.gpu_dashboard import CEPH_METRICS, DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
 from stacks.problems import ConfigError
+from tests import pod_security
 from tests.conftest import ROOT, STACKS, config_values, edited, parse
 from tools.plan import references
 from tools.plan.runner import Plan
@@ -115,6 +116,8 @@ def test_each_engineer_has_a_home_pod_of_their_own_on_every_gpu_node(plans: dict
         login, ns = eng["name"], f"eng-{eng['name']}"
         gid = eng.get("gid", eng["uid"])
         pod = _in(plan, "kubernetes:apps/v1:DaemonSet", ns, "home")["spec"]["template"]["spec"]
+        # Admitted by Pod Security baseline, which their namespace enforces.
+        assert pod_security.baseline({"spec": pod, "metadata": {}}) == []
         assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"} == prepull["nodeSelector"]
         # Office GPU nodes only: burst nodes are for Jobs.
         (term,) = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
