@@ -64,6 +64,12 @@ def test_security_group_covering_the_world_in_pieces_fires(sg: Res) -> None:
     assert messages("no-open-ingress", sg)
 
 
+def test_ingress_from_a_prefix_list_fires() -> None:
+    """A managed prefix list (com.amazonaws.global.cloudfront...) holds ranges the plan cannot see."""
+    assert messages("no-open-ingress", Res(SG, {"ingress": [{"prefixListIds": ["pl-3b927c52"]}]}))
+    assert messages("no-open-ingress", Res(SG_INGRESS, {"prefixListId": "pl-3b927c52", "securityGroupId": "sg-1"}))
+
+
 def test_security_group_for_the_office_and_the_vpc_is_quiet() -> None:
     assert messages("no-open-ingress", _sg("203.0.113.10/32", "10.60.0.0/16", "192.168.10.0/24")) == []
     assert messages("no-open-ingress", _sg("203.0.113.0/24", v6=("::ffff:203.0.113.10/128", "fd00::/8"))) == []
@@ -262,6 +268,12 @@ def test_privilege_escalation_in_an_engineer_namespace_needs_its_own_user_namesp
     assert messages("no-privileged-containers", ENGINEER, _workload("DaemonSet", "eng-alice", container=escalating))
     userns = _workload("DaemonSet", "eng-alice", pod={"hostUsers": False}, container=escalating)
     assert messages("no-privileged-containers", ENGINEER, userns) == []
+
+
+def test_a_namespace_labelled_privileged_must_be_a_reviewed_one() -> None:
+    """Relabelling a namespace (the old akiba-homes, where dind ran) is not a way in."""
+    assert messages("no-privileged-containers", _ns("akiba-homes", "privileged"))
+    assert messages("no-privileged-containers", PLATFORM_PRIVILEGED, PLATFORM_BASELINE) == []
 
 
 def test_engineer_namespace_must_enforce_baseline_or_restricted() -> None:

@@ -5,7 +5,8 @@ IPv4-mapped and NAT64 IPv6 ranges count as the IPv4 space they reach, and the un
 measured, so 0.0.0.0/1 + 128.0.0.0/1, ::/1, 0.0.0.0/00 or a hundred /8s are the world too.
 
 - A security group may admit at most max_public_ingress_v4/v6's worth of public space, summed
-  over its inline ingress and every separate SecurityGroupRule/SecurityGroupIngressRule.
+  over its inline ingress and every separate SecurityGroupRule/SecurityGroupIngressRule; a
+  managed prefix list (ranges the plan cannot see) fires.
 - Kubernetes ingress (NetworkPolicy ipBlock, LoadBalancer source ranges) admits private
   ranges only: the cluster sits on the office LAN and its remote nodes come over WireGuard
   from private addresses, so no public source is legitimate there. An ingress rule with no
@@ -111,7 +112,20 @@ def _sg_cidrs(res: PlannedResource) -> list[Any]:
     return [c for c in (p.get("cidrIpv4"), p.get("cidrIpv6")) if c is not None]
 
 
+def _prefix_lists(res: PlannedResource) -> list[Any]:
+    """Managed prefix lists an ingress admits: their ranges live outside the plan."""
+    p = res.props
+    if res.type == "aws:ec2/securityGroup:SecurityGroup":
+        rules = [r for r in p.get("ingress") or [] if isinstance(r, Mapping)]
+        return [i for r in rules for i in r.get("prefixListIds") or []]
+    if res.type == "aws:ec2/securityGroupRule:SecurityGroupRule":
+        return list(p.get("prefixListIds") or []) if p.get("type") == "ingress" else []
+    return [p.get("prefixListId")] if p.get("prefixListId") else []
+
+
 def _security_group(res: PlannedResource, config: PolicyConfig, plan: PlanContext) -> Iterator[str]:
+    for prefix_list in _prefix_lists(res):
+        yield f"ingress from prefix list {prefix_list}: the policy cannot see what it admits (write the CIDRs)"
     own = _sg_cidrs(res)
     for text in own:
         if parse(text) is None:

@@ -1,9 +1,10 @@
 """What a pod may take from its node, judged by the namespace it runs in.
 
 Only a platform namespace the plan declares with Pod Security `enforce: privileged` (and that
-is not an engineer's) may run privileged containers or reach the host; an engineer namespace
-never may, and it must itself enforce baseline or restricted, since its engineer creates pods
-there that no plan shows. Every pod-bearing kind, init and ephemeral containers included. No
+is not an engineer's) may run privileged containers or reach the host, and only the namespaces
+listed in exemptions.PRIVILEGED_NAMESPACES may carry that label; an engineer namespace never
+may, and it must itself enforce baseline or restricted, since its engineer creates pods there
+that no plan shows. Every pod-bearing kind, init and ephemeral containers included. No
 exemption by container name: a name is whatever the author writes."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .context import ENFORCE, PlanContext
+from .exemptions import PRIVILEGED_NAMESPACES
 from .k8s import containers, get, kind, name_of, namespace_of, pod_metadata, pod_spec
 from .model import PlannedResource, PolicyConfig
 
@@ -39,11 +41,18 @@ def _where(ns: str, plan: PlanContext) -> str:
     return f"namespace {ns!r} (not a platform namespace the plan labels pod-security enforce=privileged)"
 
 
-def no_privileged_containers(res: PlannedResource, _: PolicyConfig, plan: PlanContext) -> Iterator[str]:
-    if kind(res) == "Namespace" and plan.trust(name_of(res)) == "engineer":
-        level = get(res.props, "metadata", "labels", ENFORCE)
+def _namespace(res: PlannedResource, plan: PlanContext) -> Iterator[str]:
+    name, level = name_of(res), get(res.props, "metadata", "labels", ENFORCE)
+    if plan.trust(name) == "engineer":
         if level not in ("baseline", "restricted"):
             yield f"engineer namespace enforces Pod Security {level!r}: it must be baseline or restricted"
+    elif level == "privileged" and name not in PRIVILEGED_NAMESPACES:
+        yield "namespace enforces Pod Security privileged but is not a reviewed privileged namespace (exemptions.py)"
+
+
+def no_privileged_containers(res: PlannedResource, _: PolicyConfig, plan: PlanContext) -> Iterator[str]:
+    if kind(res) == "Namespace":
+        yield from _namespace(res, plan)
     spec = pod_spec(res)
     if spec is None:
         return
