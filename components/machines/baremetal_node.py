@@ -76,7 +76,11 @@ class BareMetalNodeArgs:
 
 
 def bootstrap_for(
-    args: BareMetalNodeArgs, join: ClusterJoin, registry_auth: str, pki: dict[str, str] | None
+    args: BareMetalNodeArgs,
+    join: ClusterJoin,
+    registry_auth: str,
+    pki: dict[str, str] | None,
+    encryption_config: str | None = None,
 ) -> NodeBootstrap:
     """The bootstrap description of one MAAS node (pure: tests call it directly)."""
     machine, lan, gpus = args.machine, args.lan, args.gpus
@@ -103,6 +107,7 @@ def bootstrap_for(
             mtu=lan.mtu,
         ),
         pki=pki,
+        encryption_config=encryption_config,
     )
 
 
@@ -133,8 +138,9 @@ class BareMetalNode(pulumi.ComponentResource):
                 lambda v: render_user_data(bootstrap_for(args, v[0], v[1], None))
             )
         else:
-            document = pulumi.Output.all(args.join, args.registry_auth, args.identity.controller_pki.files).apply(
-                lambda v: render_user_data(bootstrap_for(args, v[0], v[1], v[2]))
+            pki = args.identity.controller_pki
+            document = pulumi.Output.all(args.join, args.registry_auth, pki.files, pki.encryption_config).apply(
+                lambda v: render_user_data(bootstrap_for(args, v[0], v[1], v[2], v[3]))
             )
         self.document = pulumi.Output.secret(document)
         self.install_user_data = args.converge_public_key.apply(
@@ -163,6 +169,8 @@ class BareMetalNode(pulumi.ComponentResource):
                 private_key=args.converge_key,
                 kubeconfig=args.kubeconfig,
                 after=(self.instance, *args.after),
+                # Joining nodes get the token once, at creation (the first controller's document has it).
+                join_token=None if args.role == "controller-init" else args.join.apply(lambda j: j.token),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

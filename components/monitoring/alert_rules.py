@@ -40,6 +40,8 @@ THROTTLE_BITS = (8, 32, 64, 128)
 GPU_LABELS = "Hostname, gpu, UUID, modelName"
 # A burst node's kube_node_labels (the label allowlist in monitoring.py; nodes.py labels them).
 BURST_NODES = 'kube_node_labels{label_akiba_io_node_kind="burst"}'
+# kube-state-metrics' creation time of each bootstrap-token Secret (kubeadm's and the program's).
+BOOTSTRAP_TOKENS = 'kube_secret_created{namespace="kube-system", secret=~"bootstrap-token-.*"}'
 HOURS_PER_MONTH = 730  # 365 * 24 / 12, AWS's convention for monthly estimates
 
 
@@ -357,6 +359,17 @@ def burst_group(budget: BurstBudget) -> dict[str, Any]:
                 PAGE,
                 f"Burst spend over the last 30 days is about ${{{{ $value | humanize }}}}, over the ${cap:g} budget",
                 "Scale the burst group to zero (burst.maxSize: 0, `pulumi up`) or raise burst.monthlyBudgetUsd.",
+            ),
+            # The burst nodes' join token is rotated daily and valid two days
+            # (components/burst/credentials.py): with burst on it is the newest bootstrap token.
+            # None newer than 36 h: the rotating `pulumi up --refresh` stopped, and in 12 h no
+            # burst node can join.
+            Alert(
+                "BurstJoinTokenExpiring",
+                f"time() - max({BOOTSTRAP_TOKENS}) > {36 * 3600}",
+                WARN,
+                "No join token newer than 36 h: the burst nodes' token expires within 12 h",
+                "Run `pulumi up --refresh` (the refresh rotates the join tokens); schedule it daily.",
             ),
         ],
     )

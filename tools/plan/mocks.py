@@ -8,6 +8,7 @@ import hashlib
 import json
 import string
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pulumi.runtime import rpc
@@ -30,6 +31,29 @@ def _pem(kind: str, seed: str, size: int = 270) -> str:
 def _chars(seed: str, length: int, alphabet: str) -> str:
     raw = _digest("random", seed) * (length // 32 + 1)
     return "".join(alphabet[b % len(alphabet)] for b in raw[:length])
+
+
+# The offline plan's "now": a fixed instant, so plans are reproducible. A replaced resource
+# (plan-diff's `~replaced` name) is made a rotation period later.
+MOCK_NOW = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
+
+
+def _rotating(name: str, hours: int) -> dict[str, Any]:
+    """time.Rotating's computed timestamps: made at MOCK_NOW (one period later per replacement)."""
+    base = MOCK_NOW + timedelta(hours=hours) * name.count("~replaced")
+    due = base + timedelta(hours=hours)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        "rfc3339": base.strftime(fmt),
+        "rotationRfc3339": due.strftime(fmt),
+        "unix": int(base.timestamp()),
+        "year": base.year,
+        "month": base.month,
+        "day": base.day,
+        "hour": base.hour,
+        "minute": base.minute,
+        "second": base.second,
+    }
 
 
 @dataclass(frozen=True)
@@ -89,8 +113,18 @@ class AkibaMocks(Mocks):
             }
         elif typ == "aws:ec2/eip:Eip":
             state["publicIp"] = "198.18.0.10"  # benchmark range: never a real address
-        elif typ in ("aws:autoscaling/group:Group", "aws:iam/user:User"):
+        elif typ in (
+            "aws:autoscaling/group:Group",
+            "aws:iam/user:User",
+            "aws:iam/role:Role",
+            "aws:iam/instanceProfile:InstanceProfile",
+            "aws:ssm/parameter:Parameter",
+        ):
             state["arn"] = f"arn:aws:mock:::{typ.rsplit(':', 1)[-1].lower()}/{state.get('name', name)}"
+            if typ != "aws:ssm/parameter:Parameter":
+                state.setdefault("name", f"{name}-{_chars(name, 7, string.ascii_lowercase)}")
+        elif typ == "time:index/rotating:Rotating":
+            state |= _rotating(name, int(state.get("rotationHours") or 24 * int(state.get("rotationDays") or 1)))
         elif typ == "aws:iam/accessKey:AccessKey":
             state["secret"] = _chars(f"aws-secret/{name}", 40, string.ascii_letters + string.digits)
         elif typ == "docker-build:index:Image":

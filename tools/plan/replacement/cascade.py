@@ -33,6 +33,9 @@ REGENERATED = frozenset(
         "primaryNetworkInterfaceId",
         "privateIp",
         "publicIp",
+        "rfc3339",  # time.Rotating: a rotation is a new timestamp
+        "rotationRfc3339",
+        "unix",
     }
 )
 # Whose id stays across a replacement: Kubernetes objects (namespace/name), the program's dynamic
