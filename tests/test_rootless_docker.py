@@ -62,7 +62,7 @@ def _home_pod(**spec_over: Any) -> dict[str, Any]:
     }
     spec = {
         **rd.POD_SETTINGS,
-        "securityContext": rd.pod_security_context(GID),
+        "securityContext": {"runAsUser": UID, "runAsGroup": GID, "runAsNonRoot": True},
         "containers": [shell, *rd.docker_containers(ENGINEER)],
         "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}, *rd.docker_volumes(ENGINEER)],
     }
@@ -142,14 +142,16 @@ def test_the_daemon_listens_on_loopback_with_tls_only() -> None:
     }
 
 
-def test_client_key_is_readable_by_the_engineers_group_only_and_the_shell_has_no_server_key() -> None:
+def test_client_key_is_mounted_only_where_the_engineer_runs_and_the_shell_has_no_server_key() -> None:
     pod = _home_pod()
+    shell = pod["spec"]["containers"][0]
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     client = volumes[rd.CLIENT_TLS_VOLUME]["secret"]
     assert client["secretName"] == rd.TLS_SECRET
-    # 0440, group = fsGroup = the engineer's own group: no "other" bits.
-    assert client["defaultMode"] == 0o440 and pod["spec"]["securityContext"]["fsGroup"] == GID
-    shell = pod["spec"]["containers"][0]
+    # Root's files in the pod, readable without fsGroup (which would re-group the CephFS home); the
+    # container that mounts the client key runs nothing but the engineer's processes.
+    assert client["defaultMode"] == 0o444 and "fsGroup" not in pod["spec"]["securityContext"]
+    assert shell["securityContext"]["runAsUser"] == UID
     mounted = {m["name"] for m in shell["volumeMounts"]}
     assert rd.CLIENT_TLS_VOLUME in mounted and rd.SERVER_TLS_VOLUME not in mounted
     assert {m["name"] for m in _daemon()["volumeMounts"]} >= {rd.SERVER_TLS_VOLUME}
@@ -526,3 +528,32 @@ def test_engineer_namespaces_enforce_a_baseline_that_admits_the_daemon(plans: di
             assert labels["pod-security.kubernetes.io/enforce"] == "baseline", meta["name"]
             version = labels.get("pod-security.kubernetes.io/enforce-version", "latest")
             assert version == "latest" or tuple(map(int, version.lstrip("v").split("."))) >= (1, 34), meta["name"]
+
+
+def test_every_home_pod_in_the_plan_has_its_own_daemon_and_keys_where_they_belong(
+    plans: dict[str, runner.Plan],
+) -> None:
+    for stack, plan in plans.items():
+        homes = [
+            r.inputs
+            for r in plan.by_type("kubernetes:apps/v1:DaemonSet")
+            if str(r.inputs["metadata"]["namespace"]).startswith("eng-") and r.inputs["metadata"]["name"] == "home"
+        ]
+        assert homes, f"{stack}: no home pod"
+        for home in homes:
+            ns, spec = home["metadata"]["namespace"], home["spec"]["template"]["spec"]
+            containers = {c["name"]: c for c in spec["containers"]}
+            daemon = containers["docker"]
+            assert daemon["image"] == rd.DOCKER_IMAGE and daemon["securityContext"]["procMount"] == "Unmasked", ns
+            assert spec["hostUsers"] is False, ns
+            uid = spec["securityContext"]["runAsUser"]
+            assert daemon["securityContext"]["runAsUser"] == uid, ns  # the daemon is the engineer
+            for name, c in containers.items():
+                mounted = {m["name"] for m in c.get("volumeMounts", [])}
+                runs_as = (c.get("securityContext") or {}).get("runAsUser", uid)
+                if rd.CLIENT_TLS_VOLUME in mounted or rd.SERVER_TLS_VOLUME in mounted:
+                    assert runs_as == uid, (ns, name)
+                assert (rd.SERVER_TLS_VOLUME in mounted) == (name == "docker"), (ns, name)
+            assert any(
+                rd.CLIENT_TLS_VOLUME in {m["name"] for m in c.get("volumeMounts", [])} for c in containers.values()
+            )

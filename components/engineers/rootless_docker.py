@@ -75,11 +75,14 @@ STATE_VOLUME, CLIENT_TLS_VOLUME, SERVER_TLS_VOLUME, ACCOUNTS_VOLUME = (
     "docker-tls-server",
     "docker-accounts",
 )
-# Secret files: 0440, group = the pod's fsGroup (the engineer's own group): the engineer reads
-# their client key, and so does their daemon beside them (fsGroup is every container's group).
-SECRET_MODE = 0o440
+# Secret files are root's in the pod; without fsGroup (which would re-group the engineer's CephFS
+# home, components/engineers/home_docker.py) the engineer reads them at 0444. Only the engineer's
+# processes run in the containers that mount them: the client key is in the shell's container
+# alone, the server key in the daemon's alone, and no container of the daemon's sees either
+# unless the engineer mounts it there.
+SECRET_MODE = 0o444
 
-# Pod-level settings the home pod takes (with pod_security_context).
+# Pod-level settings the home pod takes.
 POD_SETTINGS: dict[str, Any] = {"hostUsers": False}
 
 CERT_VALIDITY_HOURS = 24 * 365
@@ -115,13 +118,6 @@ def accounts(engineer: Account) -> dict[str, str]:
         "subuid": subids(login, uid),
         "subgid": subids(login, gid),
     }
-
-
-def pod_security_context(gid: int) -> dict[str, Any]:
-    """The home pod's securityContext: its secret files belong to the engineer's group. The
-    ownership change runs only when the volume's root does not already carry the group: the
-    CephFS home (the engineer's own) is never walked."""
-    return {"fsGroup": gid, "fsGroupChangePolicy": "OnRootMismatch"}
 
 
 def daemon_command() -> list[str]:
