@@ -35,7 +35,7 @@ What it takes, and why each setting is there (Kubernetes 1.36, containerd 2.2, U
   "Rootless Docker in Docker"); that is for a container in the node's user namespace, where the
   kernel would check these calls against the node. Here they are checked against the pod's.
 
-Pure renderers for the home pod (components/engineers/home_containers.py puts them in), and one
+Pure renderers for the home pod (components/engineers/home_docker.py puts them in), and one
 ComponentResource per engineer for the TLS material.
 """
 
