@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.cluster import policy_engine
+from components.cluster import network_policies
 from components.storage.personal_databases import NAMESPACE as DB_NAMESPACE
 from tests.conftest import STACKS, config_values, stack_file
 from tests.netpol import NAME_LABEL as NAME
@@ -134,18 +134,18 @@ def test_the_golden_refresh_keeps_its_way(plans: dict[str, Plan], stack: str) ->
     assert not cluster.allows(at.pod(f"eng-{login}"), golden, 5432)
 
 
-def _engine(plan: Plan) -> dict[str, Any]:
+def _enforcer(plan: Plan) -> dict[str, Any]:
     (ds,) = [
         r.raw_inputs
         for r in plan.by_type("kubernetes:apps/v1:DaemonSet")
-        if r.raw_inputs["metadata"]["name"] == policy_engine.NAME
+        if r.raw_inputs["metadata"]["name"] == network_policies.NAME
     ]
     return ds
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_policy_engine_is_pinned_and_runs_on_every_node(plans: dict[str, Plan], stack: str) -> None:
-    ds = _engine(plans[stack])
+def test_the_policy_enforcer_is_pinned_and_runs_on_every_node(plans: dict[str, Plan], stack: str) -> None:
+    ds = _enforcer(plans[stack])
     pod_spec = ds["spec"]["template"]["spec"]
     (container,) = pod_spec["containers"]
     assert container["image"] == "docker.io/cloudnativelabs/kube-router:v2.11.1"
@@ -156,11 +156,11 @@ def test_the_policy_engine_is_pinned_and_runs_on_every_node(plans: dict[str, Pla
     assert container["securityContext"]["privileged"] is False
     # Every node: the placement the cluster check computes for the DaemonSet.
     report = check(plans[stack], cluster_settings(stack_file(stack).config))
-    (placed,) = [p for p in report.placements if p.workload.name == policy_engine.NAME]
+    (placed,) = [p for p in report.placements if p.workload.name == network_policies.NAME]
     every = sorted(n.name for n in report.nodes)
     assert any(n.template for n in report.nodes), "a burst node (its template) is among them"
     assert sorted(n.name for n in placed.placed) == every
-    assert not [p for p in report.problems if policy_engine.NAME in p.subject]
+    assert not [p for p in report.problems if network_policies.NAME in p.subject]
 
 
 def test_the_evaluator_finds_the_old_database_policys_hole() -> None:

@@ -1,5 +1,5 @@
 """The cluster's plumbing: flannel (VXLAN pod network), kube-router's firewall enforcing
-NetworkPolicy beside it (components/cluster/policy_engine.py), the NVIDIA device plugin with GPU
+NetworkPolicy beside it (components/cluster/network_policies.py), the NVIDIA device plugin with GPU
 feature discovery, and Traefik as the ingress for the ML web apps; pinned charts and images."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster import policy_engine
+from components.cluster import network_policies
 from components.cluster.bootstrap import CONTROL_PLANE_TAINT, GPU_TAINT
 from components.cluster.helm import pinned_chart
 from components.cluster.namespaces import PodSecurity, declare_namespace
@@ -65,7 +65,7 @@ class ClusterAddons(pulumi.ComponentResource):
             },
             opts=on_cluster,
         )
-        self._policy_engine(args, on_cluster)
+        self._network_policies(args, on_cluster)
         pinned_chart(
             "nvidia-device-plugin",
             chart="nvidia-device-plugin",
@@ -137,28 +137,28 @@ class ClusterAddons(pulumi.ComponentResource):
         )
         self.register_outputs({"ingressClass": self.ingress_class})
 
-    def _policy_engine(self, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions) -> None:
+    def _network_policies(self, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions) -> None:
         """kube-router's firewall on every node, reading policies and pods; nothing else."""
-        name, ns, labels = policy_engine.NAME, policy_engine.NAMESPACE, args.ctx.labels
+        name, ns, labels = network_policies.NAME, network_policies.NAMESPACE, args.ctx.labels
         account = k8s.core.v1.ServiceAccount(
-            "policy-engine", metadata={"name": name, "namespace": ns, "labels": labels}, opts=opts
+            "network-policies", metadata={"name": name, "namespace": ns, "labels": labels}, opts=opts
         )
         role = k8s.rbac.v1.ClusterRole(
-            "policy-engine",
+            "network-policies",
             metadata={"name": f"akiba:{name}", "labels": labels},
-            rules=policy_engine.cluster_role_rules(),
+            rules=network_policies.cluster_role_rules(),
             opts=opts,
         )
         binding = k8s.rbac.v1.ClusterRoleBinding(
-            "policy-engine",
+            "network-policies",
             metadata={"name": f"akiba:{name}", "labels": labels},
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": f"akiba:{name}"},
             subjects=[{"kind": "ServiceAccount", "name": name, "namespace": ns}],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[role])),
         )
         k8s.apps.v1.DaemonSet(
-            "policy-engine",
+            "network-policies",
             metadata={"name": name, "namespace": ns, "labels": labels},
-            spec=policy_engine.daemonset_spec(args.service_cidr, labels),
+            spec=network_policies.daemonset_spec(args.service_cidr, labels),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[account, binding])),
         )

@@ -2,7 +2,7 @@
 their own pods among themselves, cluster DNS, their own database (not anyone else's), the API
 server, the ingress (the registry and the apps), the internet, and ssh to their home from the
 office LAN. Another engineer's pods, the platform's pods and the machines of the office LAN are
-not reachable from here (kube-router enforces it: components/cluster/policy_engine.py).
+not reachable from here (kube-router enforces it: components/cluster/network_policies.py).
 
 Peers are chosen by `kubernetes.io/metadata.name`, which the API server sets on every namespace:
 a label an engineer sets on their own pods or namespace never widens what is admitted.
