@@ -16,11 +16,13 @@ import pulumi
 import pulumi_command as command
 
 # Every Secret, read and written back unchanged: the API server encrypts it with the first key.
-# bash's pipefail: an API that does not answer fails `pulumi up`, to be run again.
+# A Secret changed or deleted between the read and the write (an operator at work) fails its
+# replace: read again, three times. bash's pipefail: an API that does not answer fails `pulumi up`.
 REWRITE = (
-    'set -euo pipefail; k=$(mktemp); trap \'rm -f "$k"\' EXIT; printf "%s" "$AKIBA_KUBECONFIG" > "$k"; '
+    'set -uo pipefail; k=$(mktemp); trap \'rm -f "$k"\' EXIT; printf "%s" "$AKIBA_KUBECONFIG" > "$k"; '
+    "for attempt in 1 2 3; do "
     'kubectl --kubeconfig "$k" get secrets --all-namespaces -o json '
-    '| kubectl --kubeconfig "$k" replace -f - >/dev/null'
+    '| kubectl --kubeconfig "$k" replace -f - >/dev/null && exit 0; sleep 10; done; exit 1'
 )
 
 
