@@ -169,7 +169,10 @@ def test_each_engineer_has_a_home_pod_of_their_own_on_every_gpu_node(plans: dict
         assert config["authorized_keys"] == "".join(" ".join(k.split()) + "\n" for k in eng["sshKeys"])
         sshd = config["sshd_config"]
         assert f"AllowUsers {login}\n" in sshd and "PasswordAuthentication no" in sshd and "Port 2222\n" in sshd
-        assert "KUBECONFIG=/etc/akiba/kube/config" in sshd and "DOCKER_HOST=tcp://127.0.0.1:2376" in sshd
+        (set_env,) = [line.split()[1:] for line in sshd.splitlines() if line.startswith("SetEnv ")]
+        # Every session: their kubeconfig, their own Docker, the image akiba-gpu-shell starts.
+        assert {"KUBECONFIG=/etc/akiba/kube/config", "DOCKER_HOST=tcp://127.0.0.1:2376"} <= set(set_env)
+        assert f"AKIBA_ML_IMAGE={home['image']}" in set_env
         others = [e["name"] for e in engineers if e["name"] != login]
         assert not [o for o in others if o in "".join(config.values())]
         # Reached on every node at their own port, on that node's pod, with the client's address.

@@ -94,7 +94,7 @@ class HomeDocker:
 
 def sshd_config(
     engineer: Engineer,
-    docker_env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
     *,
     port: int = HOME_PORT,
     listen: str = "0.0.0.0",  # noqa: S104 (the pod's own network namespace)
@@ -110,17 +110,17 @@ def sshd_config(
         listen_addresses=[listen],
         authorized_keys_dir=authorized_keys_dir,
         pid_file=pid_file,
-        set_env={**SESSION_ENV, **(docker_env or {})},
+        set_env={**SESSION_ENV, **(extra_env or {})},
     )
 
 
-def accounts_config(engineer: Engineer, docker_env: Mapping[str, str] | None = None) -> dict[str, str]:
+def accounts_config(engineer: Engineer, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The engineer's ConfigMap: their passwd and group lines (appended to the image's own by the
     init container), sshd's configuration, and their authorized_keys."""
     return {
         "passwd": render_passwd_entries([engineer]),
         "group": render_group_entries([engineer]),
-        "sshd_config": sshd_config(engineer, docker_env),
+        "sshd_config": sshd_config(engineer, extra_env),
         "authorized_keys": render_authorized_keys(engineer),
     }
 
@@ -280,7 +280,10 @@ class HomeContainer(pulumi.ComponentResource):
         after = [*args.after, *(docker.after if docker else ())]
         on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=after)
         labels = {**ctx.labels, ENGINEER_LABEL: login, "app.kubernetes.io/name": "home"}
-        data = accounts_config(engineer, docker.client_env if docker else None)
+        # Every session: their Docker's client settings, and the image akiba-gpu-shell starts.
+        data = pulumi.Output.from_input(args.image).apply(
+            lambda image: accounts_config(engineer, {**(docker.client_env if docker else {}), "AKIBA_ML_IMAGE": image})
+        )
         k8s.core.v1.ConfigMap(
             f"home-accounts-{login}",
             metadata={"name": "home-accounts", "namespace": ns, "labels": labels},
@@ -298,15 +301,15 @@ class HomeContainer(pulumi.ComponentResource):
             string_data=host_key.private_key_openssh.apply(lambda pem: {"ssh_host_ed25519_key": pem}),
             opts=on_cluster,
         )
-        checksum = config_hash(data)
+        checksum = data.apply(config_hash)
         k8s.apps.v1.DaemonSet(
             f"home-{login}",
             metadata={"name": "home", "namespace": ns, "labels": labels},
             spec={
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "home"}},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
-                "template": pulumi.Output.all(args.image, docker.annotations if docker else {}).apply(
-                    lambda v: home_pod(v[0], engineer, labels, checksum, docker, v[1])
+                "template": pulumi.Output.all(args.image, docker.annotations if docker else {}, checksum).apply(
+                    lambda v: home_pod(v[0], engineer, labels, v[2], docker, v[1])
                 ),
             },
             opts=on_cluster,

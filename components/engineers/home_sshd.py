@@ -25,8 +25,9 @@ How the GPUs are shared between interactive use and scheduled jobs:
 - The home pod requests no GPU and sets no `NVIDIA_VISIBLE_DEVICES`: a login sees no GPU and can
   neither take one from a running Job nor keep one from the scheduler while logged out.
 - Interactive GPU work (a notebook, a quick experiment) runs as a pod of its own that requests
-  the GPUs it uses, from the engineer's namespace with their kubeconfig (mounted in the home pod,
-  `KUBECONFIG` set): it waits for a free GPU like a Job does, and holds it until it exits.
+  the GPUs it uses: `akiba-gpu-shell [N]` in a login (images/ml-runtime/akiba-gpu-shell) starts
+  one in the engineer's namespace with their kubeconfig (mounted in the home pod, `KUBECONFIG`
+  set), waits for free GPUs like a Job does, and holds them until the shell exits.
 """
 
 from __future__ import annotations
