@@ -536,3 +536,36 @@ def test_keys_in_the_home_directory_grant_nothing(pods: dict[str, Pod]) -> None:
     result = _ssh(pod, pod.engineer.name, other)
     assert result.returncode != 0
     assert "Permission denied (publickey)" in result.stderr
+
+
+@pytest.mark.checker
+def test_keys_in_a_world_writable_directory_are_refused(pods: dict[str, Pod]) -> None:
+    """Why the pod mounts authorized_keys as one file (subPath): a whole ConfigMap volume's
+    directory is world-writable (0777), and StrictModes then ignores the keys in it."""
+    pod = pods["a"]
+    e, state = pod.engineer, pod.store.parent.parent
+    volume = pod.store / "etc" / "volume"
+    volume.mkdir(mode=0o777)
+    volume.chmod(0o777)  # mkdir's mode is masked by the umask
+    (volume / e.name).write_text(render_authorized_keys(e))
+    (volume / e.name).chmod(0o444)
+    port = free_port()
+    view = f"{state}/pod"
+    options = [f"AuthorizedKeysFile={view}/etc/volume/%u", f"PidFile={view}/run/volume.pid"]
+    proc = _start_pod(e, state, port, "-p", str(port), *(a for o in options for a in ("-o", o)))
+    try:
+        result = subprocess.run(
+            [*_ssh_args(pod, port), "-i", str(pod.key), f"{e.name}@127.0.0.1", "true"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode != 0 and "Permission denied (publickey)" in result.stderr, result.stderr
+        log = state / "logs" / f"{e.name}-{port}.log"
+        deadline = time.monotonic() + 5
+        while "bad ownership or modes for directory" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"bad ownership or modes for directory {view}/etc/volume" in log.read_text()
+    finally:
+        stop(proc)
