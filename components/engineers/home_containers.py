@@ -1,8 +1,9 @@
 """An engineer's home container (the article's "home Docker"), their own: a DaemonSet in their
 namespace on every office GPU node, sshd running as the engineer, their CephFS home at
-/home/<login> and nobody else's, their kubeconfig, and (when components.engineers.rootless_docker
-provides it) their own rootless Docker. A NodePort Service `ssh` with externalTrafficPolicy
-Local puts the engineer's port on every node onto that node's pod, keeping the client address.
+/home/<login> and nobody else's, their kubeconfig, and their own rootless Docker
+(components.engineers.rootless_docker, put in by components.engineers.home_docker), in a user
+namespace of its own. A NodePort Service `ssh` with externalTrafficPolicy Local puts the
+engineer's port on every node onto that node's pod, keeping the client address.
 
 Adding or removing an engineer creates or deletes only their objects: no other engineer's pod
 changes, so nobody else's session restarts. Accounts, keys and sshd's configuration are
