@@ -93,7 +93,8 @@ def render_key_script(parameter: str) -> str:
         f"public=$(wg pubkey < {PRIVATE_KEY})\n"
         f"token=$(curl -fsS --retry 5 -X PUT {imds}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')\n"
         f'region=$(curl -fsS --retry 5 -H "X-aws-ec2-metadata-token: $token" {imds}/meta-data/placement/region)\n'
-        "command -v aws >/dev/null || snap install aws-cli --classic\n"
+        # At first boot snapd may still be seeding: a snap install then fails ("too early").
+        "command -v aws >/dev/null || { snap wait system seed.loaded && snap install aws-cli --classic; }\n"
         f'aws ssm put-parameter --region "$region" --name {shlex.quote(parameter)} --type String --overwrite'
         ' --value "$public" >/dev/null\n'
     )

@@ -520,7 +520,8 @@ def _ssm_secret_lines(ssm: SsmSecrets) -> list[str]:
     noble has no awscli deb)."""
     return [
         'region=$(md placement/region); : "${region:?}"',
-        "command -v aws >/dev/null || snap install aws-cli --classic",
+        # At first boot snapd may still be seeding: a snap install then fails ("too early").
+        "command -v aws >/dev/null || { snap wait system seed.loaded && snap install aws-cli --classic; }",
         'ssm() { aws ssm get-parameter --region "$region" --with-decryption --name "$1"'
         " --query Parameter.Value --output text; }",
         f"join_token=$(ssm {shlex.quote(ssm.join_token)})",
