@@ -1,0 +1,1 @@
+"""Engineers as tenants: their namespace, identity, rights, quota and network."""
