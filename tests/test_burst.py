@@ -318,6 +318,7 @@ def test_burst_secrets_are_secure_strings_only_the_burst_role_reads(plans: dict[
     assert secret.raw_inputs["metadata"]["name"] == f"bootstrap-token-{data['token-id']}"
     assert f"{data['token-id']}.{data['token-secret']}" == token.raw_inputs["value"]
     assert data["auth-extra-groups"] == KUBEADM_NODE_GROUP and data["usage-bootstrap-authentication"] == "true"
+    assert secret.urn in token.dependencies, "a node reads a new token only once the cluster accepts it"
     rotation = next(
         r for r in plan.resources if r.type == "time:index/rotating:Rotating" and r.name.startswith("burst")
     )

@@ -52,7 +52,7 @@ class BurstCredentials(pulumi.ComponentResource):
         secret = pulumi.Output.all(token.token, token.expires).apply(
             lambda v: bootstrap_token_secret(v[0], v[1], "akiba burst nodes (rotated by pulumi)")
         )
-        k8s.core.v1.Secret(
+        valid = k8s.core.v1.Secret(
             "burst-join-token",
             # The name holds the token's id, which is public (kubeadm lists it); the secret half is not.
             metadata=pulumi.Output.unsecret(secret.apply(lambda s: {**s["metadata"], "labels": ctx.labels})),
@@ -74,15 +74,23 @@ class BurstCredentials(pulumi.ComponentResource):
                 value=value,
                 description=description,
                 tags=tags,
-                opts=on_aws,
+                # A node reads the new token only once the cluster accepts it.
+                opts=pulumi.ResourceOptions.merge(on_aws, pulumi.ResourceOptions(depends_on=after)),
             )
-            for resource, parameter, value, description in (
-                ("burst-join-token", self.parameters.join_token, token.token, "kubeadm join token of burst nodes"),
+            for resource, parameter, value, description, after in (
+                (
+                    "burst-join-token",
+                    self.parameters.join_token,
+                    token.token,
+                    "kubeadm join token of burst nodes",
+                    [valid],
+                ),
                 (
                     "burst-registry-authorization",
                     self.parameters.registry_authorization,
                     args.registry_auth,
                     "the registry pull account's Authorization header",
+                    [],
                 ),
             )
         ]
