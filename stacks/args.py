@@ -22,6 +22,8 @@ from components.storage.home_snapshots import HomeSnapshots
 from components.storage.personal_databases import GoldenDatabase
 from components.storage.rook_ceph import CephHost
 from components.storage.shared_homes import Home
+from components.tenants.quota import ContainerDefaults, TenantQuota
+from components.tenants.tenants import Tenant
 from stacks import spec
 from stacks.gpus import GPU_MODELS
 
@@ -144,7 +146,7 @@ def ceph_pools(storage: spec.StorageSpec) -> CephPools:
 
 
 def homes(engineers: list[spec.EngineerSpec]) -> tuple[Home, ...]:
-    return tuple(same_named(Home, e, gid=e.group_id, size=e.home_size) for e in engineers)
+    return tuple(same_named(Home, e, gid=e.group_id, size=e.home_size, volume_name=e.home_volume) for e in engineers)
 
 
 def home_snapshots(policy: spec.HomeSnapshotsSpec) -> HomeSnapshots:
@@ -165,6 +167,22 @@ def database_owners(engineers: list[spec.EngineerSpec]) -> tuple[str, ...]:
 
 def accounts(engineers: list[spec.EngineerSpec]) -> tuple[Engineer, ...]:
     return tuple(Engineer(e.name, e.uid, e.group_id, tuple(e.ssh_keys)) for e in engineers)
+
+
+# --- tenants ---------------------------------------------------------------------------------
+
+
+def tenants(s: spec.StackSpec) -> tuple[Tenant, ...]:
+    """Each engineer with their quota: the stack's, with their own values where they set some."""
+    return tuple(Tenant(login=e.name, quota=tenant_quota(s.tenancy.quota.overridden(e.quota))) for e in s.engineers)
+
+
+def tenant_quota(q: spec.QuotaSpec) -> TenantQuota:
+    return TenantQuota(gpus=q.gpus, cpu=q.cpu, memory=q.memory, storage=q.storage)
+
+
+def container_defaults(tenancy: spec.TenancySpec) -> ContainerDefaults:
+    return same_named(ContainerDefaults, tenancy.container_defaults)
 
 
 # --- burst -----------------------------------------------------------------------------------

@@ -16,8 +16,12 @@ from components.cluster.etcd_backup import EtcdBackup, EtcdBackupArgs
 from components.cluster.identity import ClusterIdentity, ClusterIdentityArgs
 from components.cluster.namespaces import PlatformNamespaces, PlatformNamespacesArgs
 from components.cluster.priorities import PriorityClasses, PriorityClassesArgs
+from components.cluster.secrets_rewrite import SecretsRewrite, SecretsRewriteArgs
 from components.context import PlatformContext
-from components.engineers.home_containers import HomeContainers, HomeContainersArgs
+from components.engineers.home_containers import HomeContainer, HomeContainerArgs
+from components.engineers.home_docker import home_docker
+from components.engineers.image_prepull import ImagePrepull, ImagePrepullArgs
+from components.engineers.rootless_docker import DockerTls, DockerTlsArgs
 from components.machines import maas as maas_backend
 from components.machines.dns import OfficeDns, OfficeDnsArgs
 from components.monitoring.alert_rules import BurstBudget
@@ -26,13 +30,16 @@ from components.registry.credentials import PUSH_USER, RegistryCredentials, Regi
 from components.registry.images import ContainerImage, ContainerImageArgs
 from components.registry.registry import Registry, RegistryArgs
 from components.storage.homes_nfs import NFS_PSEUDO_PATH
-from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
+from components.tenants.credentials import ClusterAccess
+from components.tenants.names import HOME_CLAIM, engineer_namespace
+from components.tenants.tenants import Tenants, TenantsArgs
 from stacks import args
-from stacks.burst import benchmark_models, declare_burst
+from stacks.burst import benchmark_models, declare_burst, public_key_command
 from stacks.config import StackSecrets
 from stacks.nodes import NodeDeployer, declare_vms, external_ceph_access, own_ceph_access
 from stacks.spec import NodeSpec, StackSpec
 from stacks.storage import declare_offsite, declare_storage
+from stacks.tenant_network import declare_engineer_network
 
 API_PORT = 6443
 
@@ -49,7 +56,15 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     ctx = PlatformContext(
         stack=spec.stack, cluster_name=spec.cluster.name, protect_stateful=spec.cluster.protect_stateful
     )
-    identity = ClusterIdentity("cluster", ClusterIdentityArgs(ctx=ctx, api_endpoint=spec.api_endpoint))
+    identity = ClusterIdentity(
+        "cluster",
+        ClusterIdentityArgs(
+            ctx=ctx,
+            api_endpoint=spec.api_endpoint,
+            join_token_rotation_days=spec.cluster.join_token_rotation_days,
+            encryption_key_generations=tuple(spec.cluster.secrets_encryption_keys),
+        ),
+    )
     cluster = spec.cluster
     controller_names = tuple(x for n in spec.controllers for x in (n.ip, n.hostname))
     if spec.cluster.api_vip:  # its name on the office DNS (args.office_dns_records) is in the certificate too
@@ -67,6 +82,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             dns_domain=cluster.dns_domain,
             api_vip=cluster.api_vip,
             controller_names=controller_names,
+            token_ttl_hours=identity.join_token.ttl_hours,
         )
     )
 
@@ -90,6 +106,15 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             nodes.deploy(node, vms.get(node.hostname))
     init_node = nodes.init_node
     assert init_node is not None  # the spec guarantees a controller, and never a VM on own Ceph
+    # Secrets written before encryption at rest (or under an older key) are rewritten once every
+    # controller so far has the key (the chain's last step: controllers roll first).
+    assert nodes.previous is not None
+    SecretsRewrite(
+        "secrets-rewrite",
+        SecretsRewriteArgs(
+            key_name=identity.encryption_key_name, kubeconfig=identity.kubeconfig, after=(nodes.previous,)
+        ),
+    )
 
     namespaces = PlatformNamespaces(
         "namespaces",
@@ -105,6 +130,26 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     priorities = PriorityClasses(
         "priorities", PriorityClassesArgs(ctx=ctx, provider=identity.provider, after=(init_node.last,))
     )
+    # Engineers' namespaces, rights, quotas and certificates: what goes into an engineer's
+    # namespace (home pods, network policies, claims) depends on tenants.namespaces[login].
+    tenants = Tenants(
+        "tenants",
+        TenantsArgs(
+            ctx=ctx,
+            provider=identity.provider,
+            access=ClusterAccess(
+                cluster_name=cluster.name,
+                api_endpoint=spec.api_endpoint,
+                ca_cert_pem=identity.ca_cert_pem,
+                ca_key_pem=identity.ca_key_pem,
+                certificate_days=spec.tenancy.certificate_days,
+            ),
+            tenants=args.tenants(spec),
+            container_defaults=args.container_defaults(spec.tenancy),
+            after=(init_node.last,),
+        ),
+    )
+    declare_engineer_network(spec, ctx, identity.provider, tenants.namespaces)
 
     apps = spec.apps
     addons = ClusterAddons(
@@ -113,6 +158,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ctx=ctx,
             provider=identity.provider,
             pod_cidr=cluster.pod_cidr,
+            service_cidr=cluster.service_cidr,
             mtu=args.pod_network_mtu(spec),
             ingress_http_port=apps.ingress_http_port,
             ingress_https_port=apps.ingress_https_port,
@@ -120,7 +166,9 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ),
         opts=pulumi.ResourceOptions(depends_on=[init_node.last, priorities]),
     )
-    storage = declare_storage(spec, ctx, identity, secrets, after=(init_node.last, priorities))
+    storage = declare_storage(
+        spec, ctx, identity, secrets, after=(init_node.last, priorities), tenant_namespaces=tenants.namespaces
+    )
     if not external_ceph:
         vms = declare_vms(spec, ctx, own_ceph_access(spec, storage.ceph))
         for node in rollout_order(spec):
@@ -178,16 +226,33 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             after=(registry,),
         ),
     )
-    HomeContainers(
-        "home-containers",
-        HomeContainersArgs(
+    # Each engineer's home, in their namespace: adding or removing one touches no one else's pods.
+    for engineer, account in zip(spec.engineers, args.accounts(spec.engineers), strict=True):
+        namespace = tenants.namespaces[engineer.name]
+        docker_tls = DockerTls(
+            f"docker-tls-{engineer.name}",
+            DockerTlsArgs(ctx=ctx, provider=identity.provider, engineer=account, after=(namespace,)),
+        )
+        HomeContainer(
+            f"home-{engineer.name}",
+            HomeContainerArgs(
+                ctx=ctx,
+                provider=identity.provider,
+                image=ml_image.ref,
+                engineer=account,
+                ssh_port=engineer.node_port,
+                docker=home_docker(account, docker_tls),
+                after=(namespace, storage.homes.resources[engineer.name], priorities),
+            ),
+        )
+    ImagePrepull(
+        "ml-image-prepull",
+        ImagePrepullArgs(
             ctx=ctx,
             provider=identity.provider,
-            namespace=HOMES_NAMESPACE,
+            namespace=namespaces.names["akiba-workloads"],
             image=ml_image.ref,
-            engineers=args.accounts(spec.engineers),
-            claims=storage.homes.claims,
-            after=(storage.homes, priorities),
+            after=(priorities,),
         ),
     )
     burst_node_price = max(spec.burst.spot_price_usd.values()) if spec.burst.enabled else 0.0
@@ -228,7 +293,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     # Names for the ingress (registry, Grafana, apps) on the office DNS, MAAS's bind.
     OfficeDns("office-dns", OfficeDnsArgs(records=args.office_dns_records(spec), settings=maas))
     burst = (
-        declare_burst(spec, ctx, join, identity, registry_credentials.pull_authorization)
+        declare_burst(spec, ctx, join, identity, registry_credentials.pull_authorization, after=(init_node.last,))
         if spec.burst.enabled
         else None
     )
@@ -250,11 +315,23 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     )
 
     return {
-        "contractVersion": "1",
+        "contractVersion": "2",
         "clusterName": cluster.name,
         "apiEndpoint": spec.api_endpoint,
-        "kubeconfig": identity.kubeconfig,
+        # No admin kubeconfig: platform engineers use /etc/kubernetes/admin.conf on a controller
+        # (kubeadm's own); the provider keeps this program's copy in its state.
         "caCertPem": identity.ca_cert_pem,
+        "consumerKubeconfig": tenants.consumer_kubeconfig,
+        "engineers": {
+            e.name: {
+                "namespace": engineer_namespace(e.name),
+                "uid": e.uid,
+                "sshPort": e.node_port,
+                "homeClaim": HOME_CLAIM,
+            }
+            for e in spec.engineers
+        },
+        **{f"engineerKubeconfig-{login}": kubeconfig for login, kubeconfig in tenants.kubeconfigs.items()},
         "podCidr": cluster.pod_cidr,
         "serviceCidr": cluster.service_cidr,
         "nodes": [
@@ -282,15 +359,17 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             "monitorCandidates": [n.ip for n in spec.nodes if n.disks.ceph],
         },
         "nfs": {
-            "servers": [n.ip for n in spec.nodes],  # any node: a NodePort, stable across failover
+            # A NodePort with externalTrafficPolicy Local (the client's address reaches the server):
+            # of these, only the node running the NFS server answers; after a failover, another.
+            "servers": [n.ip for n in spec.nodes],
             "port": storage.nfs.nfs_port,
-            "export": NFS_PSEUDO_PATH,
+            "export": NFS_PSEUDO_PATH,  # the root: each engineer's export is <export>/<login>
+            "exports": storage.nfs.exports,  # login -> {path, clients}: only those engineers, those machines
         },
         "personalDatabases": {
             name: {"host": e.host, "port": e.port, "user": e.user, "database": e.database, "secretName": e.secret_name}
             for name, e in storage.databases.endpoints.items()
         },
-        "personalDatabasePasswords": storage.databases.passwords,
         "cephLibvirtKey": storage.ceph.libvirt_key,
         "vms": {
             vm.domain_name: {
@@ -313,7 +392,11 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
                 {
                     "siteLink": {
                         "gatewayPublicIp": burst.network.gateway_public_ip,
-                        "wireguardPublicKey": burst.network.wireguard_public_key,
+                        # The gateway makes its own key: where to read its public half.
+                        "wireguardPublicKeyParameter": burst.network.wireguard_public_key_parameter,
+                        "wireguardPublicKeyCommand": public_key_command(
+                            spec.burst.region, burst.network.wireguard_public_key_parameter
+                        ),
                         "listenPort": spec.burst.site_link.listen_port,
                     }
                 }

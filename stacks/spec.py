@@ -6,6 +6,7 @@ Field-level rules live on the fields; rules that span fields live in `stacks.rul
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -13,7 +14,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.alias_generators import to_camel
 
 from components.burst.instance_types import INSTANCE_TYPES
+from components.engineers.home_containers import default_ssh_port
 from components.engineers.home_sshd import UID_MAX, UID_MIN
+from components.tenants.quota import quantity
 from stacks.gpus import GPU_MODELS, GpuModel
 from stacks.types import (
     Cidr,
@@ -43,6 +46,12 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
 
+def _key_generations(keys: list[int]) -> list[int]:
+    if len(set(keys)) != len(keys) or min(keys, default=1) < 1:
+        raise ValueError("distinct key generations, each 1 or more, the encrypting one first, like [1] or [2, 1]")
+    return keys
+
+
 class ClusterSpec(Section):
     name: Hostname = Field(description="Cluster name, used in names and tags. Example: akiba")
     kubernetes_version: KubernetesVersion = Field(description="kubeadm/kubelet version, e.g. 1.36.4")
@@ -56,6 +65,19 @@ class ClusterSpec(Section):
         default=None,
         description="The API server's virtual IP on the office LAN (kube-vip, ARP), no machine's address; "
         "required with more than one controller. Unset: the API is the one controller's address",
+    )
+    join_token_rotation_days: int = Field(
+        default=7,
+        ge=1,
+        le=90,
+        description="Days between rotations of the nodes' kubeadm join token (it expires after twice that)",
+    )
+    secrets_encryption_keys: Annotated[list[int], AfterValidator(_key_generations)] = Field(
+        default=[1],
+        min_length=1,
+        max_length=3,
+        description="Generations of the key that encrypts Secrets at rest, the first one writing; rotate by "
+        "[1] -> [1, 2] -> [2, 1] -> [2], one `pulumi up` each (README: Secrets at rest)",
     )
 
 
@@ -74,8 +96,20 @@ class NetworkSpec(Section):
     bond: BondSpec = Field(default_factory=BondSpec)
 
 
+def _https(value: str) -> str:
+    # The API key crosses this URL, and with it the power of every node's configuration.
+    if not value.startswith("https://"):
+        raise ValueError(
+            "an https:// URL (MAAS serves TLS on port 5443 after `maas config-tls enable`), "
+            "like https://192.168.10.2:5443/MAAS: the API key must not cross the LAN in the clear"
+        )
+    return value
+
+
 class MaasSpec(Section):
-    url: HttpUrl = Field(description="MAAS region API, e.g. http://192.168.10.2:5240/MAAS")
+    url: Annotated[HttpUrl, AfterValidator(_https)] = Field(
+        description="MAAS region API over TLS, e.g. https://192.168.10.2:5443/MAAS"
+    )
     distro_series: Literal["jammy", "noble"] = Field(description="Ubuntu release MAAS deploys")
     hwe_kernel: str | None = Field(default=None, description="e.g. hwe-24.04; MAAS default if unset")
     pool: str | None = Field(default=None, description="MAAS resource pool for the nodes")
@@ -214,6 +248,101 @@ class NodeSpec(Section):
         return GPU_MODELS[model].driver_branch if model else None
 
 
+def _cpu_quantity(value: str) -> str:
+    try:
+        amount = quantity(value)
+    except ValueError:
+        amount = None
+    if amount is None or amount <= 0 or value[-1] == "i":
+        raise ValueError("a CPU quantity (Kubernetes) greater than 0, like 16 or 500m")
+    return value
+
+
+def _byte_quantity(value: str) -> str:
+    try:
+        amount = quantity(value)
+    except ValueError:
+        amount = None
+    if amount is None or amount < 2**20 or value[-1] == "m":
+        raise ValueError("a byte quantity (Kubernetes) of at least 1Mi, like 64Gi or 1Ti")
+    return value
+
+
+# Kubernetes quantities as the ResourceQuota and LimitRange take them.
+CpuQuantity = Annotated[str, AfterValidator(_cpu_quantity)]
+ByteQuantity = Annotated[str, AfterValidator(_byte_quantity)]
+
+
+class QuotaOverrideSpec(Section):
+    """Part of one engineer's quota that differs from `tenancy.quota`, e.g. {gpus: 8}."""
+
+    gpus: int | None = Field(default=None, ge=0, le=1000, description="nvidia.com/gpu all their pods request")
+    cpu: CpuQuantity | None = Field(default=None, description="CPU, requests and limits, e.g. 16")
+    memory: ByteQuantity | None = Field(default=None, description="Memory, requests and limits, e.g. 64Gi")
+    storage: ByteQuantity | None = Field(default=None, description="All their claims, the home included, e.g. 1Ti")
+
+
+class QuotaSpec(Section):
+    """What each engineer's namespace may use in all (its ResourceQuota)."""
+
+    gpus: int = Field(ge=0, le=1000, description="nvidia.com/gpu all their pods request together, e.g. 4")
+    cpu: CpuQuantity = Field(description="CPU, requests and limits, e.g. 16")
+    memory: ByteQuantity = Field(description="Memory, requests and limits, e.g. 64Gi")
+    storage: ByteQuantity = Field(description="All their PersistentVolumeClaims, the home included, e.g. 1Ti")
+
+    def overridden(self, override: QuotaOverrideSpec | None) -> QuotaSpec:
+        """This quota with an engineer's own values in place of the stack's."""
+        own = override.model_dump(exclude_none=True) if override else {}
+        return self.model_copy(update=own)
+
+
+class ContainerDefaultsSpec(Section):
+    """Request and limit of a container in an engineer's namespace that states none (LimitRange)."""
+
+    cpu: CpuQuantity = Field(default="1", description="e.g. 1 or 500m")
+    memory: ByteQuantity = Field(default="2Gi", description="e.g. 2Gi")
+
+
+class TenancySpec(Section):
+    """What every engineer gets as a tenant: their namespace's quota, container defaults, and how
+    long their client certificate lives (a `pulumi up` in its last 7 days renews it)."""
+
+    quota: QuotaSpec = Field(description="Stack-wide per-engineer quota; engineers[].quota overrides parts")
+    container_defaults: ContainerDefaultsSpec = Field(default_factory=ContainerDefaultsSpec)
+    certificate_days: int = Field(
+        default=30, ge=8, le=365, description="Validity of engineers' and consumers' client certificates"
+    )
+
+    @model_validator(mode="after")
+    def _defaults_fit(self) -> TenancySpec:
+        d, q = self.container_defaults, self.quota
+        if quantity(d.cpu) > quantity(q.cpu) or quantity(d.memory) > quantity(q.memory):
+            raise ValueError(
+                f"containerDefaults ({d.cpu} cpu, {d.memory}) within quota ({q.cpu} cpu, {q.memory}): "
+                "a container with the defaults could never start"
+            )
+        return self
+
+
+NFS_CLIENT_MIN_PREFIX = 28  # at most 16 addresses: a few machines, never the office LAN
+
+
+def _nfs_client(value: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        net = None
+    if net is None or net.prefixlen < NFS_CLIENT_MIN_PREFIX:
+        raise ValueError(
+            f"an IPv4 address like 192.168.10.50, or a network of at most 16 addresses (/{NFS_CLIENT_MIN_PREFIX} "
+            "or longer) with no host bits"
+        )
+    return str(net.network_address) if net.prefixlen == 32 else str(net)
+
+
+NfsClient = Annotated[str, AfterValidator(_nfs_client)]
+
+
 class EngineerSpec(Section):
     name: LoginName
     # The range the home containers accept (components.engineers.home_sshd): Debian's for people.
@@ -222,10 +351,35 @@ class EngineerSpec(Section):
     ssh_keys: list[SshPublicKey] = Field(min_length=1)
     home_size: str = Field(default="100Gi", pattern=r"^\d+(Gi|Ti)$", description="CephFS home quota")
     personal_database: bool = Field(default=False, description="A private clone of the golden database")
+    nfs_clients: list[NfsClient] = Field(
+        default_factory=list,
+        description="Machines that may mount their home over NFS (root squashed), e.g. [192.168.10.50]; "
+        "none: no export",
+    )
+    quota: QuotaOverrideSpec | None = Field(
+        default=None, description="Their own quota where it differs from tenancy.quota, e.g. {gpus: 8}"
+    )
+    ssh_port: int | None = Field(
+        default=None,
+        ge=30000,
+        le=32767,
+        description="NodePort their ssh reaches their home on; default 31000 + uid % 1000",
+    )
+    home_volume: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+        description="An existing PersistentVolume their home claim binds (adopting a home from akiba-homes, "
+        "README: Moving homes into the engineers' namespaces); keep it once set",
+    )
 
     @property
     def group_id(self) -> int:
         return self.gid if self.gid is not None else self.uid
+
+    @property
+    def node_port(self) -> int:
+        """The port `ssh -p <port> <login>@<any node>` uses."""
+        return self.ssh_port if self.ssh_port is not None else default_ssh_port(self.uid)
 
 
 def _known_instance_type(value: str) -> str:
@@ -436,6 +590,7 @@ class StackSpec(Section):
     databases: DatabasesSpec
     apps: AppsSpec
     libvirt: LibvirtSpec
+    tenancy: TenancySpec
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
     backups: BackupsSpec = Field(default_factory=BackupsSpec)
 

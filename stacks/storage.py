@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -11,11 +12,10 @@ from components.cluster.identity import ClusterIdentity
 from components.context import PlatformContext
 from components.storage.ceph_storage import CephStorage, CephStorageArgs
 from components.storage.home_snapshots import HomeSnapshotsArgs, HomeSnapshotSchedules
-from components.storage.homes_nfs import HomesNfs, HomesNfsArgs
+from components.storage.homes_nfs import HomeExport, HomesNfs, HomesNfsArgs
 from components.storage.offsite import OffsiteBackup, OffsiteBackupArgs
 from components.storage.personal_databases import PersonalDatabases, PersonalDatabasesArgs
 from components.storage.rook_ceph import RookCeph, RookCephArgs
-from components.storage.shared_homes import NAMESPACE as HOMES_NAMESPACE
 from components.storage.shared_homes import SharedHomes, SharedHomesArgs
 from stacks import args
 from stacks.config import StackSecrets
@@ -36,8 +36,10 @@ def declare_storage(
     identity: ClusterIdentity,
     secrets: StackSecrets,
     after: tuple[pulumi.Resource, ...],
+    tenant_namespaces: Mapping[str, pulumi.Resource],
 ) -> Storage:
-    """Rook Ceph on the nodes' SSDs, and what lives on it: homes, golden and personal databases."""
+    """Rook Ceph on the nodes' SSDs, and what lives on it: homes, golden and personal databases.
+    `tenant_namespaces` (login -> Namespace): what goes into an engineer's namespace waits for it."""
     rook = RookCeph(
         "rook-ceph",
         RookCephArgs(ctx=ctx, provider=identity.provider, nodes=args.ceph_hosts(spec.nodes), mons=spec.storage.mons),
@@ -55,6 +57,7 @@ def declare_storage(
             filesystem=spec.storage.filesystem,
             homes=args.homes(spec.engineers),
             after=(ceph, *after),  # `after` holds the PriorityClasses their pods name
+            namespaces=dict(tenant_namespaces),
         ),
     )
     nfs = HomesNfs(
@@ -64,7 +67,9 @@ def declare_storage(
             provider=identity.provider,
             filesystem=spec.storage.filesystem,
             nfs_node_port=spec.storage.nfs_node_port,
+            exports=tuple(HomeExport(e.name, tuple(e.nfs_clients)) for e in spec.engineers if e.nfs_clients),
             after=(homes, ceph, *after),
+            namespaces=tenant_namespaces,
             moved_from=pulumi.create_urn("shared-homes", "akiba:storage:SharedHomes"),
         ),
     )
@@ -74,7 +79,6 @@ def declare_storage(
             ctx=ctx,
             provider=identity.provider,
             filesystem=spec.storage.filesystem,
-            homes_namespace=HOMES_NAMESPACE,
             claims=tuple(homes.claims.values()),
             policy=args.home_snapshots(spec.storage.home_snapshots),
             after=(homes, ceph, *after),
@@ -89,6 +93,8 @@ def declare_storage(
             owners=args.database_owners(spec.engineers),
             source_url=secrets.golden_db_source_url,
             after=(ceph, *after),
+            namespaces=tenant_namespaces,
+            pod_cidr=spec.cluster.pod_cidr,
         ),
     )
     return Storage(ceph=ceph, homes=homes, nfs=nfs, databases=databases)
