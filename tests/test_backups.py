@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from components.storage.home_snapshots import HomeSnapshots, reconcile_script
+from components.tenants.names import HOME_CLAIM, NAMESPACE_PREFIX
 from tests.ceph_fixture import ceph  # noqa: F401
 from tests.conftest import IN_CI, edited, parse
 from tests.real_ceph import Ceph
@@ -141,13 +142,15 @@ def test_every_home_gets_a_snapshot_schedule(plans: dict[str, Plan], stack: str)
     plan = plans[stack]
     assert plan.resources
     cron = _named(plan, "CronJob", "home-snapshots")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    claims = [r.raw_inputs["metadata"]["name"] for r in plan.resources if r.type.endswith(":PersistentVolumeClaim")]
-    homes = sorted(c for c in claims if c.startswith("home-"))
+    claims = [r.raw_inputs["metadata"] for r in plan.resources if r.type.endswith(":PersistentVolumeClaim")]
+    # Every engineer's home: claim `home` in their own namespace.
+    homes = sorted((m["namespace"], m["name"]) for m in claims if m["namespace"].startswith(NAMESPACE_PREFIX))
     assert homes
+    assert {name for _, name in homes} == {HOME_CLAIM}
     # The kubectl step resolves every home claim to its subvolume, and the ceph step schedules them all.
     paths_step = cron["initContainers"][0]["command"][-1]
-    assert all(f"{claim} " in paths_step for claim in homes)
-    assert all(f"/work/{claim}" in cron["containers"][0]["command"][-1] for claim in homes)
+    assert all(f"-n {ns} {claim} " in paths_step for ns, claim in homes)
+    assert all(f"/work/{ns}.{claim}" in cron["containers"][0]["command"][-1] for ns, claim in homes)
     env = {e["name"]: e for e in cron["containers"][0]["env"]}
     assert env["CEPH_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "rook-ceph-client-home-snapshots"
     # The defaults: hourly, 24 hourly + 7 daily + 4 weekly.
