@@ -115,3 +115,19 @@ def test_the_benchmark_image_has_every_package_the_payload_needs() -> None:
     lines = (ROOT / "benchmarks" / ".dockerignore").read_text().splitlines()
     ignored = [line for line in lines if line and not line.startswith("#")]
     assert ignored[:3] == ["*", "!__init__.py", "!gpu/"], "the build context is the payload only"
+
+
+def test_kubectl_in_the_image_is_the_clusters_version() -> None:
+    """Engineers and akiba-gpu-shell drive their namespace with the image's kubectl: it must be
+    within kubectl's supported skew (one minor) of every stack's API server."""
+    import yaml
+
+    tag = re.search(r"^FROM registry\.k8s\.io/kubectl:v(\d+)\.(\d+)\.\d+ AS kubectl$", DOCKERFILE.read_text(), re.M)
+    assert tag, "the ML image takes kubectl from registry.k8s.io/kubectl at an exact version"
+    assert "COPY --from=kubectl /bin/kubectl /usr/local/bin/kubectl" in DOCKERFILE.read_text()
+    assert "kubectl " in (IMAGE / "akiba-gpu-shell").read_text()
+    client = (int(tag[1]), int(tag[2]))
+    for stack in ("prod", "dev"):
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        major, minor, _ = (int(x) for x in config["akiba:cluster"]["kubernetesVersion"].split("."))
+        assert major == client[0] and abs(minor - client[1]) <= 1, (stack, client, (major, minor))
