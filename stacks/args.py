@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from components.burst.network import ExistingVpc, SiteLink
 from components.burst.wireguard import TUNNEL_MTU
 from components.cluster.bootstrap import RegistryMirror
+from components.engineers.home_containers import HomeLimits
 from components.engineers.home_sshd import Engineer
 from components.machines.baremetal_node import NodeGpus, OfficeLan
 from components.machines.dns import AddressRecord
@@ -183,6 +184,10 @@ def tenant_quota(q: spec.QuotaSpec) -> TenantQuota:
 
 def container_defaults(tenancy: spec.TenancySpec) -> ContainerDefaults:
     return same_named(ContainerDefaults, tenancy.container_defaults)
+
+
+def home_limits(tenancy: spec.TenancySpec) -> HomeLimits:
+    return same_named(HomeLimits, tenancy.home_limits)
 
 
 # --- burst -----------------------------------------------------------------------------------

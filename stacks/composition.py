@@ -241,7 +241,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
                 image=ml_image.ref,
                 engineer=account,
                 ssh_port=engineer.node_port,
-                docker=home_docker(account, docker_tls),
+                limits=args.home_limits(spec.tenancy),
+                docker=home_docker(account, docker_tls, args.home_limits(spec.tenancy)),
                 after=(namespace, storage.homes.resources[engineer.name], priorities),
             ),
         )

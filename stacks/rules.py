@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -18,6 +19,7 @@ from components.burst.instance_types import INSTANCE_TYPES
 from components.engineers.home_containers import DOCKER_GID
 from components.engineers.home_sshd import key_problems
 from components.storage.ceph_storage import CEPHFS_CLASS
+from components.tenants.quota import quantity
 from stacks import addresses, names
 from stacks.problems import Problem, key_path, shown
 from stacks.raw import Raw, items_at, normal, section_at
@@ -474,6 +476,38 @@ def apps_fit_a_node(raw: Raw) -> list[Problem]:
     return out
 
 
+def _amount(value: Any) -> Decimal | None:
+    try:
+        return quantity(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def home_fits_each_quota(raw: Raw) -> list[Problem]:
+    """An engineer's own quota is also their LimitRange's max, each container's most: one below
+    the home shell's limits (tenancy.home, else the stack's quota) refuses their home pod."""
+    tenancy = section_at(raw, "tenancy")
+    home = section_at(tenancy, "home") or section_at(tenancy, "quota")
+    where = "akiba:tenancy.home" if section_at(tenancy, "home") else "akiba:tenancy.quota"
+    out = []
+    for i, engineer in items_at(raw, "engineers"):
+        own = engineer.get("quota")
+        if not isinstance(own, dict):
+            continue
+        for key in ("cpu", "memory"):
+            needed, allowed = _amount(home.get(key)), _amount(own.get(key))
+            if needed is not None and allowed is not None and allowed < needed:
+                out.append(
+                    Problem(
+                        key_path("engineers", i, "quota", key),
+                        f"at least {home[key]}, the home shell's limit ({where}.{key}): the quota is each "
+                        "container's most (the LimitRange's max), which would refuse their home pod",
+                        shown(own[key]),
+                    )
+                )
+    return out
+
+
 def credentials_in_urls(raw: Raw) -> list[Problem]:
     """A password inside a URL in plain config ends up in outputs, MAAS power parameters and
     logs; it belongs in a secret (the secret keys themselves are exempt: they are secrets)."""
@@ -550,6 +584,7 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     vms_fit_their_ceph,
     versions_fit,
     apps_fit_a_node,
+    home_fits_each_quota,
     plaintext_secrets,
     credentials_in_urls,
 )

@@ -277,8 +277,8 @@ class QuotaOverrideSpec(Section):
     """Part of one engineer's quota that differs from `tenancy.quota`, e.g. {gpus: 8}."""
 
     gpus: int | None = Field(default=None, ge=0, le=1000, description="nvidia.com/gpu all their pods request")
-    cpu: CpuQuantity | None = Field(default=None, description="CPU, requests and limits, e.g. 16")
-    memory: ByteQuantity | None = Field(default=None, description="Memory, requests and limits, e.g. 64Gi")
+    cpu: CpuQuantity | None = Field(default=None, description="CPU all their pods request, e.g. 16")
+    memory: ByteQuantity | None = Field(default=None, description="Memory all their pods request, e.g. 64Gi")
     storage: ByteQuantity | None = Field(default=None, description="All their claims, the home included, e.g. 1Ti")
 
 
@@ -286,8 +286,8 @@ class QuotaSpec(Section):
     """What each engineer's namespace may use in all (its ResourceQuota)."""
 
     gpus: int = Field(ge=0, le=1000, description="nvidia.com/gpu all their pods request together, e.g. 4")
-    cpu: CpuQuantity = Field(description="CPU, requests and limits, e.g. 16")
-    memory: ByteQuantity = Field(description="Memory, requests and limits, e.g. 64Gi")
+    cpu: CpuQuantity = Field(description="CPU all their pods request together (one container's most), e.g. 16")
+    memory: ByteQuantity = Field(description="Memory all their pods request together (one container's most), e.g. 64Gi")
     storage: ByteQuantity = Field(description="All their PersistentVolumeClaims, the home included, e.g. 1Ti")
 
     def overridden(self, override: QuotaOverrideSpec | None) -> QuotaSpec:
@@ -303,25 +303,50 @@ class ContainerDefaultsSpec(Section):
     memory: ByteQuantity = Field(default="2Gi", description="e.g. 2Gi")
 
 
+class HomeLimitsSpec(Section):
+    """What a login's shell (and their Docker daemon) may use at most on one node: its limits.
+    Only requests count against the quota; the quota's cpu and memory are each container's most."""
+
+    cpu: CpuQuantity = Field(description="CPU limit of the home shell, e.g. 16")
+    memory: ByteQuantity = Field(description="Memory limit of the home shell, e.g. 64Gi")
+
+
 class TenancySpec(Section):
-    """What every engineer gets as a tenant: their namespace's quota, container defaults, and how
-    long their client certificate lives (a `pulumi up` in its last 7 days renews it)."""
+    """What every engineer gets as a tenant: their namespace's quota, container defaults, their
+    home shell's limits, and how long their client certificate lives (a `pulumi up` in its last
+    7 days renews it)."""
 
     quota: QuotaSpec = Field(description="Stack-wide per-engineer quota; engineers[].quota overrides parts")
     container_defaults: ContainerDefaultsSpec = Field(default_factory=ContainerDefaultsSpec)
+    home: HomeLimitsSpec | None = Field(
+        default=None, description="The home shell's limits, e.g. {cpu: 16, memory: 64Gi}; unset: the quota's"
+    )
     certificate_days: int = Field(
         default=30, ge=8, le=365, description="Validity of engineers' and consumers' client certificates"
     )
 
     @model_validator(mode="after")
     def _defaults_fit(self) -> TenancySpec:
-        d, q = self.container_defaults, self.quota
+        d, h, q = self.container_defaults, self.home_limits, self.quota
+        wrong = []
         if quantity(d.cpu) > quantity(q.cpu) or quantity(d.memory) > quantity(q.memory):
-            raise ValueError(
+            wrong.append(
                 f"containerDefaults ({d.cpu} cpu, {d.memory}) within quota ({q.cpu} cpu, {q.memory}): "
                 "a container with the defaults could never start"
             )
+        if quantity(h.cpu) > quantity(q.cpu) or quantity(h.memory) > quantity(q.memory):
+            wrong.append(
+                f"home ({h.cpu} cpu, {h.memory}) within quota ({q.cpu} cpu, {q.memory}): the quota is each "
+                "container's most (the LimitRange's max), which would refuse every home pod"
+            )
+        if wrong:
+            raise ValueError("; and ".join(wrong))
         return self
+
+    @property
+    def home_limits(self) -> HomeLimitsSpec:
+        """The home shell's limits: `home`, or the quota's cpu and memory where unset."""
+        return self.home or HomeLimitsSpec(cpu=self.quota.cpu, memory=self.quota.memory)
 
 
 NFS_CLIENT_MIN_PREFIX = 28  # at most 16 addresses: a few machines, never the office LAN

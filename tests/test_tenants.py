@@ -354,9 +354,7 @@ def test_quota_follows_the_stack_file_and_each_override() -> None:
     hard = {ns: q["spec"]["hard"] for ns in ("eng-tarui", "eng-yuta") for q in _in(plan, QUOTA, ns)}
     assert hard["eng-tarui"] == {
         "requests.cpu": "16",
-        "limits.cpu": "16",
         "requests.memory": "64Gi",
-        "limits.memory": "64Gi",
         "requests.nvidia.com/gpu": "4",
         "requests.storage": "1Ti",
         "persistentvolumeclaims": "10",
@@ -366,12 +364,54 @@ def test_quota_follows_the_stack_file_and_each_override() -> None:
     assert hard["eng-yuta"] == hard["eng-tarui"] | {
         "requests.nvidia.com/gpu": "8",
         "requests.memory": "96Gi",
-        "limits.memory": "96Gi",
     }
     (limits,) = _in(plan, LIMITS, "eng-yuta")
     assert limits["spec"]["limits"] == [
-        {"type": "Container", "default": {"cpu": "1", "memory": "4Gi"}, "defaultRequest": {"cpu": "1", "memory": "4Gi"}}
+        {
+            "type": "Container",
+            "default": {"cpu": "1", "memory": "4Gi"},
+            "defaultRequest": {"cpu": "1", "memory": "4Gi"},
+            # Each container's most is their own quota's (override included).
+            "max": {"cpu": "16", "memory": "96Gi"},
+        }
     ]
+
+
+def _home_containers(plan: Plan, namespace: str) -> dict[str, dict[str, Any]]:
+    (home,) = [
+        r.raw_inputs
+        for r in plan.by_type("kubernetes:apps/v1:DaemonSet")
+        if r.raw_inputs["metadata"].get("namespace") == namespace and r.raw_inputs["metadata"]["name"] == "home"
+    ]
+    return {c["name"]: c for c in home["spec"]["template"]["spec"]["containers"]}
+
+
+@pytest.mark.parametrize(("stack", "cpu", "memory"), [("prod", "16", "64Gi"), ("dev", "4", "8Gi")])
+def test_a_login_may_use_a_node_while_holding_back_almost_nothing(
+    plans: dict[str, Plan], stack: str, cpu: str, memory: str
+) -> None:
+    """The home shell's limits are tenancy.home's (a whole prod node's 16 CPUs); its requests,
+    held on every node for every engineer, stay an idle sshd's; the quota counts no limit."""
+    plan = plans[stack]
+    assert plan.resources
+    report = check(plan, cluster_settings(stack_file(stack).config))
+    assert [str(p) for p in report.problems if p.rule == "quota"] == []
+    for login in _logins(stack):
+        ns = engineer_namespace(login)
+        containers = _home_containers(plan, ns)
+        shell = containers["home"]["resources"]
+        assert shell["limits"] == {"cpu": cpu, "memory": memory}
+        assert shell["requests"] == {"cpu": "25m", "memory": "64Mi"}
+        # The Docker daemon builds with the same ceiling.
+        assert {c["resources"]["limits"]["cpu"] for c in containers.values()} == {cpu}
+        (quota,) = _in(plan, QUOTA, ns)
+        assert not [k for k in quota["spec"]["hard"] if k.startswith("limits.")]
+        (limit_range,) = _in(plan, LIMITS, ns)
+        most = limit_range["spec"]["limits"][0]["max"]
+        assert most == {
+            "cpu": quota["spec"]["hard"]["requests.cpu"],
+            "memory": quota["spec"]["hard"]["requests.memory"],
+        }
 
 
 def test_dev_quota_is_smaller_than_prod(plans: dict[str, Plan]) -> None:
@@ -403,6 +443,28 @@ def test_bad_tenancy_config_is_refused_with_its_key(where: list[str | int], valu
         parse(edited("prod", edit))
     (line,) = [str(p) for p in err.value.problems if p.path == path]
     assert words in line
+
+
+def test_home_limits_above_the_quota_are_refused() -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:tenancy"]["home"] = {"cpu": "32", "memory": "64Gi"}
+
+    with pytest.raises(
+        ConfigError, match=r"akiba:tenancy: expected home \(32 cpu, 64Gi\) within quota \(16 cpu, 64Gi\)"
+    ):
+        parse(edited("prod", edit))
+
+
+def test_an_engineer_quota_below_the_home_limits_is_refused_at_its_key() -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:engineers"][1]["quota"] = {"cpu": "8", "memory": "32Gi"}
+
+    with pytest.raises(ConfigError) as err:
+        parse(edited("prod", edit))
+    found = {p.path: str(p) for p in err.value.problems}
+    assert set(found) == {"akiba:engineers[1].quota.cpu", "akiba:engineers[1].quota.memory"}
+    assert "at least 16, the home shell's limit (akiba:tenancy.home.cpu)" in found["akiba:engineers[1].quota.cpu"]
+    assert "LimitRange's max" in found["akiba:engineers[1].quota.memory"]
 
 
 def test_container_defaults_above_the_quota_are_refused() -> None:
@@ -473,6 +535,7 @@ def test_quota_rule_on_a_real_plan_names_the_namespace_and_amounts() -> None:
     def edit(cfg: dict[str, Any]) -> None:
         cfg["akiba:tenancy"]["quota"]["cpu"] = "1"
         cfg["akiba:tenancy"]["containerDefaults"]["cpu"] = "1"
+        cfg["akiba:tenancy"]["home"]["cpu"] = "1"
 
     sf = edited("dev", edit)
     plan = _plan_of(sf)
@@ -486,6 +549,46 @@ def test_quota_rule_on_a_real_plan_names_the_namespace_and_amounts() -> None:
         and "allows 1" in p.message
         for p in found
     ), found
+
+
+def test_quota_rule_fires_when_the_real_home_pods_request_more_than_the_quota() -> None:
+    """The real dev plan, its quota's memory below what its own home DaemonSet requests (an idle
+    sshd and Docker daemon, 192Mi a pod, one pod on each of the two nodes): the rule fails.
+    The home shell's 256Mi limit, on each of them, would fit: limits are not counted."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        tenancy = cfg["akiba:tenancy"]
+        tenancy["quota"]["memory"] = "256Mi"
+        tenancy["containerDefaults"]["memory"] = "128Mi"
+        tenancy["home"]["memory"] = "256Mi"
+
+    sf = edited("dev", edit)
+    plan = _plan_of(sf)
+    report = check(plan, cluster_settings(sf.config))
+    found = [p for p in report.problems if p.rule == "quota"]
+    assert any(
+        p.subject == "ResourceQuota eng-dev-tester/engineer"
+        and p.message.startswith("requests.memory:")
+        and "allows 256Mi" in p.message
+        and "DaemonSet eng-dev-tester/home: 2 pod(s)" in p.message
+        for p in found
+    ), found
+
+
+def _limit_range_max(namespace: str, cpu: str, memory: str) -> Any:
+    item = {"type": "Container", "default": {"cpu": "1", "memory": "1Gi"}, "max": {"cpu": cpu, "memory": memory}}
+    inputs = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "d", "namespace": namespace}}
+    return cf.resource(LIMITS, f"{namespace}-limits", inputs | {"spec": {"limits": [item]}})
+
+
+def test_quota_rule_refuses_a_container_above_the_limit_range_max() -> None:
+    # Limits are not in the quota, so 3 pods x 8 cpu of limits are fine; 8 cpu above a max of 4 is not.
+    big = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "8", "memory": "1Gi"}}
+    home = cf.daemonset("home", "eng-d", containers=[cf.container("sshd", resources=big)])
+    hard = {"requests.cpu": "4", "requests.memory": "4Gi"}
+    (message,) = _quota_rule(home, _limit_range_max("eng-d", "4", "8Gi"), _quota("eng-d", **hard))
+    assert "container sshd limits 8 cpu, above the LimitRange's max of 4 per container" in message
+    assert _quota_rule(home, _limit_range_max("eng-d", "8", "8Gi"), _quota("eng-d", **hard)) == []
 
 
 @pytest.mark.parametrize("stack", STACKS)

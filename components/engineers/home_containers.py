@@ -54,11 +54,27 @@ SESSION_ENV = {
 # Every office GPU node, the controllers included, and never a paid burst node (those are for
 # Jobs; they also carry the GPU taint these pods do not tolerate).
 ON_GPU_NODES: dict[str, Any] = {"nodeSelector": {"nvidia.com/gpu.present": "true"}, "affinity": ON_OFFICE_NODES}
-# An idle sshd on every node, for every engineer: requests are what it holds back from Jobs.
-# The limits count against the engineer's quota once per GPU node (the quota rule of the
-# cluster check: prod 5 nodes, dev 2), so they are a login's (editing, building, submitting):
-# compute runs as pods of its own, Jobs or an interactive GPU pod, which ask for what they use.
-RESOURCES = {"requests": {"cpu": "25m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "2Gi"}}
+# An idle sshd on every node, for every engineer: its requests are what it holds back from Jobs
+# on every GPU node (and what the engineer's quota counts, once per node).
+REQUESTS = {"cpu": "25m", "memory": "64Mi"}
+
+
+@dataclass(frozen=True)
+class HomeLimits:
+    """What a login's shell may use at most on one node (its container's limits), e.g. 16 CPU,
+    64Gi: interactive work (a build, a notebook, a data preparation) gets the node's CPUs while
+    they are free. Only requests count against the quota; the namespace's LimitRange `max` (the
+    engineer's quota) bounds each container, and the spec keeps these within it."""
+
+    cpu: str  # e.g. "16"
+    memory: str  # e.g. "64Gi"
+
+
+def home_resources(limits: HomeLimits) -> dict[str, dict[str, str]]:
+    """A small request (it is held on every node) and the login's generous limits."""
+    return {"requests": dict(REQUESTS), "limits": {"cpu": limits.cpu, "memory": limits.memory}}
+
+
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 DEFAULT_SSH_PORT_BASE = 31000  # default node port: 31000 + uid % 1000
 
@@ -137,6 +153,7 @@ def home_pod(
     engineer: Engineer,
     labels: dict[str, str],
     config_checksum: str,
+    limits: HomeLimits,
     docker: HomeDocker | None = None,
     annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -192,7 +209,7 @@ def home_pod(
                     "command": ["/usr/sbin/sshd", "-D", "-e", "-f", f"{CONFIG_DIR}/sshd_config"],
                     "ports": [{"name": "ssh", "containerPort": HOME_PORT}],
                     "readinessProbe": {"tcpSocket": {"port": HOME_PORT}, "periodSeconds": 10},
-                    "resources": RESOURCES,
+                    "resources": home_resources(limits),
                     "securityContext": locked,
                     "volumeMounts": [
                         {"name": "home", "mountPath": f"/home/{login}"},
@@ -262,6 +279,7 @@ class HomeContainerArgs:
     image: pulumi.Input[str]  # the ML runtime image, pinned
     engineer: Engineer  # their account and keys
     ssh_port: int  # the node port of their sshd, 30000..32767, unique in the stack, e.g. 31001
+    limits: HomeLimits  # their shell's limits, within their LimitRange's max
     docker: HomeDocker | None = None  # their rootless Docker; None: no Docker in the pod
     after: tuple[pulumi.Resource, ...] = field(default=())  # their namespace, home claim, PriorityClasses
 
@@ -310,7 +328,7 @@ class HomeContainer(pulumi.ComponentResource):
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "home"}},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
                 "template": pulumi.Output.all(args.image, docker.annotations if docker else {}, checksum).apply(
-                    lambda v: home_pod(v[0], engineer, labels, v[2], docker, v[1])
+                    lambda v: home_pod(v[0], engineer, labels, v[2], args.limits, docker, v[1])
                 ),
             },
             opts=on_cluster,

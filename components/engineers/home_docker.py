@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.engineers import rootless_docker as docker
-from components.engineers.home_containers import HomeDocker
+from components.engineers.home_containers import HomeDocker, HomeLimits
 from components.engineers.home_sshd import Engineer
 
 # The Secrets' files readable by the pod's user without fsGroup. fsGroup would have the kubelet
@@ -14,10 +14,11 @@ from components.engineers.home_sshd import Engineer
 # the group with 2770 (OnRootMismatch compares mode and setgid too), and ssh then refuses the
 # engineer's own private keys. The pod and its Secrets are the engineer's alone.
 SECRET_MODE = 0o444
-# Like the home container's, the daemon's limits count once per GPU node against the engineer's
-# quota (dev: 2 nodes of 4 CPU, 16Gi in all): a build's, not a training run's. Its requests are
-# an idle daemon's, held back on every GPU node for every engineer (prod: 4 x 5).
-DAEMON_RESOURCES = {"requests": {"cpu": "25m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "2Gi"}}
+# The daemon runs the engineer's builds and containers: interactive work like the shell's, with
+# the same limits (components.engineers.home_containers.HomeLimits, within the LimitRange's max).
+# Its requests are an idle daemon's, held back on every GPU node for every engineer (prod: 4 x 5),
+# and they are all the quota counts of it.
+DAEMON_REQUESTS = {"cpu": "25m", "memory": "128Mi"}
 
 
 def _readable(volume: dict[str, Any]) -> dict[str, Any]:
@@ -26,15 +27,16 @@ def _readable(volume: dict[str, Any]) -> dict[str, Any]:
     return {**volume, "secret": {**volume["secret"], "defaultMode": SECRET_MODE}}
 
 
-def _sized(container: dict[str, Any]) -> dict[str, Any]:
-    return {**container, "resources": DAEMON_RESOURCES}
+def _sized(container: dict[str, Any], limits: HomeLimits) -> dict[str, Any]:
+    resources = {"requests": dict(DAEMON_REQUESTS), "limits": {"cpu": limits.cpu, "memory": limits.memory}}
+    return {**container, "resources": resources}
 
 
-def home_docker(engineer: Engineer, tls: docker.DockerTls) -> HomeDocker:
+def home_docker(engineer: Engineer, tls: docker.DockerTls, limits: HomeLimits) -> HomeDocker:
     """The daemon's sidecar and volumes, the client's certificate and environment in every ssh
     session, a pod annotation that rolls the pod when the certificates are renewed."""
     return HomeDocker(
-        containers=tuple(_sized(c) for c in docker.docker_containers(engineer)),
+        containers=tuple(_sized(c, limits) for c in docker.docker_containers(engineer)),
         volumes=tuple(_readable(v) for v in docker.docker_volumes(engineer)),
         client_env={e["name"]: e["value"] for e in docker.docker_client_env()},
         client_mounts=tuple(docker.docker_client_mounts()),

@@ -33,8 +33,8 @@ class TenantQuota:
     """What one engineer's namespace may hold in all, e.g. 4 GPUs, 16 CPU, 64Gi, 1Ti."""
 
     gpus: int  # nvidia.com/gpu requested by all their pods together
-    cpu: str  # cores, requests and limits, e.g. "16" or "500m"
-    memory: str  # requests and limits, e.g. "64Gi"
+    cpu: str  # cores all their pods request together, and one container's most, e.g. "16" or "500m"
+    memory: str  # what all their pods request together, and one container's most, e.g. "64Gi"
     storage: str  # all their claims together (the home included), e.g. "1Ti"
     claims: int = 10  # PersistentVolumeClaims, the home included
 
@@ -48,14 +48,15 @@ class ContainerDefaults:
 
 
 def quota_hard(q: TenantQuota) -> dict[str, str]:
-    """The ResourceQuota's `spec.hard`. Limits equal requests: memory beyond a request is memory
-    another engineer's pod on the node counted on (OOM kills), and CPU limits keep one engineer's
-    busy pods from starving another's ssh session."""
+    """The ResourceQuota's `spec.hard`: requests only, of cpu and memory. Limits are not in the
+    quota: the home pod is a DaemonSet, and its limits once per node would count one engineer's
+    idle sshd on every node as if every node were busy at once (prod: 5 x 16 CPU against 16),
+    leaving a login's shell a sliver of a node. Requests are what the scheduler holds back for a
+    pod, so they are what one engineer takes from the others; the LimitRange's `max` bounds each
+    container (limit_range_limits)."""
     return {
         "requests.cpu": q.cpu,
-        "limits.cpu": q.cpu,
         "requests.memory": q.memory,
-        "limits.memory": q.memory,
         f"requests.{GPU}": str(q.gpus),
         "requests.storage": q.storage,
         "persistentvolumeclaims": str(q.claims),
@@ -64,8 +65,10 @@ def quota_hard(q: TenantQuota) -> dict[str, str]:
     }
 
 
-def limit_range_limits(d: ContainerDefaults) -> list[dict[str, object]]:
-    """The LimitRange's `spec.limits`: a container that states no request or limit gets these
-    (with a quota on cpu and memory the API server otherwise refuses such a pod outright)."""
+def limit_range_limits(d: ContainerDefaults, q: TenantQuota) -> list[dict[str, object]]:
+    """The LimitRange's `spec.limits`: a container that states no request or limit gets the
+    defaults (the quota tracks requests, and a pod without one would take none from it), and no
+    container may ask for more than the engineer's whole quota (`max`, on limits and requests)."""
     values = {"cpu": d.cpu, "memory": d.memory}
-    return [{"type": "Container", "default": dict(values), "defaultRequest": dict(values)}]
+    most = {"cpu": q.cpu, "memory": q.memory}
+    return [{"type": "Container", "default": dict(values), "defaultRequest": dict(values), "max": most}]

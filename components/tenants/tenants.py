@@ -126,7 +126,7 @@ class Tenants(pulumi.ComponentResource):
         k8s.core.v1.LimitRange(
             f"{ns_name}-defaults",
             metadata=meta("container-defaults"),
-            spec=k8s.core.v1.LimitRangeSpecArgs(limits=limit_range_limits(args.container_defaults)),  # type: ignore[arg-type]
+            spec=k8s.core.v1.LimitRangeSpecArgs(limits=limit_range_limits(args.container_defaults, tenant.quota)),  # type: ignore[arg-type]
             opts=inside,
         )
         kubeconfig = client_kubeconfig(f"engineer-{login}", user, ns_name, args.access, self)

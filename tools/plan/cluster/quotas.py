@@ -5,7 +5,8 @@ home DaemonSet, one pod per node) is an engineer who cannot log in on some node,
 their GPU share looks on paper.
 
 Counted as the quota admission plugin counts them: pods with their requests and limits after the
-namespace's LimitRange filled in the missing ones (a pod's request: its containers' sum, or its
+namespace's LimitRange filled in the missing ones (a container above the LimitRange's max is
+refused whatever the quota) (a pod's request: its containers' sum, or its
 largest init container); a DaemonSet's pod for every node it selects (fitting or not: the
 controller creates it, the scheduler leaves it Pending), with the burst group at its maximum;
 claims and their requested storage; Services and their node ports.
@@ -49,16 +50,22 @@ def _meta(raw: Mapping[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace") or "default"), str(meta.get("name", "?"))
 
 
-def _limit_defaults(plan: Plan) -> dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]]:
-    """Per namespace: the LimitRange's container (default request, default limit)."""
-    found: dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]] = {}
+_Bounds = tuple[dict[str, Decimal], dict[str, Decimal], dict[str, Decimal]]
+
+
+def _limit_defaults(plan: Plan) -> dict[str, _Bounds]:
+    """Per namespace: the LimitRange's container (default request, default limit, max)."""
+    found: dict[str, _Bounds] = {}
     for r in plan.by_type("kubernetes:core/v1:LimitRange"):
         ns, _ = _meta(r.raw_inputs)
-        requests, limits = found.setdefault(ns, ({}, {}))
+        requests, limits, most = found.setdefault(ns, ({}, {}, {}))
         for item in (r.raw_inputs.get("spec") or {}).get("limits") or ():
             if item.get("type") != "Container":
                 continue
-            default = {k: quantity.parse(v) for k, v in (item.get("default") or {}).items()}
+            for k, v in (item.get("max") or {}).items():
+                most[k] = min(quantity.parse(v), most.get(k, quantity.parse(v)))
+            # The API server defaults a missing default limit to the max (SetDefaults_LimitRangeItem).
+            default = {k: quantity.parse(v) for k, v in ((item.get("max") or {}) | (item.get("default") or {})).items()}
             limits.update(default)
             # A LimitRange without defaultRequest takes its default limit as the default request.
             requests.update(default | {k: quantity.parse(v) for k, v in (item.get("defaultRequest") or {}).items()})
@@ -88,7 +95,7 @@ def _pods(p: Placement) -> int:
 
 
 def _add_workload(usage: _Usage, w: Workload, pods: int, hard: Mapping[str, Decimal], defaults: Any) -> None:
-    default_requests, default_limits = defaults
+    default_requests, default_limits, most = defaults
     effective = []
     for c in w.containers:
         requests = {**default_requests, **c.requests}
@@ -100,6 +107,20 @@ def _add_workload(usage: _Usage, w: Workload, pods: int, hard: Mapping[str, Deci
                 usage.refused.append(
                     f"{w.label} container {c.name} states no {name} and no LimitRange gives one: "
                     f"the quota refuses its pods (must specify {name})"
+                )
+        for resource, bound in most.items():
+            # The LimitRanger's max: on the limit, which must then be there, and on the request.
+            for kind, stated in (("limit", limits), ("request", requests)):
+                if stated.get(resource, Decimal(0)) > bound:
+                    usage.refused.append(
+                        f"{w.label} container {c.name} {kind}s {quantity.show(resource, stated[resource])} "
+                        f"{resource}, above the LimitRange's max of {quantity.show(resource, bound)} per "
+                        "container: the API server refuses its pods"
+                    )
+            if resource not in limits:
+                usage.refused.append(
+                    f"{w.label} container {c.name} states no {resource} limit and the LimitRange sets a "
+                    "max: the API server refuses its pods (no limit is specified)"
                 )
         for resource, limit in limits.items():
             if requests.get(resource, Decimal(0)) > limit:
@@ -120,7 +141,7 @@ def _usage(plan: Plan, placements: list[Placement], quotas: Mapping[str, Mapping
     for p in placements:
         ns = p.workload.namespace
         if ns in quotas:
-            _add_workload(found[ns], p.workload, _pods(p), quotas[ns], defaults.get(ns, ({}, {})))
+            _add_workload(found[ns], p.workload, _pods(p), quotas[ns], defaults.get(ns, ({}, {}, {})))
     for r in plan.by_type("kubernetes:core/v1:PersistentVolumeClaim"):
         ns, name = _meta(r.raw_inputs)
         if ns in quotas:
