@@ -7,7 +7,7 @@ nodes read them at boot (components/cluster/bootstrap.py, SsmSecrets). A launch 
 readable by anyone with ec2:DescribeLaunchTemplateVersions: it holds only parameter names.
 
 A stack not updated (`pulumi up --refresh`) for longer than the token's TTL cannot burst: the
-token has expired, new nodes fail to join (the BurstJoinTokenExpiring alert warns a day before).
+token has expired, new nodes fail to join (the BurstJoinTokenExpiring alert warns 12 h before).
 """
 
 from __future__ import annotations
