@@ -227,13 +227,14 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
         ),
     )
     # Each engineer's home, in their namespace: adding or removing one touches no one else's pods.
+    homes: dict[str, HomeContainer] = {}
     for engineer, account in zip(spec.engineers, args.accounts(spec.engineers), strict=True):
         namespace = tenants.namespaces[engineer.name]
         docker_tls = DockerTls(
             f"docker-tls-{engineer.name}",
             DockerTlsArgs(ctx=ctx, provider=identity.provider, engineer=account, after=(namespace,)),
         )
-        HomeContainer(
+        homes[engineer.name] = HomeContainer(
             f"home-{engineer.name}",
             HomeContainerArgs(
                 ctx=ctx,
@@ -329,6 +330,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
                 "uid": e.uid,
                 "sshPort": e.node_port,
                 "homeClaim": HOME_CLAIM,
+                # The line for their ~/.ssh/known_hosts (HostKeyAlias akiba-home-<login>).
+                "sshKnownHosts": homes[e.name].known_hosts,
             }
             for e in spec.engineers
         },

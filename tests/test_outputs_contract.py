@@ -4,13 +4,15 @@ dropped or loses its secret flag, so this test holds contract v2 explicitly (and
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
 from stacks import outputs
-from tests.conftest import STACKS, config_values
+from tests.conftest import STACKS, config_values, require_tool
 from tools.plan.runner import Plan
 
 # Contract v2 as published to other teams: output name -> is it a Pulumi secret.
@@ -94,6 +96,33 @@ def test_engineers_output_names_their_places(plans: dict[str, Plan], stack: str)
         assert 30000 <= mine["sshPort"] <= 32767
     ports = [x["sshPort"] for x in engineers.values()]
     assert len(set(ports)) == len(ports)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_engineer_gets_their_homes_known_hosts_line(plans: dict[str, Plan], stack: str, tmp_path: Path) -> None:
+    """`engineers.<login>.sshKnownHosts` is their home's own host key (the ED25519 key the plan
+    makes for their home pod), filed under akiba-home-<login>: real ssh-keygen finds each
+    engineer's line under their alias, and only theirs."""
+    plan = plans[stack]
+    assert plan.resources
+    engineers = plan.outputs["engineers"]
+    logins = [e["name"] for e in config_values(stack)["akiba:engineers"]]
+    lines = {login: engineers[login]["sshKnownHosts"] for login in logins}
+    for login, line in lines.items():
+        (key,) = [r for r in plan.by_type("tls:index/privateKey:PrivateKey") if r.name == f"home-host-key-{login}"]
+        assert key.inputs["algorithm"] == "ED25519"
+        assert line.startswith(f"akiba-home-{login} ssh-ed25519 AAAA")
+    assert len({line.split()[2] for line in lines.values()}) == len(lines), "a host key shared between homes"
+    keygen = require_tool("ssh-keygen", "apt-get install openssh-client")
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(f"{line}\n" for line in lines.values()))
+    listed = subprocess.run([keygen, "-l", "-f", str(known_hosts)], capture_output=True, text=True, check=True)
+    assert listed.stdout.count("(ED25519)") == len(lines), listed.stdout
+    for login, line in lines.items():
+        found = subprocess.run(
+            [keygen, "-F", f"akiba-home-{login}", "-f", str(known_hosts)], capture_output=True, text=True, check=True
+        )
+        assert [x for x in found.stdout.splitlines() if not x.startswith("#")] == [line]
 
 
 @pytest.mark.parametrize("stack", STACKS)

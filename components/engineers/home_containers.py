@@ -285,10 +285,12 @@ class HomeContainerArgs:
 
 
 class HomeContainer(pulumi.ComponentResource):
-    """One engineer's home: `ssh_port`, and `host_public_key` (OpenSSH format) for known_hosts."""
+    """One engineer's home: `ssh_port`, `host_public_key` (OpenSSH format), and `known_hosts`,
+    its line for the engineer's ~/.ssh/known_hosts (`akiba-home-<login> ssh-ed25519 AAAA...`)."""
 
     ssh_port: int
     host_public_key: pulumi.Output[str]
+    known_hosts: pulumi.Output[str]
 
     def __init__(self, name: str, args: HomeContainerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("akiba:homes:HomeContainer", name, None, opts)
@@ -337,4 +339,5 @@ class HomeContainer(pulumi.ComponentResource):
         k8s.core.v1.Service(f"home-ssh-{login}", metadata=service["metadata"], spec=service["spec"], opts=on_cluster)
         self.ssh_port = args.ssh_port
         self.host_public_key = host_key.public_key_openssh.apply(lambda key: " ".join(key.split()[:2]))
+        self.known_hosts = host_key.public_key_openssh.apply(lambda key: known_hosts_line(login, key))
         self.register_outputs({"sshPort": self.ssh_port, "hostPublicKey": self.host_public_key})

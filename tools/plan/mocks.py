@@ -22,6 +22,16 @@ def _digest(*parts: str) -> bytes:
     return hashlib.sha256("/".join(parts).encode()).digest()
 
 
+def _openssh_public(algorithm: str, seed: str) -> str:
+    """The provider's `publicKeyOpenssh`: an ED25519 key in the ssh wire format (string
+    "ssh-ed25519", string of 32 bytes), which ssh-keygen reads; other algorithms a stand-in."""
+    if algorithm != "ED25519":
+        return "ssh-rsa " + base64.b64encode(_digest("ssh", seed)).decode()
+    kind = b"ssh-ed25519"
+    blob = len(kind).to_bytes(4, "big") + kind + (32).to_bytes(4, "big") + _digest("ssh", seed)
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()}\n"
+
+
 def _pem(kind: str, seed: str, size: int = 270) -> str:
     body = base64.b64encode((_digest(kind, seed) * (size // 32 + 1))[:size]).decode()
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
@@ -89,7 +99,7 @@ class AkibaMocks(Mocks):
             state |= {
                 "privateKeyPem": _pem(kind, name),
                 "publicKeyPem": _pem("PUBLIC KEY", name, 294),
-                "publicKeyOpenssh": "ssh-rsa " + base64.b64encode(_digest("ssh", name)).decode(),
+                "publicKeyOpenssh": _openssh_public(str(state.get("algorithm")), name),
             }
         elif typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             state["certPem"] = _pem("CERTIFICATE", name, 700)
