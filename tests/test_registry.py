@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -20,22 +21,38 @@ import socket
 import ssl
 import subprocess
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import bcrypt
 import pytest
 import yaml
+from pulumi.runtime.mocks import MockResourceArgs
 
 from components.registry.config import BCRYPT_COST, cache_prefix, htpasswd_line, render_registry_config
-from components.registry.credentials import PULL_USER, basic_authorization, htpasswd
-from tests.conftest import require_tool
+from components.registry.credentials import PULL_USER, PUSH_USER, accounts_htpasswd, basic_authorization, htpasswd
+from components.registry.engineer_login import (
+    CA_KEY,
+    CLIENT_VOLUME,
+    CONFIG_KEY,
+    DAEMON_CERTS_DIR,
+    DAEMON_VOLUME,
+    DOCKER_CONFIG_DIR,
+    docker_config,
+)
+from components.registry.registry import NAMESPACE
+from components.tenants.names import REGISTRY_SECRET, engineer_namespace
+from tests.conftest import ROOT, config_values, edited, require_tool
 from tests.servers import free_port, stop
+from tools.plan import references
+from tools.plan.mocks import AkibaMocks, Recorded
+from tools.plan.runner import Plan
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 UPSTREAM = "upstream.test"  # the cache's upstream, named as an image reference would name it
@@ -474,3 +491,359 @@ def test_cache_refuses_pushes(setup: Setup) -> None:
     status, _, body = _via_cache(setup, "library/mine/blobs/uploads/", method="POST", accept="*/*")
     assert status in (405, 501), body
     assert b"UNSUPPORTED" in body
+
+
+# --- one account per engineer ---------------------------------------------------------------
+
+MIRROR = "registry.akiba.lan:30443"
+
+
+def _bcrypt(secret: str) -> str:  # what random.RandomPassword's bcrypt_hash holds
+    return bcrypt.hashpw(secret.encode(), bcrypt.gensalt(rounds=BCRYPT_COST)).decode()
+
+
+def _lines(text: str) -> dict[str, str]:
+    return dict(line.split(":", 1) for line in text.splitlines())
+
+
+def _login_of(config_json: str, registry: str) -> tuple[str, str]:
+    """(user, password) that Docker sends to `registry` with this config.json."""
+    auth = json.loads(config_json)["auths"][registry]["auth"]
+    user, password = base64.b64decode(auth).decode().split(":", 1)
+    return user, password
+
+
+def test_each_engineers_docker_config_authenticates_as_themselves_and_only_them() -> None:
+    passwords = {login: secrets.token_urlsafe(24) for login in ("tanaka", "sato")}
+    passwd = accounts_htpasswd(_bcrypt("push"), _bcrypt("pull"), {k: _bcrypt(v) for k, v in passwords.items()})
+    hashes = _lines(passwd)
+    assert list(hashes) == [PUSH_USER, PULL_USER, "sato", "tanaka"]
+    for login, password in passwords.items():
+        user, sent = _login_of(docker_config(MIRROR, login, password), MIRROR)
+        assert user == login
+        assert bcrypt.checkpw(sent.encode(), hashes[login].encode())
+        for other in set(passwords) - {login}:  # nobody else's line takes it
+            assert not bcrypt.checkpw(sent.encode(), hashes[other].encode())
+
+
+def test_removing_an_engineer_drops_their_line_and_keeps_everyone_elses() -> None:
+    hashes = {login: _bcrypt(login) for login in ("tanaka", "sato", "kenji")}
+    before = _lines(accounts_htpasswd("push-hash", "pull-hash", hashes))
+    after = _lines(accounts_htpasswd("push-hash", "pull-hash", {k: v for k, v in hashes.items() if k != "sato"}))
+    assert "sato" in before and "sato" not in after
+    assert after == {k: v for k, v in before.items() if k != "sato"}
+
+
+@pytest.mark.parametrize("login", [PUSH_USER, PULL_USER])
+def test_an_engineer_cannot_take_the_registrys_own_account(login: str) -> None:
+    with pytest.raises(ValueError, match=login):
+        accounts_htpasswd("a", "b", {login: "c"})
+
+
+@dataclass
+class Kubelet:
+    """A Secret volume the way the kubelet writes it: files are symlinks through `..data` to a
+    timestamped directory, swapped atomically on every update."""
+
+    root: Path
+    generation: int = 0
+
+    def write(self, files: Mapping[str, str]) -> None:
+        self.generation += 1
+        target = self.root / f"..{self.generation}"
+        target.mkdir()
+        for name, text in files.items():
+            (target / name).write_text(text)
+        link = self.root / "..data_tmp"
+        link.symlink_to(target.name)
+        link.rename(self.root / "..data")
+        for name in files:
+            if not (self.root / name).is_symlink():
+                (self.root / name).symlink_to(f"..data/{name}")
+
+
+@pytest.mark.checker
+def test_an_engineers_config_pushes_as_them_until_they_are_removed(tmp_path: Path) -> None:
+    """A real registry reads the htpasswd as the pod mounts it: an engineer's config.json (as an
+    authfile: skopeo reads Docker's format) pushes, the registry logs the push as theirs, and once
+    their line is gone from the Secret the same config is refused, without a restart."""
+    require_tool("skopeo", "apt-get install skopeo")
+    cert, key = _self_signed(tmp_path)
+    certs_dir = tmp_path / "certs.d"
+    certs_dir.mkdir()
+    (certs_dir / "ca.crt").write_bytes(cert.read_bytes())
+    passwords = {login: secrets.token_urlsafe(24) for login in ("tanaka", "sato")}
+    hashes = {login: _bcrypt(p) for login, p in passwords.items()}
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    kubelet = Kubelet(auth)
+    kubelet.write({"htpasswd": accounts_htpasswd(_bcrypt("push"), _bcrypt("pull"), hashes)})
+    (tmp_path / "data").mkdir()
+    port = free_port()
+    config = render_registry_config(
+        str(tmp_path / "data"), f"127.0.0.1:{port}", str(auth / "htpasswd"), str(cert), str(key), None
+    )
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    registry = _start("engineers", config, tmp_path, base_env)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "registries.conf").write_text("")
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    env = base_env | {
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(home),
+        "REGISTRY_AUTH_FILE": str(home / "none.json"),
+        "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
+    }
+    address = f"127.0.0.1:{port}"
+
+    def push(login: str, repository: str) -> subprocess.CompletedProcess[str]:
+        authfile = tmp_path / f"{login}.json"  # what their Secret `registry` holds as config.json
+        authfile.write_text(docker_config(address, login, passwords[login]))
+        image = _tiny_image(tmp_path / f"src-{secrets.token_hex(4)}")
+        return subprocess.run(
+            [
+                *(require_tool("skopeo", "apt-get install skopeo"), "--policy", str(policy), "copy"),
+                *("--dest-authfile", str(authfile), "--dest-cert-dir", str(certs_dir)),
+                *(f"oci:{image.layout}:1", f"docker://{address}/{repository}:1"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+
+    try:
+        pushed = push("tanaka", "tanaka/experiment")
+        assert pushed.returncode == 0, pushed.stderr + registry.log.read_text()[-2000:]
+        log = registry.log.read_text()
+        assert 'auth.user.name="tanaka"' in log or "auth.user.name=tanaka" in log, log[-2000:]
+        # Any account may push anywhere: htpasswd has no per-repository rights.
+        assert push("sato", "tanaka/experiment").returncode == 0
+
+        kubelet.write({"htpasswd": accounts_htpasswd(_bcrypt("push"), _bcrypt("pull"), {"sato": hashes["sato"]})})
+        refused = push("tanaka", "tanaka/experiment")
+        assert refused.returncode != 0
+        assert "authentication required" in refused.stderr or "unauthorized" in refused.stderr, refused.stderr
+        assert push("sato", "sato/experiment").returncode == 0, "removing one engineer locked out another"
+        assert registry.proc.poll() is None  # the same process: no restart was needed
+    finally:
+        stop(registry.proc)
+
+
+class _StandInDaemon(http.server.BaseHTTPRequestHandler):
+    """The Docker Engine API as far as `docker push` uses it: the CLI only hands the daemon the
+    credentials (X-Registry-Auth); the daemon pushes."""
+
+    pushes: ClassVar[list[tuple[str, str]]] = []  # (path, X-Registry-Auth)
+
+    def _answer(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Api-Version", "1.47")
+        self.send_header("Ostype", "linux")
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self._answer(b"OK", "text/plain")
+
+    def do_GET(self) -> None:
+        self._answer(b"OK", "text/plain")
+
+    def do_POST(self) -> None:
+        self.pushes.append((self.path, self.headers.get("X-Registry-Auth", "")))
+        self._answer(b'{"status":"pushed"}\n', "application/json")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def _tree(root: Path) -> dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime for p in [root, *root.rglob("*")]}
+
+
+@pytest.mark.checker
+def test_docker_push_sends_the_engineers_own_credentials_from_the_read_only_config(tmp_path: Path) -> None:
+    """The real docker CLI with DOCKER_CONFIG on the Secret's config.json: `docker push` to the
+    registry sends the engineer's account without a `docker login`, and writes nothing there."""
+    docker = require_tool("docker", "the Docker CLI")
+    config_dir = tmp_path / "docker-config"  # the Secret's view in the home pod
+    config_dir.mkdir()
+    (config_dir / CONFIG_KEY).write_text(docker_config(MIRROR, "tanaka", "tanakas-password"))
+    before = _tree(config_dir)
+    _StandInDaemon.pushes.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StandInDaemon)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path / "home"),
+        "DOCKER_HOST": f"tcp://127.0.0.1:{server.server_address[1]}",
+        "DOCKER_CONFIG": str(config_dir),
+        "BUILDX_CONFIG": str(tmp_path / "home" / ".docker" / "buildx"),
+    }
+    try:
+        pushed = subprocess.run(
+            [docker, "push", f"{MIRROR}/tanaka/experiment:1"], capture_output=True, text=True, timeout=60, env=env
+        )
+        elsewhere = subprocess.run(
+            [docker, "push", "ghcr.io/tanaka/experiment:1"], capture_output=True, text=True, timeout=60, env=env
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert pushed.returncode == 0, pushed.stderr
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    (path, header), (_, other) = _StandInDaemon.pushes
+    assert "/images/registry.akiba.lan:30443/tanaka/experiment/push" in path
+    sent = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    assert (sent["username"], sent["password"]) == ("tanaka", "tanakas-password")
+    # Another registry gets nothing of the account.
+    assert "tanakas-password" not in base64.urlsafe_b64decode(other + "=" * (-len(other) % 4)).decode()
+    assert _tree(config_dir) == before  # read-only in the pod: a push must not need to write
+
+
+# --- the accounts in the plans --------------------------------------------------------------
+
+
+def _engineers(stack: str) -> list[str]:
+    return [e["name"] for e in config_values(stack)["akiba:engineers"]]
+
+
+def _answered(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Each RandomPassword's state as the mock engine answered it (result, bcryptHash)."""
+    mocks = AkibaMocks()
+    return {
+        r.name: mocks.new_resource(MockResourceArgs(r.type, r.name, r.raw_inputs, custom=True))[1]
+        for r in plan.by_type("random:index/randomPassword:RandomPassword")
+    }
+
+
+def _string_data(plan: Plan, namespace: str, name: str) -> tuple[Recorded, dict[str, str]]:
+    (secret,) = [
+        r
+        for r in plan.by_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"].get("namespace") == namespace and r.inputs["metadata"]["name"] == name
+    ]
+    return secret, secret.raw_inputs["stringData"]
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_every_engineer_pushes_as_themselves_with_their_namespaces_secret(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    assert plan.resources, stack
+    mirror = config_values(stack)["akiba:registry"]["mirror"]
+    htpasswd_secret, files = _string_data(plan, NAMESPACE, "registry-htpasswd")
+    assert any(p.startswith("stringData") for p in htpasswd_secret.secret_paths)  # hashes stay secret
+    lines = _lines(files["htpasswd"])
+    randoms = _answered(plan)
+    engineers = _engineers(stack)
+    assert engineers
+    assert set(lines) == {PUSH_USER, PULL_USER, *engineers}
+    sent = {}
+    for login in engineers:
+        secret, data = _string_data(plan, engineer_namespace(login), REGISTRY_SECRET)
+        assert any(p.startswith("stringData") for p in secret.secret_paths), (stack, login)
+        user, password = _login_of(data[CONFIG_KEY], mirror)
+        assert user == login, (stack, login)
+        # The mock engine's bcrypt hash is no real hash: the password and the line both come
+        # from the engineer's own RandomPassword (the renderer's bcrypt is tested above).
+        account = randoms[f"registry-engineer-{login}"]
+        assert password == account["result"] and lines[login] == account["bcryptHash"], (stack, login)
+        assert data[CA_KEY] == plan.raw_outputs["caCertPem"]  # the CA the registry's certificate is signed by
+        sent[login] = password
+    assert len(set(sent.values())) == len(sent)  # nobody shares a password
+    assert plan.raw_outputs["registryPushPassword"] not in sent.values()
+
+
+def test_removing_an_engineer_removes_their_account_and_nothing_else() -> None:
+    gone = _engineers("prod")[-1]
+    plan = references.plan(edited("prod", lambda v: v.__setitem__("akiba:engineers", v["akiba:engineers"][:-1])), ROOT)
+    assert plan.resources, "prod: the recorded plan is empty"
+    _, files = _string_data(plan, NAMESPACE, "registry-htpasswd")
+    lines = _lines(files["htpasswd"])
+    assert gone not in lines
+    assert not [r for r in plan.resources if r.name.endswith(f"-{gone}") and "registry" in r.name]
+    # The others keep their passwords (same resources, same hashes): nobody's push breaks.
+    randoms = _answered(plan)
+    for login in _engineers("prod")[:-1]:
+        assert lines[login] == randoms[f"registry-engineer-{login}"]["bcryptHash"], login
+
+
+def _home_pods(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (r.inputs["metadata"]["namespace"], r.raw_inputs["spec"]["template"]["spec"])
+        for r in plan.by_type("kubernetes:apps/v1:DaemonSet")
+        if r.inputs["metadata"]["name"] == "home"
+    ]
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_home_pod_gives_only_the_shell_its_own_docker_config_and_the_daemon_the_ca(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    plan = plans[stack]
+    assert plan.resources, stack
+    mirror = config_values(stack)["akiba:registry"]["mirror"]
+    pods = _home_pods(plan)
+    assert sorted(ns for ns, _ in pods) == sorted(engineer_namespace(login) for login in _engineers(stack))
+    for namespace, pod in pods:
+        # A pod mounts Secrets of its own namespace only: `registry` here is this engineer's.
+        views = {
+            v["name"]: v["secret"] for v in pod["volumes"] if v.get("secret", {}).get("secretName") == REGISTRY_SECRET
+        }
+        assert {n: [i["key"] for i in s["items"]] for n, s in views.items()} == {
+            CLIENT_VOLUME: [CONFIG_KEY],
+            DAEMON_VOLUME: [CA_KEY],
+        }, namespace
+        mounts = {c["name"]: {m["name"]: m for m in c.get("volumeMounts", [])} for c in pod["containers"]}
+        shell = mounts.pop("home")
+        assert shell[CLIENT_VOLUME]["mountPath"] == DOCKER_CONFIG_DIR and shell[CLIENT_VOLUME]["readOnly"]
+        assert "subPath" not in shell[CLIENT_VOLUME]  # a new password reaches the running pod
+        assert DAEMON_VOLUME not in shell
+        (daemon,) = mounts.values()
+        assert CLIENT_VOLUME not in daemon  # the password stays with the CLI
+        assert daemon[DAEMON_VOLUME]["mountPath"] == f"{DAEMON_CERTS_DIR}/{mirror}"
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_every_ssh_session_reads_docker_config_from_the_secret(plans: dict[str, Plan], stack: str) -> None:
+    plan = plans[stack]
+    assert plan.resources, stack
+    mirror = config_values(stack)["akiba:registry"]["mirror"]
+    configs = {
+        r.inputs["metadata"]["namespace"]: r.raw_inputs["data"]["sshd_config"]
+        for r in plan.by_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"]["name"] == "home-accounts"
+    }
+    for login in _engineers(stack):
+        (set_env,) = [
+            line.split()[1:] for line in configs[engineer_namespace(login)].splitlines() if line.startswith("SetEnv ")
+        ]
+        assert {
+            f"DOCKER_CONFIG={DOCKER_CONFIG_DIR}",
+            f"BUILDX_CONFIG=/home/{login}/.docker/buildx",  # buildx writes; DOCKER_CONFIG is read-only
+            f"AKIBA_REGISTRY={mirror}",
+        } <= set(set_env), (stack, login)
+
+
+def test_registry_reads_the_htpasswd_secret_as_a_directory_so_updates_arrive(plans: dict[str, Plan]) -> None:
+    for stack, plan in plans.items():
+        assert plan.resources, stack
+        deployments = [
+            r
+            for r in plan.by_type("kubernetes:apps/v1:Deployment")
+            if r.inputs["metadata"].get("namespace") == NAMESPACE
+        ]
+        assert deployments, stack
+        for d in deployments:
+            spec = d.raw_inputs["spec"]["template"]["spec"]
+            (auth,) = [
+                v["name"] for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "registry-htpasswd"
+            ]
+            (mount,) = [m for c in spec["containers"] for m in c["volumeMounts"] if m["name"] == auth]
+            assert "subPath" not in mount, (stack, d.name)  # the kubelet does not update a subPath

@@ -5,8 +5,14 @@ per instance). Every node's containerd uses the caches as mirrors (the bootstrap
 
 TLS: the ingress and each instance present certificates from the cluster CA, which every node
 already trusts (/etc/kubernetes/pki/ca.crt). Every request needs an account
-(`components.registry.credentials`): `akiba-push` for people and `pulumi up`, `akiba-pull` for
-the nodes' containerd.
+(`components.registry.credentials`): `akiba-push` for `pulumi up` and other teams, `akiba-pull`
+for the nodes' containerd, and one per engineer (`components.registry.engineer_login`). Any
+account may push anywhere: htpasswd has no per-repository rights.
+
+The accounts reach the running registry without a restart: the htpasswd Secret is mounted as a
+directory (not subPath), so the kubelet rewrites the file in place, and distribution re-reads it
+on the next request whose file's mtime differs (registry/auth/htpasswd/access.go, since 2.6).
+A restart would stop every node's pulls (one replica per instance, Recreate).
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ def instance_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
                     "volumeMounts": [
                         {"name": "config", "mountPath": "/etc/registry/config.yml", "subPath": "config.yml"},
                         {"name": "tls", "mountPath": CERT_DIR},
+                        # A directory: a new htpasswd reaches the running registry (see above).
                         {"name": "auth", "mountPath": AUTH_DIR},
                         {"name": "data", "mountPath": DATA_DIR},
                     ],

@@ -19,6 +19,7 @@ CONSUMER_USER = "akiba-consumer"
 HOME_CLAIM = "home"  # their CephFS home, mounted at /home/<login> in their home pod and Jobs
 KUBECONFIG_SECRET = "kubeconfig"  # noqa: S105 (a name) key "config": their own kubeconfig, mounted in their home pod
 DATABASE_SECRET = "database"  # noqa: S105 (a name) their personal database's connection (host, port, user, password)
+REGISTRY_SECRET = "registry"  # noqa: S105 (a name) their registry account: Docker's config.json, the registry's CA
 
 
 def engineer_namespace(login: str) -> str:
