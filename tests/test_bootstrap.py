@@ -431,6 +431,31 @@ def test_burst_nodes_read_their_secrets_from_ssm_at_boot() -> None:
         _node(secrets_from_ssm=SSM)
 
 
+def test_api_server_refuses_external_ips_and_keeps_node_restriction() -> None:
+    """Engineers create Services: spec.externalIPs would let one intercept traffic to any address
+    (CVE-2020-8554). The flag replaces kubeadm's default, so NodeRestriction must stay in it."""
+    init = render_user_data(_node(role="controller-init", pki={"ca.crt": "C"}))
+    (cluster,) = [d for d in _kubeadm(init) if d["kind"] == "ClusterConfiguration"]
+    assert cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4"
+    extra = cluster["apiServer"]["extraArgs"]
+    # v1beta4's shape: a list of {name, value}, not v1beta3's map.
+    assert isinstance(extra, list) and all(set(a) == {"name", "value"} for a in extra)
+    (plugins,) = [a["value"] for a in extra if a["name"] == "enable-admission-plugins"]
+    assert plugins.split(",") == ["NodeRestriction", "DenyServiceExternalIPs"]
+    # A running controller regenerates its API server when the flag is missing (a day-2 converge).
+    flag = "--enable-admission-plugins=NodeRestriction,DenyServiceExternalIPs"
+    join = render_user_data(_node(role="controller-join", pki={"ca.crt": "C"}))
+    for text, regenerate in (
+        (init, f"kubeadm init phase control-plane apiserver --config {KUBEADM_CONFIG}"),
+        (join, "kubeadm upgrade node phase control-plane"),
+    ):
+        lines = _script_lines(text)
+        check = _index(lines, re.escape(f"grep -qF -- {flag} /etc/kubernetes/manifests/kube-apiserver.yaml"))
+        assert lines[check].startswith("if [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]")
+        assert lines[check + 1] == regenerate
+    assert flag not in render_user_data(_node()), "workers run no API server"
+
+
 def test_controllers_encrypt_secrets_at_rest_with_the_same_file() -> None:
     from components.cluster.encryption import ENCRYPTION_CONFIG, encryption_configuration, render_encryption_config
 
@@ -445,6 +470,7 @@ def test_controllers_encrypt_secrets_at_rest_with_the_same_file() -> None:
     api = next(d for d in _kubeadm(init) if d["kind"] == "ClusterConfiguration")["apiServer"]
     args = {a["name"]: a["value"] for a in api["extraArgs"]}
     assert args == {
+        "enable-admission-plugins": "NodeRestriction,DenyServiceExternalIPs",
         "encryption-provider-config": ENCRYPTION_CONFIG,
         "encryption-provider-config-automatic-reload": "true",
     }

@@ -26,6 +26,11 @@ NodeKind = Literal["baremetal", "vm", "burst"]
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
+# Admission plugins beyond the API server's defaults; the flag replaces kubeadm's own value, so
+# NodeRestriction (a kubelet edits only its own Node and pods) stays. DenyServiceExternalIPs:
+# engineers create Services in their namespaces, and a Service's spec.externalIPs lets its
+# author intercept traffic to any address (CVE-2020-8554); nothing here uses externalIPs.
+ADMISSION_PLUGINS = ("NodeRestriction", "DenyServiceExternalIPs")
 PKI_DIR = "/etc/kubernetes/pki"
 BOOTSTRAP_SCRIPT = "/usr/local/sbin/akiba-bootstrap"
 KUBEADM_CONFIG = "/etc/kubernetes/kubeadm.yaml"
@@ -463,7 +468,7 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
                 "networking": {"podSubnet": c.pod_cidr, "serviceSubnet": c.service_cidr, "dnsDomain": c.dns_domain},
                 "apiServer": {
                     "certSANs": list(dict.fromkeys([node.ip, node.hostname, c.api_host, *c.controller_names])),
-                    **_encryption_settings(node),
+                    **_api_server_settings(node),
                 },
             }
         )
@@ -484,13 +489,15 @@ def _kubeadm_files(node: NodeBootstrap) -> list[dict[str, str]]:
     return files
 
 
-def _encryption_settings(node: NodeBootstrap) -> dict[str, object]:
-    """The API server reads Secrets' encryption keys from the file every controller's document
-    writes; joining controllers take these settings from the kubeadm-config ConfigMap."""
+def _api_server_settings(node: NodeBootstrap) -> dict[str, object]:
+    """kube-apiserver's flags (kubeadm v1beta4: a list of name/value): the admission plugins, and
+    the file of Secrets' encryption keys that every controller's document writes. Joining
+    controllers take these settings from the kubeadm-config ConfigMap."""
+    args: list[dict[str, str]] = [{"name": "enable-admission-plugins", "value": ",".join(ADMISSION_PLUGINS)}]
     if node.encryption_config is None:
-        return {}
-    args, volumes = api_server_settings()
-    return {"extraArgs": args, "extraVolumes": volumes}
+        return {"extraArgs": args}
+    encryption_args, volumes = api_server_settings()
+    return {"extraArgs": [*args, *encryption_args], "extraVolumes": volumes}
 
 
 def _join_document(
@@ -554,21 +561,26 @@ def _join_token_lines(node: NodeBootstrap) -> list[str]:
     ]
 
 
-def _encryption_lines(node: NodeBootstrap) -> list[str]:
-    """A running controller whose API server does not read the encryption config yet (the config
-    arrived with a day-2 converge) gets its static pod regenerated: the first controller from its
-    own kubeadm configuration (just uploaded to kubeadm-config), the others from kubeadm-config.
-    A changed key alone needs nothing: the API server reloads the file."""
-    if node.encryption_config is None:
+def _api_server_lines(node: NodeBootstrap) -> list[str]:
+    """A running controller whose API server lacks a flag of its configuration (the encryption
+    config arrived with a day-2 converge, an admission plugin was added) gets its static pod
+    regenerated: the first controller from its own kubeadm configuration (just uploaded to
+    kubeadm-config), the others from kubeadm-config. A changed key alone needs nothing: the API
+    server reloads the file."""
+    if node.role == "worker":
         return []
     manifest = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+    flags = [f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}"]
+    if node.encryption_config is not None:
+        flags.append("--encryption-provider-config=")
+    lacking = " || ".join(f"! grep -qF -- {flag} {manifest}" for flag in flags)
     regenerate = (
         f"kubeadm init phase control-plane apiserver --config {KUBEADM_CONFIG}"
         if node.role == "controller-init"
         else "kubeadm upgrade node phase control-plane"
     )
     return [
-        f"if [ -f {manifest} ] && ! grep -qF -- --encryption-provider-config= {manifest}; then",
+        f"if [ -f {manifest} ] && {{ {lacking}; }}; then",
         f"  {regenerate}",
         "fi",
     ]
@@ -739,7 +751,7 @@ def _script(node: NodeBootstrap) -> str:
         "fi",
         *vip_after,
         *_join_token_lines(node),
-        *_encryption_lines(node),
+        *_api_server_lines(node),
         'if [ "$restart_kubelet" = 1 ]; then',
         # The node's copy of the cluster's kubelet settings (kubeadm's documented day-2 path).
         "  kubeadm upgrade node phase kubelet-config",
