@@ -148,6 +148,7 @@ def test_each_engineer_has_a_home_pod_of_their_own_on_every_gpu_node(plans: dict
             "kubeconfig",
             "docker-tls",
             "docker-tls-server",
+            "registry",  # their registry account (components.registry.engineer_login)
         }
         assert home["image"] == prepull["initContainers"][0]["image"]
         assert home["image"].startswith(config_values(stack)["akiba:registry"]["mirror"] + "/akiba/ml-runtime:")

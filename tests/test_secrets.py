@@ -12,7 +12,7 @@ import yaml
 
 from components.registry.credentials import PULL_USER, PUSH_USER
 from stacks.problems import ConfigError
-from tests.conftest import STACKS, edited, parse, stack_file
+from tests.conftest import STACKS, config_values, edited, parse, stack_file
 from tools.plan import artifacts, report
 from tools.plan.runner import Plan
 from tools.plan.stackfile import placeholder
@@ -124,7 +124,8 @@ def test_the_registry_pull_credential_stays_secret(plans: dict[str, Plan], stack
         assert headers[0] not in text, where
     secret = next(r for r in plan.by_type("kubernetes:core/v1:Secret") if r.name == "registry-htpasswd")
     lines = secret.raw_inputs["stringData"]["htpasswd"].splitlines()
-    assert [line.split(":", 1)[0] for line in lines] == [PUSH_USER, PULL_USER], "the registry knows both"
+    engineers = sorted(e["name"] for e in config_values(stack)["akiba:engineers"])
+    assert [line.split(":", 1)[0] for line in lines] == [PUSH_USER, PULL_USER, *engineers], "and one per engineer"
     assert all(line.split(":", 1)[1].startswith("$2") for line in lines), "bcrypt hashes"
     assert "registryPushPassword" in plan.secret_outputs
 
