@@ -101,6 +101,11 @@ def test_an_engineers_pods_reach_what_they_need_and_nothing_inside(plans: dict[s
     assert not cluster.allows(mine, at.pod("monitoring", app="prometheus"), 9090)
     assert not cluster.allows(mine, at.pod("rook-ceph", app="rook-ceph-mon"), 6789)
     assert not cluster.allows(mine, host("169.254.169.254"), 80)
+    # Nor the other stack's LAN (routed to this one: dev's MAAS powers VMs on prod's desktop), a
+    # home router or carrier-grade NAT: no private address is "the internet".
+    other_lan = "192.168.20.2" if stack == "prod" else "192.168.10.5"
+    for private in (other_lan, "10.1.2.3", "172.20.0.1", "100.64.0.1"):
+        assert not cluster.allows(mine, host(private), 443), private
 
 
 def test_engineers_cannot_reach_each_others_pods(plans: dict[str, Plan]) -> None:

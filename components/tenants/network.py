@@ -23,6 +23,9 @@ from components.tenants.names import engineer_namespace
 NAMESPACE_NAME = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 EVERYWHERE = "0.0.0.0/0"
 LINK_LOCAL = "169.254.0.0/16"  # a cloud node's metadata service (its IAM credentials) lives here
+# Never "the internet" for an engineer's pod, whatever this stack declares: the other stack's LAN
+# (dev's 192.168.20.0/24 is routed to prod's office), a VPN, a router, carrier-grade NAT.
+NOT_INTERNET = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", LINK_LOCAL)
 # kubeadm's CoreDNS: its pods in kube-system carry k8s-app=kube-dns.
 DNS_NAMESPACE, DNS_PODS = "kube-system", {"k8s-app": "kube-dns"}
 
@@ -82,7 +85,9 @@ def engineer_policies(engineer: EngineerNetwork, places: ClusterPlaces) -> dict[
     own = engineer_namespace(engineer.login)
     every_node = [{"ipBlock": {"cidr": f"{ip}/32"}} for ip in places.node_addresses]
     api = [{"ipBlock": {"cidr": f"{ip}/32"}} for ip in places.api_addresses]
-    outside = [places.pod_cidr, places.service_cidr, places.office_lan, *places.private, LINK_LOCAL]
+    outside = list(
+        dict.fromkeys([places.pod_cidr, places.service_cidr, places.office_lan, *places.private, *NOT_INTERNET])
+    )
     policies: dict[str, dict[str, Any]] = {
         "default-deny": default_deny(),
         "same-namespace": {
