@@ -37,7 +37,8 @@ _URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@", re.I)
 # hosts; a VM's virtio-<serial> is an RBD image, unique across the stack by stacks.names.
 _NOT_ONE_DISK = ("dm-", "md-", "lvm-", "virtio-")
 # What MAAS deploys, and the kernels of that release (ga-24.04, hwe-24.04, hwe-24.04-edge...).
-_SERIES_VERSION = {"jammy": "22.04", "noble": "24.04"}
+# noble only: the spec refuses jammy (home pods need idmapped CephFS mounts, Linux >= 6.7).
+_SERIES_VERSION = {"noble": "24.04"}
 # The IAM user the cluster-autoscaler reads AWS with is <cluster>-cluster-autoscaler
 # (components.burst.autoscaler); IAM user names are at most 64 characters (AWS IAM User Guide,
 # "IAM and AWS STS quotas").

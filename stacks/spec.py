@@ -10,7 +10,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.burst.instance_types import INSTANCE_TYPES
@@ -106,11 +106,23 @@ def _https(value: str) -> str:
     return value
 
 
+def _noble_only(value: object) -> object:
+    if value == "jammy":
+        raise ValueError(
+            "noble: engineers' home pods run in their own user namespace (hostUsers: false) with the "
+            "CephFS home mounted, which takes idmapped mounts of CephFS (Linux 6.7 or later); jammy's "
+            "GA kernel is 5.15"
+        )
+    return value
+
+
 class MaasSpec(Section):
     url: Annotated[HttpUrl, AfterValidator(_https)] = Field(
         description="MAAS region API over TLS, e.g. https://192.168.10.2:5443/MAAS"
     )
-    distro_series: Literal["jammy", "noble"] = Field(description="Ubuntu release MAAS deploys")
+    distro_series: Annotated[Literal["noble"], BeforeValidator(_noble_only)] = Field(
+        description="Ubuntu release MAAS deploys: noble (its 6.8 kernel has the idmapped mounts home pods need)"
+    )
     hwe_kernel: str | None = Field(default=None, description="e.g. hwe-24.04; MAAS default if unset")
     pool: str | None = Field(default=None, description="MAAS resource pool for the nodes")
     zone: str | None = Field(default=None, description="MAAS zone for the nodes")

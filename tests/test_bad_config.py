@@ -402,6 +402,20 @@ CASES: list[tuple[str, str, Edit, str, str]] = [
         "a Kubernetes release 1.31.x to 1.37.x",
     ),
     (
+        "jammy-lacks-idmapped-cephfs",
+        "prod",
+        _set(["akiba:maas", "distroSeries"], "jammy"),
+        "akiba:maas.distroSeries",
+        "idmapped mounts of CephFS (Linux 6.7 or later); jammy's GA kernel is 5.15; found 'jammy'",
+    ),
+    (
+        "unknown-distro-series",
+        "dev",
+        _set(["akiba:maas", "distroSeries"], "focal"),
+        "akiba:maas.distroSeries",
+        "expected 'noble'",
+    ),
+    (
         "kernel-of-another-series",
         "prod",
         _set(["akiba:maas", "hweKernel"], "hwe-22.04"),
@@ -527,3 +541,11 @@ def test_cli_prints_problems_without_a_traceback(tmp_path: Any) -> None:
     assert "Pulumi.broken.yaml: 3 problem(s)" in res.stderr
     assert "akiba:nodes[3].gpus[0].model" in res.stderr and "akiba:cluster.podCidr" in res.stderr
     assert not (tmp_path / "out").exists(), "nothing may be written for an invalid config"
+
+
+def test_jammy_is_refused_once_for_its_kernel() -> None:
+    """jammy with the stack's noble kernel: one problem, the series and why (no second one
+    sending the reader to pick a jammy kernel)."""
+    err = _problems("prod", _set(["akiba:maas", "distroSeries"], "jammy"))
+    assert [p.path for p in err.problems] == ["akiba:maas.distroSeries"]
+    assert "Linux 6.7" in str(err) and "hostUsers: false" in str(err)
