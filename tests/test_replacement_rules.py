@@ -139,6 +139,22 @@ def test_explicitly_named_aws_resource_is_deleted_before_its_replacement() -> No
     assert updates(diff(user, {"name": "a"}, {"name": "b"})) == ["name"]
 
 
+def test_ssm_parameter_value_updates_its_name_replaces_deleting_first() -> None:
+    """The burst join token's parameter: a rotated token is a new version of the same parameter;
+    a new name is a new parameter, the old one deleted first (the name is set explicitly)."""
+    typ = "aws:ssm/parameter:Parameter"
+    old = {"name": "/akiba/burst/join-token", "type": "SecureString", "value": SECRET_A, "tags": {"Name": "b"}}
+    s = diff(typ, old, {**old, "value": SECRET_B, "description": "kubeadm join token"})
+    assert updates(s) == ["description", "value"]
+    s = diff(typ, old, {**old, "name": "/akiba2/burst/join-token"})
+    assert forcing(s) == ["name"] and s is not None and s.delete_before_replace
+    assert any("terraform-provider-aws" in src and "internal/service/ssm/parameter.go" in src for src in s.sources)
+    assert forcing(diff(typ, old, {**old, "dataType": "aws:ec2:image"})) == ["dataType"]
+    # The tier only goes up in place: AWS refuses Advanced -> Standard, so the provider replaces.
+    assert updates(diff(typ, {**old, "tier": "Standard"}, {**old, "tier": "Advanced"})) == ["tier"]
+    assert forcing(diff(typ, {**old, "tier": "Advanced"}, {**old, "tier": "Standard"})) == ["tier"]
+
+
 def test_ignore_changes_hides_the_autoscaler_desired_capacity() -> None:
     asg = "aws:autoscaling/group:Group"
     old, new = {"desiredCapacity": 0, "maxSize": 1}, {"desiredCapacity": 3, "maxSize": 1}

@@ -179,6 +179,12 @@ _AWS = {
     "aws:budgets/budget:Budget": Rule(
         _aws("internal/service/budgets/budget.go"), ("accountId", "name", "namePrefix"), autonamed=True
     ),
+    # PutParameter with Overwrite updates the value, type, description, key and tier in place (a
+    # new version); a new name or data type is a new parameter, and so is a tier going down from
+    # Advanced to Standard (CustomizeDiff ForceNewIfChange: AWS refuses the downgrade; diff()).
+    "aws:ssm/parameter:Parameter": Rule(
+        _aws("internal/service/ssm/parameter.go"), ("name", "dataType"), autonamed=True
+    ),
 }
 
 RULES: dict[str, Rule] = {**_TLS, **_RANDOM, **_MAAS_RULES, **_AWS}
@@ -221,6 +227,9 @@ def diff(change: Change) -> Verdict | None:
                 f"its launch template {templates[0].rsplit('::', 1)[-1]} gets a new version: the "
                 "instance (launchTemplate.version $Latest) is replaced once the provider reads it back"
             )
+    tiers = (change.olds.get("tier"), change.news.get("tier"))
+    if change.type == "aws:ssm/parameter:Parameter" and tiers == ("Advanced", "Standard"):
+        replaces.append(("tier",))
     dbr = bool(replaces) and rule.autonamed and isinstance(change.news.get("name"), str)
     if dbr:
         notes.append("its name is set explicitly: the old one is deleted first to free the name")
