@@ -40,7 +40,7 @@ class MaasSettings:
 
 
 def make_provider(name: str, url: str, api_key: pulumi.Output[str], parent: pulumi.Resource | None) -> maas.Provider:
-    """The MAAS provider for the region API at `url` (e.g. http://192.168.10.2:5240/MAAS)."""
+    """The MAAS provider for the region API at `url` over TLS (e.g. https://192.168.10.2:5443/MAAS)."""
     return maas.Provider(
         name, api_url=url, api_key=api_key, api_version="2.0", opts=pulumi.ResourceOptions(parent=parent)
     )
