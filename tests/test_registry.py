@@ -767,7 +767,12 @@ def test_removing_an_engineer_removes_their_account_and_nothing_else() -> None:
     _, files = _string_data(plan, NAMESPACE, "registry-htpasswd")
     lines = _lines(files["htpasswd"])
     assert gone not in lines
-    assert not [r for r in plan.resources if r.name.endswith(f"-{gone}") and "registry" in r.name]
+    assert not [r.name for r in plan.resources if "registry" in r.name and gone in r.name.split("-")]
+    assert not [
+        r.name
+        for r in plan.by_type("kubernetes:core/v1:Secret")
+        if r.inputs["metadata"].get("namespace") == engineer_namespace(gone)
+    ]
     # The others keep their passwords (same resources, same hashes): nobody's push breaks.
     randoms = _answered(plan)
     for login in _engineers("prod")[:-1]:

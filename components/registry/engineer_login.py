@@ -17,8 +17,9 @@ In the home pod:
   Secret's). buildx keeps its state in $DOCKER_CONFIG/buildx unless BUILDX_CONFIG says
   otherwise, and `docker build` is buildx: BUILDX_CONFIG is ~/.docker/buildx, where it was.
 - the daemon does the push (the CLI only hands it the credentials) and checks the registry's
-  certificate itself: rootless dockerd reads `$XDG_CONFIG_HOME/docker/certs.d/<host:port>/ca.crt`
-  (moby registry.CertsDir), its HOME being the daemon's state directory.
+  certificate itself: under rootlesskit, dockerd reads `<user config dir>/docker/certs.d/<host:port>/ca.crt`
+  (moby daemon/pkg/registry CertsDir: os.UserConfigDir, $HOME/.config here, HOME being the
+  daemon's state directory), not /etc/docker/certs.d.
 
 Both are directory mounts, not subPath: a new password reaches the running pod (the kubelet
 rewrites the files), and the CLI reads config.json on each command.
