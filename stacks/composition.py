@@ -27,6 +27,7 @@ from components.machines.dns import OfficeDns, OfficeDnsArgs
 from components.monitoring.alert_rules import BurstBudget
 from components.monitoring.monitoring import Monitoring, MonitoringArgs
 from components.registry.credentials import PUSH_USER, RegistryCredentials, RegistryCredentialsArgs
+from components.registry.engineer_login import RegistryLogin, RegistryLoginArgs, with_registry
 from components.registry.images import ContainerImage, ContainerImageArgs
 from components.registry.registry import Registry, RegistryArgs
 from components.storage.homes_nfs import NFS_PSEUDO_PATH
@@ -94,7 +95,10 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     registry_credentials = RegistryCredentials(
         "registry-credentials",
         # The push password used to be the Registry component's child: keep it, don't replace it.
-        RegistryCredentialsArgs(push_password_parent_urn=pulumi.create_urn("registry", "akiba:registry:Registry")),
+        RegistryCredentialsArgs(
+            push_password_parent_urn=pulumi.create_urn("registry", "akiba:registry:Registry"),
+            engineers=tuple(e.name for e in spec.engineers),  # an account each: pushes are theirs
+        ),
     )
     nodes = NodeDeployer(spec, identity, join, maas, secrets, registry_credentials.pull_authorization)
     # VMs on another stack's Ceph (dev on prod's) come first: even the controller may be one.
@@ -230,6 +234,19 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     homes: dict[str, HomeContainer] = {}
     for engineer, account in zip(spec.engineers, args.accounts(spec.engineers), strict=True):
         namespace = tenants.namespaces[engineer.name]
+        # Their registry account's Docker config and the registry's CA, in their namespace.
+        registry_login = RegistryLogin(
+            f"registry-login-{engineer.name}",
+            RegistryLoginArgs(
+                ctx=ctx,
+                provider=identity.provider,
+                login=engineer.name,
+                registry=spec.registry.mirror,
+                password=registry_credentials.engineer_passwords[engineer.name],
+                ca_cert_pem=identity.ca_cert_pem,
+                after=(namespace,),
+            ),
+        )
         docker_tls = DockerTls(
             f"docker-tls-{engineer.name}",
             DockerTlsArgs(ctx=ctx, provider=identity.provider, engineer=account, after=(namespace,)),
@@ -243,7 +260,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
                 engineer=account,
                 ssh_port=engineer.node_port,
                 limits=args.home_limits(spec.tenancy),
-                docker=home_docker(account, docker_tls, args.home_limits(spec.tenancy)),
+                docker=with_registry(home_docker(account, docker_tls, args.home_limits(spec.tenancy)), registry_login),
                 after=(namespace, storage.homes.resources[engineer.name], priorities),
             ),
         )
