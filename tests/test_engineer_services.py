@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.cluster.node_security import NVIDIA_TOOLKIT_SETTINGS
 from components.monitoring.gpu_dashboard import CEPH_METRICS, DCGM_COUNTERS, KSM_METRICS, gpu_dashboard
 from stacks.problems import ConfigError
 from tests import pod_security
@@ -52,6 +53,18 @@ def test_dashboard_and_exporter_are_provisioned(plans: dict[str, Plan], stack: s
     assert cost["targets"][0]["expr"].endswith("* 0.25")
     dcgm = _chart(plan, "dcgm-exporter")
     assert dcgm["version"] == "4.8.2" and dcgm["values"]["arguments"] == ["-f", "/etc/dcgm-exporter/akiba-counters.csv"]
+    # The toolkit hands an exporter without CAP_SYS_ADMIN no GPU (NVIDIA_VISIBLE_DEVICES is ignored
+    # for unprivileged containers): the capability is ours, not left to the chart's default.
+    context = dcgm["values"]["securityContext"]
+    assert context["capabilities"]["add"] == ["SYS_ADMIN"] and context["capabilities"]["drop"] == ["ALL"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert ("accept-nvidia-visible-devices-envvar-when-unprivileged", "false") in NVIDIA_TOOLKIT_SETTINGS
+    (namespace,) = [
+        r.raw_inputs
+        for r in plan.by_type("kubernetes:core/v1:Namespace")
+        if r.raw_inputs["metadata"]["name"] == "monitoring"
+    ]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     csv = maps["dcgm-counters"]["data"]["counters.csv"]
     assert {line.split(",")[0] for line in csv.splitlines()} == {c[0] for c in DCGM_COUNTERS}
     ksm = _chart(plan, "kube-prometheus-stack")["values"]["kube-state-metrics"]

@@ -202,6 +202,19 @@ class Monitoring(pulumi.ComponentResource):
                 "nodeSelector": {"nvidia.com/gpu.present": "true"},
                 "tolerations": ALL_NODES,
                 "resources": {"limits": {"cpu": "200m", "memory": "256Mi"}},
+                # The chart's own default at 4.8.2 (deployment/values.yaml), written out: the nodes'
+                # NVIDIA container toolkit ignores NVIDIA_VISIBLE_DEVICES for unprivileged containers
+                # and counts a container privileged by CAP_SYS_ADMIN in its bounding set
+                # (components/cluster/node_security.py), so without it the exporter sees no GPU and every
+                # GPU alert goes quiet. Pinned here so that a chart upgrade changing the default
+                # cannot blind it; SYS_ADMIN also serves the profiling counters (DCGM_FI_PROF_*).
+                # monitoring is a reviewed privileged namespace (policy/akiba_policy/exemptions.py).
+                "securityContext": {
+                    "runAsNonRoot": False,
+                    "runAsUser": 0,
+                    "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]},
+                    "allowPrivilegeEscalation": False,
+                },
             },
             opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[stack, counters])),
         )
