@@ -546,8 +546,12 @@ class GpuBenchmarkSpec(Section):
     size: Literal["tiny", "standard"] = "standard"
 
 
+# A tag, a digest, or both (`name:tag@sha256:...`: the tag for people, the digest for what runs).
 PinnedImage = Annotated[
-    str, Field(pattern=r"^[a-z0-9.-]+(:\d+)?/[a-z0-9./_-]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$")
+    str,
+    Field(
+        pattern=r"^[a-z0-9.-]+(:\d+)?/[a-z0-9./_-]+(:[\w][\w.-]{0,127}(@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$"
+    ),
 ]
 
 

@@ -549,3 +549,20 @@ def test_jammy_is_refused_once_for_its_kernel() -> None:
     err = _problems("prod", _set(["akiba:maas", "distroSeries"], "jammy"))
     assert [p.path for p in err.problems] == ["akiba:maas.distroSeries"]
     assert "Linux 6.7" in str(err) and "hostUsers: false" in str(err)
+
+
+def test_an_app_image_may_carry_its_tag_and_digest() -> None:
+    """`name:tag@sha256:...` pins what runs by digest while people read the tag (README, Known
+    limits: engineers' registry accounts can overwrite tags); a bare name is still refused."""
+    digest = "sha256:" + "a" * 64
+
+    def pin(value: str) -> Callable[[dict[str, Any]], None]:
+        def edit(cfg: dict[str, Any]) -> None:
+            cfg["akiba:apps"]["apps"][0]["image"] = value
+
+        return edit
+
+    image = "registry.akiba.lan:30443/akiba/icachan:2026.11.0"
+    assert parse(edited("prod", pin(f"{image}@{digest}"))).apps.apps[0].image == f"{image}@{digest}"
+    with pytest.raises(ConfigError, match=r"akiba:apps\.apps\[0\]\.image"):
+        parse(edited("prod", pin("registry.akiba.lan:30443/akiba/icachan")))
