@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster.priorities import PLATFORM
+from components.cluster.priorities import INTERACTIVE
 from components.context import PlatformContext
 from components.storage.ceph_storage import CEPHFS_CLASS
 from components.tenants.names import ENGINEER_LABEL, HOME_CLAIM, engineer_namespace
@@ -59,7 +59,9 @@ def chown_job(home: Home, labels: dict[str, str]) -> dict[str, Any]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "restartPolicy": "OnFailure",
-                    "priorityClassName": PLATFORM,  # the home is unusable until it ran
+                    # The home is unusable until it ran: the engineer's own top class (an engineer's
+                    # namespace admits no pod of the platform's, components/tenants/quota.py).
+                    "priorityClassName": INTERACTIVE,
                     "automountServiceAccountToken": False,
                     # Root with CHOWN and FOWNER only: both in Pod Security's baseline, which the
                     # engineer's namespace enforces. No user namespace: the owner is the real uid.

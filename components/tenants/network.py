@@ -50,6 +50,9 @@ def dns_egress() -> dict[str, Any]:
     }
 
 
+DEFAULT_DENY = "default-deny"
+
+
 def default_deny() -> dict[str, Any]:
     """Selects every pod for both directions and admits nothing: what no other policy of the
     namespace admits is dropped."""
@@ -89,7 +92,7 @@ def engineer_policies(engineer: EngineerNetwork, places: ClusterPlaces) -> dict[
         dict.fromkeys([places.pod_cidr, places.service_cidr, places.office_lan, *places.private, *NOT_INTERNET])
     )
     policies: dict[str, dict[str, Any]] = {
-        "default-deny": default_deny(),
+        DEFAULT_DENY: default_deny(),
         "same-namespace": {
             "podSelector": {},
             "policyTypes": ["Ingress", "Egress"],
@@ -160,11 +163,14 @@ class EngineerNetworkPolicies(pulumi.ComponentResource):
             )
             policies = engineer_policies(engineer, args.places)
             for policy, spec in policies.items():
+                # The deny stays with a retained namespace when the engineer leaves the stack
+                # (the allows go): what still runs there reaches nothing and nothing reaches it.
+                retain = pulumi.ResourceOptions(retain_on_delete=policy == DEFAULT_DENY and args.ctx.protect_stateful)
                 k8s.networking.v1.NetworkPolicy(
                     f"{ns}-{policy}",
                     metadata={"name": policy, "namespace": ns, "labels": args.ctx.labels},
                     spec=spec,
-                    opts=inside,
+                    opts=pulumi.ResourceOptions.merge(inside, retain),
                 )
             self.names[engineer.login] = sorted(policies)
         self.register_outputs({"policies": self.names})

@@ -7,10 +7,18 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from components.cluster.priorities import PLATFORM
+
 GPU = "nvidia.com/gpu"
 # The only NodePort an engineer's namespace holds is the platform's ssh Service in front of their
 # home; a second one would take a port of the office LAN's range, a LoadBalancer an address.
 NODE_PORTS = 1
+
+# PriorityClasses an engineer's pod may not name: the built-in system ones (usable in any
+# namespace since 1.17) and the platform's own. With any of them a pod would preempt the others'
+# home pods and Jobs, or the platform's services. The home pods and akiba-gpu-shell are
+# akiba-interactive, Jobs akiba-batch (the default) or akiba-burst.
+RESERVED_PRIORITIES = ("system-node-critical", "system-cluster-critical", PLATFORM)
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"m": Decimal("1e-3"), "": Decimal(1), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6}
@@ -72,3 +80,11 @@ def limit_range_limits(d: ContainerDefaults, q: TenantQuota) -> list[dict[str, o
     values = {"cpu": d.cpu, "memory": d.memory}
     most = {"cpu": q.cpu, "memory": q.memory}
     return [{"type": "Container", "default": dict(values), "defaultRequest": dict(values), "max": most}]
+
+
+def reserved_priority_quota() -> dict[str, object]:
+    """A second ResourceQuota's `spec`: no pod of a reserved class (Kubernetes' "Limit Priority
+    Class consumption by default" pattern: the quota admission plugin counts only the pods its
+    scope selects, and refuses the first one against `pods: 0`)."""
+    scope = {"scopeName": "PriorityClass", "operator": "In", "values": list(RESERVED_PRIORITIES)}
+    return {"hard": {"pods": "0"}, "scopeSelector": {"matchExpressions": [scope]}}

@@ -109,6 +109,11 @@ KUBERNETES = frozenset(
         "apiextensions.k8s.io/v1:CustomResourceDefinition",
         "admissionregistration.k8s.io/v1:MutatingWebhookConfiguration",
         "admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration",
+        # Engineers' namespaces' admission rules (components/tenants/admission.py): CEL the API
+        # server evaluates, no webhook to reach; a policy only ever refuses a request, it changes
+        # and runs nothing, and its binding only narrows where it refuses.
+        "admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy",
+        "admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding",
         # Rook Ceph (stateful-protected) and monitoring.
         *(f"ceph.rook.io/v1:{k}" for k in ("CephCluster", "CephBlockPool", "CephFilesystem", "CephNFS", "CephClient")),
         "ceph.rook.io/v1:CephFilesystemSubVolumeGroup",

@@ -180,6 +180,7 @@ class Workload:
     serves_gpus: bool = False  # the device plugin: nodes offer nvidia.com/gpu where it runs
     every_node: bool = False  # a node without it is not Ready (CNI, kube-proxy)
     priority: int = 0  # higher places first (system-node-critical, system-cluster-critical)
+    priority_class: str = ""  # the pod's priorityClassName ("": none named, the global default's)
     rolling: bool = False  # a Deployment's RollingUpdate: the new pod starts before the old stops
     surge: int = 0  # extra pods a rolling update starts before it stops old ones (maxSurge)
     blocked: tuple[str, ...] = ()  # why its pods never start, wherever they land

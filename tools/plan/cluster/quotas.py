@@ -9,7 +9,9 @@ namespace's LimitRange filled in the missing ones (a container above the LimitRa
 refused whatever the quota) (a pod's request: its containers' sum, or its
 largest init container); a DaemonSet's pod for every node it selects (fitting or not: the
 controller creates it, the scheduler leaves it Pending), with the burst group at its maximum;
-claims and their requested storage; Services and their node ports.
+claims and their requested storage; Services and their node ports. A quota scoped by
+PriorityClass (an engineer's `reserved-priorities`, pods: 0) counts only the pods of the classes
+it selects, a pod that names none having the global default's.
 """
 
 from __future__ import annotations
@@ -135,31 +137,86 @@ def _add_workload(usage: _Usage, w: Workload, pods: int, hard: Mapping[str, Deci
         usage.add(name, amount * pods, label)
 
 
-def _usage(plan: Plan, placements: list[Placement], quotas: Mapping[str, Mapping[str, Decimal]]) -> dict[str, _Usage]:
-    found: dict[str, _Usage] = defaultdict(_Usage)
-    defaults = _limit_defaults(plan)
-    for p in placements:
-        ns = p.workload.namespace
-        if ns in quotas:
-            _add_workload(found[ns], p.workload, _pods(p), quotas[ns], defaults.get(ns, ({}, {}, {})))
-    for r in plan.by_type("kubernetes:core/v1:PersistentVolumeClaim"):
+@dataclass(frozen=True)
+class _Quota:
+    """One ResourceQuota: its bounds, and the pods its scopes select (none: all of them)."""
+
+    namespace: str
+    label: str  # "ResourceQuota <namespace>/<name>"
+    hard: dict[str, Decimal]
+    # (scopeName, operator, values) of spec.scopeSelector, and spec.scopes as (name, "Exists", ()).
+    scopes: tuple[tuple[str, str, tuple[str, ...]], ...]
+
+    def unknown_scopes(self) -> list[str]:
+        return sorted({name for name, _, _ in self.scopes if name != "PriorityClass"})
+
+    def selects(self, w: Workload, default_class: str) -> bool:
+        """As the quota plugin matches a pod (its priorityClassName after the Priority plugin
+        gave one that names none the global default's)."""
+        name = w.priority_class or default_class
+        for scope, operator, values in self.scopes:
+            if scope != "PriorityClass":
+                continue  # reported by unknown_scopes
+            if operator == "In" and name not in values:
+                return False
+            if operator == "NotIn" and name in values:
+                return False
+            if operator == "Exists" and not name:
+                return False
+            if operator == "DoesNotExist" and name:
+                return False
+        return True
+
+
+def _quotas(plan: Plan) -> list[_Quota]:
+    found = []
+    for r in plan.by_type("kubernetes:core/v1:ResourceQuota"):
         ns, name = _meta(r.raw_inputs)
-        if ns in quotas:
+        spec = r.raw_inputs.get("spec") or {}
+        hard = {_ALIASES.get(str(k), str(k)): quantity.parse(v) for k, v in (spec.get("hard") or {}).items()}
+        scopes: list[tuple[str, str, tuple[str, ...]]] = [(str(s), "Exists", ()) for s in spec.get("scopes") or ()]
+        for e in (spec.get("scopeSelector") or {}).get("matchExpressions") or ():
+            scopes.append((str(e.get("scopeName")), str(e.get("operator")), tuple(map(str, e.get("values") or ()))))
+        found.append(_Quota(ns, f"ResourceQuota {ns}/{name}", hard, tuple(scopes)))
+    return found
+
+
+def _default_class(plan: Plan) -> str:
+    """The PriorityClass a pod that names none is given ("" when no class is the default)."""
+    for r in plan.by_type("kubernetes:scheduling.k8s.io/v1:PriorityClass"):
+        if r.raw_inputs.get("globalDefault"):
+            return str((r.raw_inputs.get("metadata") or {}).get("name", ""))
+    return ""
+
+
+def _usage(plan: Plan, placements: list[Placement], quota: _Quota, default_class: str, defaults: Any) -> _Usage:
+    """What the plan puts under one quota: a scoped quota counts only the pods its scopes select
+    (PriorityClass scopes track pods and their compute resources, never claims or Services)."""
+    found = _Usage()
+    ns = quota.namespace
+    for p in placements:
+        if p.workload.namespace == ns and quota.selects(p.workload, default_class):
+            _add_workload(found, p.workload, _pods(p), quota.hard, defaults.get(ns, ({}, {}, {})))
+    if quota.scopes:
+        return found
+    for r in plan.by_type("kubernetes:core/v1:PersistentVolumeClaim"):
+        if _meta(r.raw_inputs)[0] == ns:
+            name = _meta(r.raw_inputs)[1]
             storage = ((r.raw_inputs.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
             label = f"PersistentVolumeClaim {ns}/{name}"
-            found[ns].add("persistentvolumeclaims", Decimal(1), label)
-            found[ns].add("requests.storage", quantity.parse(storage or 0), label)
+            found.add("persistentvolumeclaims", Decimal(1), label)
+            found.add("requests.storage", quantity.parse(storage or 0), label)
     for r in plan.by_type("kubernetes:core/v1:Service"):
-        ns, name = _meta(r.raw_inputs)
-        if ns in quotas:
+        if _meta(r.raw_inputs)[0] == ns:
+            name = _meta(r.raw_inputs)[1]
             spec = r.raw_inputs.get("spec") or {}
             kind, ports = spec.get("type", "ClusterIP"), len(spec.get("ports") or ())
             label = f"Service {ns}/{name}"
-            found[ns].add("services", Decimal(1), label)
+            found.add("services", Decimal(1), label)
             if kind in ("NodePort", "LoadBalancer"):
-                found[ns].add("services.nodeports", Decimal(ports), label)
+                found.add("services.nodeports", Decimal(ports), label)
             if kind == "LoadBalancer":
-                found[ns].add("services.loadbalancers", Decimal(1), label)
+                found.add("services.loadbalancers", Decimal(1), label)
     return found
 
 
@@ -169,31 +226,35 @@ def _show(resource: str, amount: Decimal) -> str:
 
 
 def problems(plan: Plan, placements: list[Placement]) -> list[tuple[str, str]]:
-    """(subject, message) for every quota the plan's own objects in its namespace exceed."""
-    quotas: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    names: dict[str, str] = {}
-    for r in plan.by_type("kubernetes:core/v1:ResourceQuota"):
-        ns, name = _meta(r.raw_inputs)
-        names[ns] = f"ResourceQuota {ns}/{name}"
-        for k, v in ((r.raw_inputs.get("spec") or {}).get("hard") or {}).items():
-            key = _ALIASES.get(str(k), str(k))
-            amount = quantity.parse(v)
-            # Two quotas in one namespace: each must hold, so the smaller bound is the one that bites.
-            quotas[ns][key] = min(amount, quotas[ns].get(key, amount))
-    out = []
-    for ns, usage in sorted(_usage(plan, placements, quotas).items()):
+    """(subject, message) for every quota the plan's own objects in its namespace exceed. Each
+    quota must hold on its own (two in one namespace: the smaller bound is the one that bites)."""
+    defaults, default_class = _limit_defaults(plan), _default_class(plan)
+    out: list[tuple[str, str]] = []
+    said: set[tuple[str, str]] = set()  # (namespace, reason): a LimitRange refusal once per namespace
+    for quota in sorted(_quotas(plan), key=lambda q: q.label):
+        for scope in quota.unknown_scopes():
+            out.append((quota.label, f"scope {scope}: the check counts PriorityClass scopes only"))
+        usage = _usage(plan, placements, quota, default_class, defaults)
         for reason in sorted(set(usage.refused)):
-            out.append((names[ns], reason))
-        for resource, allowed in sorted(quotas[ns].items()):
+            if (quota.namespace, reason) not in said:
+                said.add((quota.namespace, reason))
+                out.append((quota.label, reason))
+        for resource, allowed in sorted(quota.hard.items()):
             needed = usage.amounts.get(resource, Decimal(0))
             if needed > allowed:
                 who = "; ".join(usage.who[resource])
+                scoped = f" of the classes its scope selects ({_scope_text(quota)})" if quota.scopes else ""
                 out.append(
                     (
-                        names[ns],
-                        f"{resource}: the plan's own objects in namespace {ns} need {_show(resource, needed)} "
-                        f"({who}), the quota allows {_show(resource, allowed)}: the API server refuses what "
-                        "crosses it (a home pod refused is an engineer who cannot log in on that node)",
+                        quota.label,
+                        f"{resource}: the plan's own objects{scoped} in namespace {quota.namespace} need "
+                        f"{_show(resource, needed)} ({who}), the quota allows {_show(resource, allowed)}: the API "
+                        "server refuses what crosses it (a home pod refused is an engineer who cannot log in on "
+                        "that node)",
                     )
                 )
     return out
+
+
+def _scope_text(quota: _Quota) -> str:
+    return "; ".join(f"{name} {op} {', '.join(values)}".rstrip() for name, op, values in quota.scopes)

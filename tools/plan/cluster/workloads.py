@@ -101,6 +101,7 @@ def pod_workload(
     derived: dict[str, Any] = {
         "one_per_node": _one_per_node(spec, labels),
         "priority": PRIORITIES.get(str(spec.get("priorityClassName", "")), 0),
+        "priority_class": str(spec.get("priorityClassName") or ""),
     }
     return Workload(
         kind=kind,
