@@ -115,10 +115,12 @@ def _cel_list(items: tuple[str, ...] | list[str]) -> str:
 
 
 def _marked(obj: str, value: str) -> str:
-    """CEL: `obj` exists and carries the platform's label."""
+    """CEL: `object` (not on DELETE, where it is null) or `oldObject` (not on CREATE) carries the
+    platform's label. The operation, not a comparison with null, says which one is there."""
+    absent = {"object": "DELETE", "oldObject": "CREATE"}[obj]
     labels = f"{obj}.metadata.labels"
     return (
-        f"({obj} != null && has({labels}) && '{PLATFORM_LABEL}' in {labels} && "
+        f"(request.operation != '{absent}' && has({labels}) && '{PLATFORM_LABEL}' in {labels} && "
         f"{labels}['{PLATFORM_LABEL}'] == '{value}')"
     )
 
