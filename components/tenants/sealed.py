@@ -7,8 +7,8 @@ engineer would be every engineer's for anyone who reads one. Sealed to the keys 
 
     pulumi stack output engineerKubeconfig-<login> --show-secrets | age -d -i ~/.ssh/id_ed25519
 
-age takes ssh-ed25519 and ssh-rsa keys as recipients; other kinds (ecdsa, sk-* security keys)
-cannot be sealed to and are left out.
+age takes ssh-ed25519 and ssh-rsa (2048 bits or more) keys as recipients; other kinds (ecdsa,
+sk-* security keys) cannot be sealed to and are left out.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ _COLUMNS = 64
 
 def sealable_keys(ssh_keys: Sequence[str]) -> tuple[str, ...]:
     """The keys age can seal to, as given. A line of a supported type that age still refuses
-    (an ed25519 key that is no point of the curve: no private key has it) is left out too."""
+    (an RSA key under 2048 bits; an ed25519 key that is no point of the curve: no private key has
+    it) is left out too."""
     usable = []
     for key in ssh_keys:
         if key.split(maxsplit=1)[0] not in AGE_KEY_TYPES:
