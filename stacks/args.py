@@ -174,8 +174,12 @@ def accounts(engineers: list[spec.EngineerSpec]) -> tuple[Engineer, ...]:
 
 
 def tenants(s: spec.StackSpec) -> tuple[Tenant, ...]:
-    """Each engineer with their quota: the stack's, with their own values where they set some."""
-    return tuple(Tenant(login=e.name, quota=tenant_quota(s.tenancy.quota.overridden(e.quota))) for e in s.engineers)
+    """Each engineer with their quota (the stack's, with their own values where they set some)
+    and their ssh keys (their kubeconfig output is sealed to them)."""
+    return tuple(
+        Tenant(login=e.name, quota=tenant_quota(s.tenancy.quota.overridden(e.quota)), ssh_keys=tuple(e.ssh_keys))
+        for e in s.engineers
+    )
 
 
 def tenant_quota(q: spec.QuotaSpec) -> TenantQuota:

@@ -31,6 +31,7 @@ from components.registry.engineer_login import RegistryLogin, RegistryLoginArgs,
 from components.registry.images import ContainerImage, ContainerImageArgs
 from components.registry.registry import Registry, RegistryArgs
 from components.storage.homes_nfs import NFS_PSEUDO_PATH
+from components.tenants.admission import TenantAdmission, TenantAdmissionArgs
 from components.tenants.credentials import ClusterAccess
 from components.tenants.names import HOME_CLAIM, engineer_namespace
 from components.tenants.tenants import Tenants, TenantsArgs
@@ -134,6 +135,14 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
     priorities = PriorityClasses(
         "priorities", PriorityClassesArgs(ctx=ctx, provider=identity.provider, after=(init_node.last,))
     )
+    # What the API server refuses in engineers' namespaces (components/tenants/admission.py):
+    # before the namespaces, so no pod of a new engineer meets a policy that does not know them.
+    admission = TenantAdmission(
+        "tenant-admission",
+        TenantAdmissionArgs(
+            ctx=ctx, provider=identity.provider, logins=tuple(e.name for e in spec.engineers), after=(init_node.last,)
+        ),
+    )
     # Engineers' namespaces, rights, quotas and certificates: what goes into an engineer's
     # namespace (home pods, network policies, claims) depends on tenants.namespaces[login].
     tenants = Tenants(
@@ -150,7 +159,7 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             ),
             tenants=args.tenants(spec),
             container_defaults=args.container_defaults(spec.tenancy),
-            after=(init_node.last,),
+            after=(init_node.last, admission),
         ),
     )
     declare_engineer_network(spec, ctx, identity.provider, tenants.namespaces)
@@ -352,7 +361,8 @@ def build(spec: StackSpec, secrets: StackSecrets) -> dict[str, Any]:
             }
             for e in spec.engineers
         },
-        **{f"engineerKubeconfig-{login}": kubeconfig for login, kubeconfig in tenants.kubeconfigs.items()},
+        # Sealed to the engineer's own ssh keys (age): changes on every update, see Tenants._seal.
+        **{f"engineerKubeconfig-{login}": sealed for login, sealed in tenants.sealed_kubeconfigs.items()},
         "podCidr": cluster.pod_cidr,
         "serviceCidr": cluster.service_cidr,
         "nodes": [

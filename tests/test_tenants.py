@@ -50,6 +50,12 @@ def _in(plan: Plan, typ: str, namespace: str) -> list[dict[str, Any]]:
     return [r.raw_inputs for r in plan.by_type(typ) if r.raw_inputs["metadata"].get("namespace") == namespace]
 
 
+def _engineer_quota(plan: Plan, namespace: str) -> dict[str, Any]:
+    """Their share (the other quota, reserved-priorities, is tests/test_tenant_admission.py's)."""
+    (quota,) = [q for q in _in(plan, QUOTA, namespace) if q["metadata"]["name"] == "engineer"]
+    return quota
+
+
 def _named(plan: Plan, typ: str, name: str) -> dict[str, Any]:
     (found,) = [r.raw_inputs for r in plan.by_type(typ) if r.raw_inputs["metadata"]["name"] == name]
     return found
@@ -301,7 +307,12 @@ def test_each_engineer_kubeconfig_is_theirs_and_signed_by_the_cluster_ca(stack: 
     ca = x509.load_pem_x509_certificate(out["caCertPem"].encode())
     days = config_values(stack)["akiba:tenancy"]["certificateDays"]
     for login in _logins(stack):
-        text = out[f"engineerKubeconfig-{login}"]
+        # The kubeconfig their home pod mounts; their output is this, sealed to their ssh keys
+        # (tests/test_sealed_kubeconfig.py opens it).
+        (secret,) = [
+            s for s in _in(plan, "kubernetes:core/v1:Secret", f"eng-{login}") if s["metadata"]["name"] == "kubeconfig"
+        ]
+        text = secret["stringData"]["config"]
         doc, cert, key = _kubeconfig(text)
         assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == login
         assert not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)  # no groups
@@ -316,11 +327,7 @@ def test_each_engineer_kubeconfig_is_theirs_and_signed_by_the_cluster_ca(stack: 
         (cluster,) = doc["clusters"]
         assert cluster["cluster"]["server"] == out["apiEndpoint"]
         assert base64.b64decode(cluster["cluster"]["certificate-authority-data"]).decode() == out["caCertPem"]
-        # The same kubeconfig waits in their namespace for their home pod to mount.
-        (secret,) = [
-            s for s in _in(plan, "kubernetes:core/v1:Secret", f"eng-{login}") if s["metadata"]["name"] == "kubeconfig"
-        ]
-        assert secret["stringData"]["config"] == text
+        assert text not in out[f"engineerKubeconfig-{login}"]
     _, consumer, _ = _kubeconfig(out["consumerKubeconfig"])
     assert consumer.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == CONSUMER_USER
     assert not consumer.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
@@ -351,7 +358,7 @@ def test_quota_follows_the_stack_file_and_each_override() -> None:
         cfg["akiba:engineers"][1]["quota"] = {"gpus": 8, "memory": "96Gi"}  # yuta
 
     plan = _plan_of(edited("prod", edit))
-    hard = {ns: q["spec"]["hard"] for ns in ("eng-tarui", "eng-yuta") for q in _in(plan, QUOTA, ns)}
+    hard = {ns: _engineer_quota(plan, ns)["spec"]["hard"] for ns in ("eng-tarui", "eng-yuta")}
     assert hard["eng-tarui"] == {
         "requests.cpu": "16",
         "requests.memory": "64Gi",
@@ -404,7 +411,7 @@ def test_a_login_may_use_a_node_while_holding_back_almost_nothing(
         assert shell["requests"] == {"cpu": "25m", "memory": "64Mi"}
         # The Docker daemon builds with the same ceiling.
         assert {c["resources"]["limits"]["cpu"] for c in containers.values()} == {cpu}
-        (quota,) = _in(plan, QUOTA, ns)
+        quota = _engineer_quota(plan, ns)
         assert not [k for k in quota["spec"]["hard"] if k.startswith("limits.")]
         (limit_range,) = _in(plan, LIMITS, ns)
         most = limit_range["spec"]["limits"][0]["max"]
@@ -415,7 +422,7 @@ def test_a_login_may_use_a_node_while_holding_back_almost_nothing(
 
 
 def test_dev_quota_is_smaller_than_prod(plans: dict[str, Plan]) -> None:
-    (dev,) = _in(plans["dev"], QUOTA, "eng-dev-tester")
+    dev = _engineer_quota(plans["dev"], "eng-dev-tester")
     assert dev["spec"]["hard"]["requests.nvidia.com/gpu"] == "1"
     assert dev["spec"]["hard"]["requests.cpu"] == "4"
 

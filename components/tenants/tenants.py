@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.namespaces import declare_namespace
 from components.context import PlatformContext
-from components.tenants import rbac
+from components.tenants import rbac, sealed
 from components.tenants.credentials import ClusterAccess, client_kubeconfig
 from components.tenants.names import (
     CONSUMER_USER,
@@ -24,16 +24,24 @@ from components.tenants.names import (
     engineer_namespace,
     engineer_user,
 )
-from components.tenants.quota import ContainerDefaults, TenantQuota, limit_range_limits, quota_hard
+from components.tenants.quota import (
+    ContainerDefaults,
+    TenantQuota,
+    limit_range_limits,
+    quota_hard,
+    reserved_priority_quota,
+)
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 KUBECONFIG_KEY = "config"  # the key of Secret `kubeconfig` the home pod mounts
+RESERVED_PRIORITIES_QUOTA = "reserved-priorities"  # pods: 0 of the system and platform classes
 
 
 @dataclass(frozen=True)
 class Tenant:
     login: str  # e.g. tarui: their namespace is eng-tarui, their Kubernetes user tarui
     quota: TenantQuota
+    ssh_keys: tuple[str, ...] = ()  # their public keys: their output's kubeconfig is sealed to these
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,12 @@ def _user(name: str) -> k8s.rbac.v1.SubjectArgs:
 
 class Tenants(pulumi.ComponentResource):
     """`namespaces[login]` for what goes into an engineer's namespace (home pod, policies, claims);
-    `kubeconfigs[login]` and `consumer_kubeconfig` (secrets) for the outputs."""
+    `sealed_kubeconfigs[login]` (their kubeconfig, age-encrypted to their own ssh keys; none for
+    an engineer without an ssh-ed25519 or ssh-rsa key) and `consumer_kubeconfig` (secrets) for
+    the outputs."""
 
     namespaces: dict[str, k8s.core.v1.Namespace]
-    kubeconfigs: dict[str, pulumi.Output[str]]
+    sealed_kubeconfigs: dict[str, pulumi.Output[str]]
     consumer_kubeconfig: pulumi.Output[str]
 
     def __init__(self, name: str, args: TenantsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -70,7 +80,7 @@ class Tenants(pulumi.ComponentResource):
             opts=self._k8s,
         )
         self.namespaces = {}
-        self.kubeconfigs = {}
+        self.sealed_kubeconfigs = {}
         for tenant in args.tenants:
             self._tenant(tenant, cluster_read)
         self.consumer_kubeconfig = self._consumer()
@@ -117,11 +127,23 @@ class Tenants(pulumi.ComponentResource):
             subjects=[_user(user)],
             opts=pulumi.ResourceOptions.merge(self._k8s, pulumi.ResourceOptions(depends_on=[cluster_read])),
         )
+        # Both quotas stay with a retained namespace when the engineer leaves the stack: their
+        # workloads still running there stay inside them (components/tenants/admission.py
+        # refuses new pods there).
+        retained = pulumi.ResourceOptions.merge(
+            inside, pulumi.ResourceOptions(retain_on_delete=args.ctx.protect_stateful)
+        )
         k8s.core.v1.ResourceQuota(
             f"{ns_name}-quota",
             metadata=meta("engineer"),
             spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=quota_hard(tenant.quota)),
-            opts=inside,
+            opts=retained,
+        )
+        k8s.core.v1.ResourceQuota(
+            f"{ns_name}-reserved-priorities",
+            metadata=meta(RESERVED_PRIORITIES_QUOTA),
+            spec=reserved_priority_quota(),  # type: ignore[arg-type]
+            opts=retained,
         )
         k8s.core.v1.LimitRange(
             f"{ns_name}-defaults",
@@ -130,7 +152,7 @@ class Tenants(pulumi.ComponentResource):
             opts=inside,
         )
         kubeconfig = client_kubeconfig(f"engineer-{login}", user, ns_name, args.access, self)
-        self.kubeconfigs[login] = kubeconfig
+        self._seal(tenant, kubeconfig)
         # Their home pod mounts it: kubectl in their ssh session is them, nobody else.
         k8s.core.v1.Secret(
             f"{ns_name}-kubeconfig",
@@ -139,6 +161,23 @@ class Tenants(pulumi.ComponentResource):
             string_data={KUBECONFIG_KEY: kubeconfig},
             opts=inside,
         )
+
+    def _seal(self, tenant: Tenant, kubeconfig: pulumi.Output[str]) -> None:
+        """Their output: the kubeconfig only their own private key opens. Anyone who reads the
+        stack decrypts every secret output (Pulumi has no per-output access), so a plain one would
+        be everyone's. age encrypts afresh on every run: the output's text changes on every
+        `pulumi up`, the kubeconfig inside only when the certificate does (an output, nothing is
+        replaced)."""
+        keys = sealed.sealable_keys(tenant.ssh_keys)
+        if not keys:
+            pulumi.log.warn(
+                f"{tenant.login}: no key in akiba:engineers[].sshKeys that age can seal a kubeconfig to (ssh-ed25519, "
+                f"ssh-rsa of 2048 bits or more), so no engineerKubeconfig-{tenant.login} output: they copy theirs "
+                "from their home pod over ssh",
+                resource=self,
+            )
+            return
+        self.sealed_kubeconfigs[tenant.login] = pulumi.Output.secret(kubeconfig.apply(lambda v: sealed.seal(v, keys)))
 
     def _consumer(self) -> pulumi.Output[str]:
         args = self._args
