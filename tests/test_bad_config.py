@@ -566,3 +566,15 @@ def test_an_app_image_may_carry_its_tag_and_digest() -> None:
     assert parse(edited("prod", pin(f"{image}@{digest}"))).apps.apps[0].image == f"{image}@{digest}"
     with pytest.raises(ConfigError, match=r"akiba:apps\.apps\[0\]\.image"):
         parse(edited("prod", pin("registry.akiba.lan:30443/akiba/icachan")))
+
+
+def test_an_ed25519_key_off_the_curve_is_refused_at_its_key_path() -> None:
+    """sshd parses such a line, but no private key has it: the engineer could never log in (and
+    their kubeconfig could not be sealed to it). This one was in the stack file until issue 13."""
+    off_curve = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJKH50WdUVtMvZkfOqJgrKmawWZv4LjkqhGr2eWXvjIR yuta@akiba"
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:engineers"][1]["sshKeys"] = [off_curve]
+
+    with pytest.raises(ConfigError, match=r"akiba:engineers\[1\]\.sshKeys\[0\].*not a point of the curve"):
+        parse(edited("prod", edit))

@@ -24,6 +24,7 @@ from components.tenants.names import (
     KUBECONFIG_SECRET,
     engineer_namespace,
 )
+from components.tenants.sealed import ARMOR_BEGIN
 from tests.conftest import ROOT, config_values, stack_file
 from tests.pod_security import baseline
 from tools.plan.__main__ import cluster_settings
@@ -39,7 +40,7 @@ README = ROOT / "README.md"
 LOGIN, UID, STACK = "tarui", 2001, "prod"
 NS = engineer_namespace(LOGIN)
 # What a pipe after a checked command may do with its output: nothing that reaches the cluster.
-FILTERS = {"base64", "jq", "head", "less"}
+FILTERS = {"base64", "jq", "head", "less", "age"}
 # kubectl's resource words -> (API group, resource).
 RESOURCES = {
     "pods": ("", "pods"),
@@ -276,7 +277,19 @@ def check_docker(t: Tenant, argv: list[str]) -> None:
         assert re.search(r":\d+\.\d+", image.rsplit("/", 1)[1]), "a pinned tag, as the policy pack asks"
 
 
+def check_pulumi(t: Tenant, argv: list[str]) -> None:
+    """`pulumi stack output engineerKubeconfig-<login> --show-secrets`: their own output exists, is
+    a Pulumi secret and is sealed with age (what `| age -d -i ~/.ssh/id_ed25519` opens)."""
+    assert argv[1:3] == ["stack", "output"] and "--show-secrets" in argv, argv
+    name = f"engineerKubeconfig-{LOGIN}"
+    assert name in argv and name in t.plan.secret_outputs
+    assert t.plan.raw_outputs[name].startswith(ARMOR_BEGIN)
+    keys = next(e["sshKeys"] for e in config_values(STACK)["akiba:engineers"] if e["name"] == LOGIN)
+    assert any(k.startswith("ssh-ed25519 ") for k in keys), "the README opens it with ~/.ssh/id_ed25519"
+
+
 CHECKS = {
+    "pulumi": check_pulumi,
     "ssh": check_ssh,
     "kubectl": check_kubectl,
     "akiba-gpu-shell": check_gpu_shell,

@@ -39,6 +39,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import pyrage
+
 # Debian's adduser range for normal users; below is the system range, 65534 is nobody.
 UID_MIN = 1000
 UID_MAX = 59999
@@ -126,7 +128,20 @@ def key_problems(key: str) -> list[str]:
     size = int.from_bytes(raw[:4], "big")
     if len(raw) < 4 + size or raw[4 : 4 + size] != kind.encode():
         return [f"key data does not hold a {kind} key"]
+    if kind == "ssh-ed25519" and not _on_the_curve(key):
+        # sshd reads it, but no private key has it: the engineer could never log in with it.
+        return ["key data is no ed25519 public key (not a point of the curve): no private key matches it"]
     return []
+
+
+def _on_the_curve(key: str) -> bool:
+    """Whether an ssh-ed25519 line holds a real public key: age's parser (pyrage, which the
+    sealed kubeconfigs use) decodes the point and refuses one off the curve."""
+    try:
+        pyrage.ssh.Recipient.from_str(key)
+    except pyrage.RecipientError:
+        return False
+    return True
 
 
 def _text_problems(label: str, value: str) -> list[str]:
