@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import pyrage
+import pyrage  # type: ignore[import-untyped]  # compiled (rust age), no stubs
 
 # Debian's adduser range for normal users; below is the system range, 65534 is nobody.
 UID_MIN = 1000
