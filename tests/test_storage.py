@@ -386,3 +386,18 @@ def test_the_export_job_applies_the_wanted_exports_and_removes_the_rest(tmp_path
     removed = [line.split()[-1] for line in log if line.startswith("ceph nfs export rm")]
     assert removed == ["/homes", "/homes/gone"]
     assert "mon_host = 10.0.0.1:6789,10.0.0.2:6789" in (etc / "ceph" / "ceph.conf").read_text()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_scratch_classes_delete_what_their_claims_leave(plans: dict[str, Plan], stack: str) -> None:
+    """Engineers' own claims and snapshots free their space in Ceph when deleted; otherwise the
+    same pools and drivers as the platform's classes."""
+    assert _kind(plans[stack], "StorageClass")
+    for scratch, kept in (("akiba-rbd-scratch", "akiba-rbd"), ("akiba-cephfs-scratch", "akiba-cephfs")):
+        new, old = _named(plans[stack], "StorageClass", scratch), _named(plans[stack], "StorageClass", kept)
+        assert new["reclaimPolicy"] == "Delete"
+        assert (new["provisioner"], new["parameters"]) == (old["provisioner"], old["parameters"])
+        assert "annotations" not in new["metadata"]  # akiba-rbd stays the default class
+    assert _named(plans[stack], "VolumeSnapshotClass", "akiba-rbd-scratch")["deletionPolicy"] == "Delete"
+    if stack == "prod":
+        assert _named(plans[stack], "StorageClass", "akiba-cephfs")["reclaimPolicy"] == "Retain"

@@ -365,6 +365,9 @@ def test_quota_follows_the_stack_file_and_each_override() -> None:
         "requests.nvidia.com/gpu": "4",
         "requests.storage": "1Ti",
         "persistentvolumeclaims": "10",
+        "akiba-cephfs.storageclass.storage.k8s.io/persistentvolumeclaims": "1",
+        "akiba-rbd.storageclass.storage.k8s.io/persistentvolumeclaims": "0",
+        "count/volumesnapshots.snapshot.storage.k8s.io": "20",
         "services.nodeports": "1",
         "services.loadbalancers": "0",
     }
@@ -607,3 +610,48 @@ def test_quota_rule_is_quiet_on_the_stack_files(plans: dict[str, Plan], stack: s
     # there (home pods, claims, the ssh Service) is counted against it.
     assert {q.raw_inputs["metadata"]["namespace"] for q in plan.by_type(QUOTA)} >= {f"eng-{x}" for x in _logins(stack)}
     assert quota_problems(plan, report.placements) == []
+
+
+CLAIM = "kubernetes:core/v1:PersistentVolumeClaim"
+CEPHFS_CLAIMS = "akiba-cephfs.storageclass.storage.k8s.io/persistentvolumeclaims"
+RBD_CLAIMS = "akiba-rbd.storageclass.storage.k8s.io/persistentvolumeclaims"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_an_engineer_holds_no_retained_claim_but_their_home(plans: dict[str, Plan], stack: str) -> None:
+    """The Retain classes outlive a deleted claim; an engineer's quota admits their home only."""
+    plan = plans[stack]
+    for login in _logins(stack):
+        ns = engineer_namespace(login)
+        hard = _engineer_quota(plan, ns)["spec"]["hard"]
+        assert hard[CEPHFS_CLAIMS] == "1" and hard[RBD_CLAIMS] == "0"
+        assert hard["count/volumesnapshots.snapshot.storage.k8s.io"] == "20"
+        claims = {c["metadata"]["name"]: c["spec"]["storageClassName"] for c in _in(plan, CLAIM, ns)}
+        assert claims == {"home": "akiba-cephfs"}
+    # The personal databases' claims (RBD, Retain in prod) live in the platform's namespace.
+    db_claims = [r.raw_inputs for r in plan.by_type(CLAIM) if r.raw_inputs["metadata"].get("namespace") == "akiba-db"]
+    assert db_claims and all(c["spec"]["storageClassName"] == "akiba-rbd" for c in db_claims)
+
+
+def _cephfs_quota(namespace: str, claims: str) -> Any:
+    return _quota(namespace, **{CEPHFS_CLAIMS: claims, RBD_CLAIMS: "0"})
+
+
+def test_quota_rule_fires_when_the_home_claim_exceeds_its_class_quota() -> None:
+    home_claim = cf.claim("home", "ReadWriteMany", namespace="eng-e", storage_class="akiba-cephfs")
+    (message,) = _quota_rule(home_claim, _cephfs_quota("eng-e", "0"))
+    assert CEPHFS_CLAIMS in message and "PersistentVolumeClaim eng-e/home" in message and "allows 0" in message
+    assert _quota_rule(home_claim, _cephfs_quota("eng-e", "1")) == []
+
+
+def test_quota_rule_gives_a_claim_without_a_class_the_default_one() -> None:
+    default = cf.resource(
+        "kubernetes:storage.k8s.io/v1:StorageClass",
+        "akiba-rbd",
+        {"metadata": {"name": "akiba-rbd", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
+    )
+    bare = cf.claim("scratch", namespace="eng-f")
+    (message,) = _quota_rule(default, bare, _cephfs_quota("eng-f", "1"))
+    assert RBD_CLAIMS in message and "PersistentVolumeClaim eng-f/scratch" in message
+    scratch = cf.claim("scratch", namespace="eng-f", storage_class="akiba-rbd-scratch")
+    assert _quota_rule(default, scratch, _cephfs_quota("eng-f", "1")) == []

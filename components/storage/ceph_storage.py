@@ -20,6 +20,14 @@ WAIT_FOR = "pulumi.com/waitFor"
 RBD_CLASS = "akiba-rbd"
 CEPHFS_CLASS = "akiba-cephfs"
 RBD_SNAPSHOT_CLASS = "akiba-rbd"
+# Engineers' scratch claims and snapshots: Delete in every stack. The Retain classes keep a
+# deleted claim's volume (Released) in Ceph, and the quota counts only live claims: create and
+# delete in a loop would fill Ceph to its full ratio and stop every home, database and VM disk.
+# An engineer's quota admits one claim of the Retain CephFS class (their home) and none of the
+# Retain RBD class (components/tenants/quota.py).
+RBD_SCRATCH_CLASS = "akiba-rbd-scratch"  # ReadWriteOnce
+CEPHFS_SCRATCH_CLASS = "akiba-cephfs-scratch"  # ReadWriteMany
+RBD_SCRATCH_SNAPSHOT_CLASS = "akiba-rbd-scratch"
 # The golden database's rotated snapshots (components/storage/personal_databases.py): Delete in
 # every stack, so rotation frees them in Ceph. Personal clones made from a snapshot outlive it:
 # ceph-csi clones with `--rbd-default-clone-format 2` and deletes a snapshot by `rbd snap rm` +
@@ -154,6 +162,20 @@ class CephStorage(pulumi.ComponentResource):
             libvirt_secret.data.apply(lambda data: base64.b64decode(data["libvirt"]).decode())
         )
 
+        rbd_parameters = {
+            "clusterID": NAMESPACE,
+            "pool": pools.block_pool,
+            "imageFormat": "2",
+            "imageFeatures": "layering",
+            "csi.storage.k8s.io/fstype": "ext4",
+            **csi_secrets("rbd"),
+        }
+        cephfs_parameters = {
+            "clusterID": NAMESPACE,
+            "fsName": pools.filesystem,
+            "pool": f"{pools.filesystem}-data0",
+            **csi_secrets("cephfs"),
+        }
         k8s.storage.v1.StorageClass(
             RBD_CLASS,
             metadata={
@@ -162,14 +184,7 @@ class CephStorage(pulumi.ComponentResource):
                 "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
             },
             provisioner=RBD_DRIVER,
-            parameters={
-                "clusterID": NAMESPACE,
-                "pool": pools.block_pool,
-                "imageFormat": "2",
-                "imageFeatures": "layering",
-                "csi.storage.k8s.io/fstype": "ext4",
-                **csi_secrets("rbd"),
-            },
+            parameters=rbd_parameters,
             reclaim_policy=retain,
             allow_volume_expansion=True,
             volume_binding_mode="Immediate",
@@ -179,16 +194,25 @@ class CephStorage(pulumi.ComponentResource):
             CEPHFS_CLASS,
             metadata={"name": CEPHFS_CLASS, "labels": ctx.labels},
             provisioner=CEPHFS_DRIVER,
-            parameters={
-                "clusterID": NAMESPACE,
-                "fsName": pools.filesystem,
-                "pool": f"{pools.filesystem}-data0",
-                **csi_secrets("cephfs"),
-            },
+            parameters=cephfs_parameters,
             reclaim_policy=retain,
             allow_volume_expansion=True,
             opts=on_cluster,
         )
+        # The same pools, Delete: a deleted scratch claim frees its space in Ceph.
+        for scratch, driver, parameters in (
+            (RBD_SCRATCH_CLASS, RBD_DRIVER, rbd_parameters),
+            (CEPHFS_SCRATCH_CLASS, CEPHFS_DRIVER, cephfs_parameters),
+        ):
+            k8s.storage.v1.StorageClass(
+                scratch,
+                metadata={"name": scratch, "labels": ctx.labels},
+                provisioner=driver,
+                parameters=parameters,
+                reclaim_policy="Delete",
+                allow_volume_expansion=True,
+                opts=on_cluster,
+            )
         snapshotter = k8s.yaml.v2.ConfigGroup(
             "external-snapshotter",
             files=SNAPSHOTTER_FILES,
@@ -203,6 +227,23 @@ class CephStorage(pulumi.ComponentResource):
                 "driver": RBD_DRIVER,
                 # Retain: deleting a VolumeSnapshot object in prod leaves the RBD snapshot in Ceph.
                 "deletionPolicy": retain,
+                "parameters": {
+                    "clusterID": NAMESPACE,
+                    "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",
+                    "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[snapshotter, args.cluster]),
+        )
+        KubernetesObject(
+            "volumesnapshotclass-rbd-scratch",
+            {
+                "apiVersion": "snapshot.storage.k8s.io/v1",
+                "kind": "VolumeSnapshotClass",
+                "metadata": {"name": RBD_SCRATCH_SNAPSHOT_CLASS, "labels": ctx.labels},
+                "driver": RBD_DRIVER,
+                # Delete: an engineer's deleted snapshot frees its space (their count is quota'd).
+                "deletionPolicy": "Delete",
                 "parameters": {
                     "clusterID": NAMESPACE,
                     "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from components.cluster.priorities import PLATFORM
+from components.storage.ceph_storage import CEPHFS_CLASS, RBD_CLASS
 
 GPU = "nvidia.com/gpu"
 # The only NodePort an engineer's namespace holds is the platform's ssh Service in front of their
@@ -19,6 +20,21 @@ NODE_PORTS = 1
 # home pods and Jobs, or the platform's services. The home pods and akiba-gpu-shell are
 # akiba-interactive, Jobs akiba-batch (the default) or akiba-burst.
 RESERVED_PRIORITIES = ("system-node-critical", "system-cluster-critical", PLATFORM)
+
+# Claims of the Retain classes an engineer's namespace may hold: one CephFS (their home, which the
+# platform makes and protects) and no RBD. A Retain volume outlives its claim, and the quota
+# counts live claims only: create-and-delete would pile Released volumes up in Ceph until it is
+# full. Their own claims take the Delete classes, akiba-cephfs-scratch and akiba-rbd-scratch
+# (components/storage/ceph_storage.py).
+RETAINED_CLAIMS = {CEPHFS_CLASS: 1, RBD_CLASS: 0}
+
+
+def class_claims(storage_class: str) -> str:
+    """The quota's name for the claims of one StorageClass."""
+    return f"{storage_class}.storageclass.storage.k8s.io/persistentvolumeclaims"
+
+
+SNAPSHOTS = "count/volumesnapshots.snapshot.storage.k8s.io"
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"m": Decimal("1e-3"), "": Decimal(1), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6}
@@ -45,6 +61,7 @@ class TenantQuota:
     memory: str  # what all their pods request together, and one container's most, e.g. "64Gi"
     storage: str  # all their claims together (the home included), e.g. "1Ti"
     claims: int = 10  # PersistentVolumeClaims, the home included
+    snapshots: int = 20  # VolumeSnapshots at once (a snapshot holds its data in Ceph, uncounted by storage)
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ def quota_hard(q: TenantQuota) -> dict[str, str]:
         f"requests.{GPU}": str(q.gpus),
         "requests.storage": q.storage,
         "persistentvolumeclaims": str(q.claims),
+        **{class_claims(name): str(count) for name, count in RETAINED_CLAIMS.items()},
+        SNAPSHOTS: str(q.snapshots),
         "services.nodeports": str(NODE_PORTS),
         "services.loadbalancers": "0",
     }

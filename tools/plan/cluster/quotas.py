@@ -9,7 +9,8 @@ namespace's LimitRange filled in the missing ones (a container above the LimitRa
 refused whatever the quota) (a pod's request: its containers' sum, or its
 largest init container); a DaemonSet's pod for every node it selects (fitting or not: the
 controller creates it, the scheduler leaves it Pending), with the burst group at its maximum;
-claims and their requested storage; Services and their node ports. A quota scoped by
+claims and their requested storage, in all and per StorageClass (a claim naming none has the
+default class's); Services and their node ports. A quota scoped by
 PriorityClass (an engineer's `reserved-priorities`, pods: 0) counts only the pods of the classes
 it selects, a pod that names none having the global default's.
 """
@@ -189,7 +190,23 @@ def _default_class(plan: Plan) -> str:
     return ""
 
 
-def _usage(plan: Plan, placements: list[Placement], quota: _Quota, default_class: str, defaults: Any) -> _Usage:
+def _default_storage_class(plan: Plan) -> str | None:
+    """The StorageClass a claim that names none is given (None when no class is the default)."""
+    for r in plan.by_type("kubernetes:storage.k8s.io/v1:StorageClass"):
+        meta = r.raw_inputs.get("metadata") or {}
+        if (meta.get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true":
+            return str(meta.get("name"))
+    return None
+
+
+def _usage(
+    plan: Plan,
+    placements: list[Placement],
+    quota: _Quota,
+    default_class: str,
+    defaults: Any,
+    default_storage_class: str | None = None,
+) -> _Usage:
     """What the plan puts under one quota: a scoped quota counts only the pods its scopes select
     (PriorityClass scopes track pods and their compute resources, never claims or Services)."""
     found = _Usage()
@@ -202,10 +219,17 @@ def _usage(plan: Plan, placements: list[Placement], quota: _Quota, default_class
     for r in plan.by_type("kubernetes:core/v1:PersistentVolumeClaim"):
         if _meta(r.raw_inputs)[0] == ns:
             name = _meta(r.raw_inputs)[1]
-            storage = ((r.raw_inputs.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+            spec = r.raw_inputs.get("spec") or {}
+            storage = quantity.parse((spec.get("resources") or {}).get("requests", {}).get("storage") or 0)
             label = f"PersistentVolumeClaim {ns}/{name}"
             found.add("persistentvolumeclaims", Decimal(1), label)
-            found.add("requests.storage", quantity.parse(storage or 0), label)
+            found.add("requests.storage", storage, label)
+            # Per StorageClass too; a claim that names none is given the default class first
+            # (the DefaultStorageClass admission plugin runs before ResourceQuota), "" is none.
+            storage_class = spec.get("storageClassName", default_storage_class)
+            if storage_class:
+                found.add(f"{storage_class}.storageclass.storage.k8s.io/persistentvolumeclaims", Decimal(1), label)
+                found.add(f"{storage_class}.storageclass.storage.k8s.io/requests.storage", storage, label)
     for r in plan.by_type("kubernetes:core/v1:Service"):
         if _meta(r.raw_inputs)[0] == ns:
             name = _meta(r.raw_inputs)[1]
@@ -229,12 +253,13 @@ def problems(plan: Plan, placements: list[Placement]) -> list[tuple[str, str]]:
     """(subject, message) for every quota the plan's own objects in its namespace exceed. Each
     quota must hold on its own (two in one namespace: the smaller bound is the one that bites)."""
     defaults, default_class = _limit_defaults(plan), _default_class(plan)
+    default_storage_class = _default_storage_class(plan)
     out: list[tuple[str, str]] = []
     said: set[tuple[str, str]] = set()  # (namespace, reason): a LimitRange refusal once per namespace
     for quota in sorted(_quotas(plan), key=lambda q: q.label):
         for scope in quota.unknown_scopes():
             out.append((quota.label, f"scope {scope}: the check counts PriorityClass scopes only"))
-        usage = _usage(plan, placements, quota, default_class, defaults)
+        usage = _usage(plan, placements, quota, default_class, defaults, default_storage_class)
         for reason in sorted(set(usage.refused)):
             if (quota.namespace, reason) not in said:
                 said.add((quota.namespace, reason))
