@@ -16,7 +16,7 @@ from pydantic.alias_generators import to_camel
 from components.burst.instance_types import INSTANCE_TYPES
 from components.engineers.home_containers import default_ssh_port
 from components.engineers.home_sshd import UID_MAX, UID_MIN
-from components.tenants.quota import quantity
+from components.tenants.quota import EPHEMERAL_MAX, quantity
 from stacks.gpus import GPU_MODELS, GpuModel
 from stacks.types import (
     Cidr,
@@ -313,6 +313,11 @@ class ContainerDefaultsSpec(Section):
 
     cpu: CpuQuantity = Field(default="1", description="e.g. 1 or 500m")
     memory: ByteQuantity = Field(default="2Gi", description="e.g. 2Gi")
+    ephemeral_storage: ByteQuantity = Field(
+        default="60Gi",
+        description=f"Node disk (layer, logs, emptyDirs) a container may use, at most {EPHEMERAL_MAX}; the home "
+        "pod's shell and Docker together hold Docker's 100Gi state",
+    )
 
 
 class HomeLimitsSpec(Section):
@@ -345,6 +350,11 @@ class TenancySpec(Section):
             wrong.append(
                 f"containerDefaults ({d.cpu} cpu, {d.memory}) within quota ({q.cpu} cpu, {q.memory}): "
                 "a container with the defaults could never start"
+            )
+        if quantity(d.ephemeral_storage) > quantity(EPHEMERAL_MAX):
+            wrong.append(
+                f"containerDefaults.ephemeralStorage ({d.ephemeral_storage}) within {EPHEMERAL_MAX} (the "
+                "LimitRange's max per container): a container with the defaults could never start"
             )
         if quantity(h.cpu) > quantity(q.cpu) or quantity(h.memory) > quantity(q.memory):
             wrong.append(

@@ -27,7 +27,7 @@ from tests import cluster_fixtures as cf
 from tests.conftest import ROOT, STACKS, config_values, edited, parse, stack_file
 from tools.plan import references, runner
 from tools.plan.__main__ import cluster_settings
-from tools.plan.cluster import check
+from tools.plan.cluster import check, quantity
 from tools.plan.cluster.quotas import problems as quota_problems
 from tools.plan.mocks import AkibaMocks
 from tools.plan.runner import Plan
@@ -363,6 +363,7 @@ def test_quota_follows_the_stack_file_and_each_override() -> None:
         "requests.cpu": "16",
         "requests.memory": "64Gi",
         "requests.nvidia.com/gpu": "4",
+        "requests.ephemeral-storage": "200Gi",
         "requests.storage": "1Ti",
         "persistentvolumeclaims": "10",
         "akiba-cephfs.storageclass.storage.k8s.io/persistentvolumeclaims": "1",
@@ -379,10 +380,10 @@ def test_quota_follows_the_stack_file_and_each_override() -> None:
     assert limits["spec"]["limits"] == [
         {
             "type": "Container",
-            "default": {"cpu": "1", "memory": "4Gi"},
-            "defaultRequest": {"cpu": "1", "memory": "4Gi"},
+            "default": {"cpu": "1", "memory": "4Gi", "ephemeral-storage": "60Gi"},
+            "defaultRequest": {"cpu": "1", "memory": "4Gi", "ephemeral-storage": "1Gi"},
             # Each container's most is their own quota's (override included).
-            "max": {"cpu": "16", "memory": "96Gi"},
+            "max": {"cpu": "16", "memory": "96Gi", "ephemeral-storage": "100Gi"},
         }
     ]
 
@@ -421,6 +422,7 @@ def test_a_login_may_use_a_node_while_holding_back_almost_nothing(
         assert most == {
             "cpu": quota["spec"]["hard"]["requests.cpu"],
             "memory": quota["spec"]["hard"]["requests.memory"],
+            "ephemeral-storage": "100Gi",
         }
 
 
@@ -655,3 +657,80 @@ def test_quota_rule_gives_a_claim_without_a_class_the_default_one() -> None:
     assert RBD_CLAIMS in message and "PersistentVolumeClaim eng-f/scratch" in message
     scratch = cf.claim("scratch", namespace="eng-f", storage_class="akiba-rbd-scratch")
     assert _quota_rule(default, scratch, _cephfs_quota("eng-f", "1")) == []
+
+
+def _bytes(text: str) -> int:
+    return int(quantity.parse(text))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_has_a_disk_limit_and_the_home_pod_holds_dockers_state(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """The kubelet evicts a pod whose disk use (layers, logs, emptyDirs on disk) passes the sum of
+    its containers' ephemeral-storage limits: the home pod's must exceed Docker's state emptyDir,
+    or the engineer's session would be evicted before Docker's own size limit bites."""
+    plan = plans[stack]
+    for login in _logins(stack):
+        ns = engineer_namespace(login)
+        (limit_range,) = _in(plan, LIMITS, ns)
+        (item,) = limit_range["spec"]["limits"]
+        assert item["default"]["ephemeral-storage"] == "60Gi" and item["max"]["ephemeral-storage"] == "100Gi"
+        assert item["defaultRequest"]["ephemeral-storage"] == "1Gi"
+        assert _engineer_quota(plan, ns)["spec"]["hard"]["requests.ephemeral-storage"] == "200Gi"
+        (home,) = [d for d in _in(plan, "kubernetes:apps/v1:DaemonSet", ns) if d["metadata"]["name"] == "home"]
+        pod = home["spec"]["template"]["spec"]
+        limit = sum(
+            _bytes(
+                ((c.get("resources") or {}).get("limits") or {}).get(
+                    "ephemeral-storage", item["default"]["ephemeral-storage"]
+                )
+            )
+            for c in pod["containers"]
+        )
+        on_disk = sum(
+            _bytes(v["emptyDir"]["sizeLimit"])
+            for v in pod["volumes"]
+            if "emptyDir" in v and v["emptyDir"].get("medium") != "Memory"
+        )
+        assert on_disk == _bytes("100Gi")  # Docker's state
+        assert limit - on_disk >= _bytes("20Gi"), (limit, on_disk)
+
+
+def _disk_limit_range(namespace: str) -> Any:
+    item = {
+        "type": "Container",
+        "default": {"ephemeral-storage": "60Gi"},
+        "defaultRequest": {"ephemeral-storage": "1Gi"},
+        "max": {"ephemeral-storage": "100Gi"},
+    }
+    inputs = {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "d", "namespace": namespace}}
+    return cf.resource(LIMITS, f"{namespace}-limits", inputs | {"spec": {"limits": [item]}})
+
+
+def test_quota_rule_counts_the_default_disk_requests_of_the_home_pods() -> None:
+    # Three nodes, a home pod each with two containers stating no disk: 1Gi each by default.
+    containers = [cf.container("sshd", resources={}), cf.container("docker", resources={})]
+    home = cf.daemonset("home", "eng-g", containers=containers)
+    (message,) = _quota_rule(home, _disk_limit_range("eng-g"), _quota("eng-g", **{"requests.ephemeral-storage": "4Gi"}))
+    assert "requests.ephemeral-storage" in message and "need 6Gi" in message and "allows 4Gi" in message
+    assert _quota_rule(home, _disk_limit_range("eng-g"), _quota("eng-g", **{"requests.ephemeral-storage": "6Gi"})) == []
+
+
+def test_quota_rule_refuses_a_container_above_the_disk_max() -> None:
+    big = {"limits": {"ephemeral-storage": "200Gi"}}
+    home = cf.daemonset("home", "eng-h", containers=[cf.container("docker", resources=big)])
+    found = _quota_rule(home, _disk_limit_range("eng-h"), _quota("eng-h", **{"requests.ephemeral-storage": "1Ti"}))
+    # The limit, and the request the API server copies from it.
+    assert any("limits 200Gi ephemeral-storage, above the LimitRange's max of 100Gi" in m for m in found), found
+    assert any("requests 200Gi ephemeral-storage" in m for m in found), found
+
+
+def test_container_disk_default_above_the_max_is_refused() -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:tenancy"]["containerDefaults"] = {"cpu": "1", "memory": "1Gi", "ephemeralStorage": "200Gi"}
+
+    with pytest.raises(
+        ConfigError, match=r"akiba:tenancy: expected containerDefaults.ephemeralStorage \(200Gi\) within 100Gi"
+    ):
+        parse(edited("prod", edit))

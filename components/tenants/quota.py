@@ -36,6 +36,15 @@ def class_claims(storage_class: str) -> str:
 
 SNAPSHOTS = "count/volumesnapshots.snapshot.storage.k8s.io"
 
+# Node disk (writable layers, logs, emptyDirs) one container may use at most: above it the kubelet
+# evicts its pod. A pod's own bound is the sum of its containers' limits, emptyDirs included, so
+# the home pod (shell + Docker at the default, components.engineers.rootless_docker's 100Gi state
+# emptyDir) needs the default at half of that and some (tests/test_tenants.py checks it fits).
+EPHEMERAL_MAX = "100Gi"
+# What a container that states none holds back on its node (and the quota counts); its use above
+# this is what the kubelet evicts first when a node runs short of disk.
+EPHEMERAL_REQUEST = "1Gi"
+
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"m": Decimal("1e-3"), "": Decimal(1), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6}
 _DECIMAL |= {"G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18}
@@ -62,6 +71,8 @@ class TenantQuota:
     storage: str  # all their claims together (the home included), e.g. "1Ti"
     claims: int = 10  # PersistentVolumeClaims, the home included
     snapshots: int = 20  # VolumeSnapshots at once (a snapshot holds its data in Ceph, uncounted by storage)
+    # Node disk all their containers request together (1Gi each that states none), e.g. "200Gi".
+    ephemeral_storage: str = "200Gi"
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class ContainerDefaults:
 
     cpu: str  # e.g. "1"
     memory: str  # e.g. "4Gi"
+    ephemeral_storage: str = "60Gi"  # the limit on node disk (layer, logs, emptyDirs), up to EPHEMERAL_MAX
 
 
 def quota_hard(q: TenantQuota) -> dict[str, str]:
@@ -78,11 +90,13 @@ def quota_hard(q: TenantQuota) -> dict[str, str]:
     idle sshd on every node as if every node were busy at once (prod: 5 x 16 CPU against 16),
     leaving a login's shell a sliver of a node. Requests are what the scheduler holds back for a
     pod, so they are what one engineer takes from the others; the LimitRange's `max` bounds each
-    container (limit_range_limits)."""
+    container (limit_range_limits). Node disk likewise: requests in the quota, a limit on each
+    container (the LimitRange's default and max), which the kubelet enforces by eviction."""
     return {
         "requests.cpu": q.cpu,
         "requests.memory": q.memory,
         f"requests.{GPU}": str(q.gpus),
+        "requests.ephemeral-storage": q.ephemeral_storage,
         "requests.storage": q.storage,
         "persistentvolumeclaims": str(q.claims),
         **{class_claims(name): str(count) for name, count in RETAINED_CLAIMS.items()},
@@ -95,10 +109,19 @@ def quota_hard(q: TenantQuota) -> dict[str, str]:
 def limit_range_limits(d: ContainerDefaults, q: TenantQuota) -> list[dict[str, object]]:
     """The LimitRange's `spec.limits`: a container that states no request or limit gets the
     defaults (the quota tracks requests, and a pod without one would take none from it), and no
-    container may ask for more than the engineer's whole quota (`max`, on limits and requests)."""
+    container may ask for more than the engineer's whole quota (`max`, on limits and requests).
+    Node disk: every container gets a limit (a pod without one could fill its node's disk), and
+    a small default request, as the kubelet ranks a full node's pods by use above request."""
     values = {"cpu": d.cpu, "memory": d.memory}
-    most = {"cpu": q.cpu, "memory": q.memory}
-    return [{"type": "Container", "default": dict(values), "defaultRequest": dict(values), "max": most}]
+    most = {"cpu": q.cpu, "memory": q.memory, "ephemeral-storage": EPHEMERAL_MAX}
+    return [
+        {
+            "type": "Container",
+            "default": values | {"ephemeral-storage": d.ephemeral_storage},
+            "defaultRequest": values | {"ephemeral-storage": EPHEMERAL_REQUEST},
+            "max": most,
+        }
+    ]
 
 
 def reserved_priority_quota() -> dict[str, object]:
