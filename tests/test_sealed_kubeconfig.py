@@ -118,7 +118,7 @@ def test_each_of_the_engineers_keys_opens_it_and_no_other_key_does(keys: Keys) -
 def test_age_reads_the_armor_whatever_the_length_of_the_last_line(keys: Keys) -> None:
     """The armor's last line is full (64 columns) or short depending on the length: age is
     strict about both, so both are opened by the real CLI."""
-    seen = set()
+    seen: set[bool] = set()
     # rage adds a random-length "grease" stanza to each header, so a given plaintext length does
     # not fix where the last line ends: try lengths until both shapes have been opened.
     for attempt in range(2000):
