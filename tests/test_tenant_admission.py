@@ -26,6 +26,7 @@ from components.tenants.admission import (
     PLATFORM_LABEL,
     PLATFORM_OBJECTS,
     RESERVED,
+    SNAPSHOT_CLASS,
     USER_NAMESPACE,
     offboarded_policy,
 )
@@ -43,7 +44,7 @@ from tools.plan.runner import Plan
 POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
 QUOTA = "kubernetes:core/v1:ResourceQuota"
-POLICY_NAMES = {USER_NAMESPACE, PLATFORM_OBJECTS, OFFBOARDED}
+POLICY_NAMES = {USER_NAMESPACE, PLATFORM_OBJECTS, OFFBOARDED, SNAPSHOT_CLASS}
 # The admin kubeconfig's identity (components/cluster/identity.py), as `pulumi up` acts.
 DEPLOYER = {"username": "akiba-prod-admin", "groups": ["kubeadm:cluster-admins", "system:authenticated"]}
 GC = {"username": "system:serviceaccount:kube-system:generic-garbage-collector", "groups": ["system:serviceaccounts"]}
@@ -560,3 +561,24 @@ def test_offboarded_policy_lists_exactly_the_stacks_engineers() -> None:
     (validation,) = policy["spec"]["validations"]
     assert "['a', 'b']" in validation["expression"]
     assert engineer_user("a") == "a"  # the platform-objects rule compares the user with the label
+
+
+def test_an_engineers_snapshot_names_a_class_that_deletes_it(prod: Plan) -> None:
+    """Under the Retain class a deleted snapshot would leave its data in Ceph, outside the quota."""
+
+    def snapshot(cls: str | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"source": {"persistentVolumeClaimName": "data"}}
+        if cls is not None:
+            spec["volumeSnapshotClassName"] = cls
+        return {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot", "spec": spec}
+
+    def create(obj: dict[str, Any]) -> dict[str, Any]:
+        request = _request("CREATE", "volumesnapshots", "eng-tarui", "s1", _user("tarui"))
+        request["resource"]["group"] = "snapshot.storage.k8s.io"
+        return request
+
+    ok = snapshot("akiba-rbd-scratch")
+    assert _judge(prod, SNAPSHOT_CLASS, create(ok), ok) is None
+    for bad in (snapshot("akiba-rbd"), snapshot(None)):
+        found = _judge(prod, SNAPSHOT_CLASS, create(bad), bad)
+        assert found is not None and "akiba-rbd-scratch" in found

@@ -34,6 +34,7 @@ import pulumi_kubernetes as k8s
 
 from components.context import PlatformContext
 from components.engineers.rootless_docker import ACCOUNTS_CONFIGMAP, SERVER_TLS_SECRET, TLS_SECRET
+from components.storage.ceph_storage import RBD_SCRATCH_SNAPSHOT_CLASS
 from components.tenants.names import (
     DATABASE_SECRET,
     ENGINEER_LABEL,
@@ -46,6 +47,7 @@ API_VERSION = "admissionregistration.k8s.io/v1"
 USER_NAMESPACE = "akiba-tenant-user-namespace"
 PLATFORM_OBJECTS = "akiba-tenant-platform-objects"
 OFFBOARDED = "akiba-tenant-offboarded"
+SNAPSHOT_CLASS = "akiba-tenant-snapshot-class"
 # The label every object the platform creates carries (PlatformContext.labels); its value there.
 PLATFORM_LABEL = "app.kubernetes.io/part-of"
 # Groups of the admin kubeconfig (components/cluster/identity.py) and kubeadm's break-glass one.
@@ -226,6 +228,35 @@ def offboarded_policy(labels: Mapping[str, str], logins: tuple[str, ...]) -> dic
     )
 
 
+def snapshot_class_policy(labels: Mapping[str, str], classes: tuple[str, ...]) -> dict[str, Any]:
+    """An engineer's VolumeSnapshots name a class that deletes its content with them: under a
+    Retain class a deleted snapshot leaves its data in Ceph, outside every quota, until Ceph is full."""
+    return _policy(
+        SNAPSHOT_CLASS,
+        labels,
+        {
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["snapshot.storage.k8s.io"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["volumesnapshots"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": "has(object.spec.volumeSnapshotClassName) && "
+                    f"object.spec.volumeSnapshotClassName in {_cel_list(list(classes))}",
+                    "message": f"a VolumeSnapshot here names its class, one of {', '.join(classes)} (deleted with it)",
+                    "reason": "Forbidden",
+                }
+            ],
+        },
+    )
+
+
 def binding(policy: Mapping[str, Any]) -> dict[str, Any]:
     """Binds a policy to every engineer's namespace: refused, and written to the audit log."""
     name = policy["metadata"]["name"]
@@ -244,7 +275,12 @@ def binding(policy: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def policies(labels: Mapping[str, str], logins: tuple[str, ...]) -> list[dict[str, Any]]:
-    return [user_namespace_policy(labels), platform_objects_policy(labels), offboarded_policy(labels, logins)]
+    return [
+        user_namespace_policy(labels),
+        platform_objects_policy(labels),
+        offboarded_policy(labels, logins),
+        snapshot_class_policy(labels, (RBD_SCRATCH_SNAPSHOT_CLASS,)),
+    ]
 
 
 @dataclass(frozen=True)
