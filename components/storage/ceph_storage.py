@@ -218,56 +218,33 @@ class CephStorage(pulumi.ComponentResource):
             files=SNAPSHOTTER_FILES,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
         )
-        KubernetesObject(
-            "volumesnapshotclass-rbd",
-            {
-                "apiVersion": "snapshot.storage.k8s.io/v1",
-                "kind": "VolumeSnapshotClass",
-                "metadata": {"name": RBD_SNAPSHOT_CLASS, "labels": ctx.labels},
-                "driver": RBD_DRIVER,
-                # Retain: deleting a VolumeSnapshot object in prod leaves the RBD snapshot in Ceph.
-                "deletionPolicy": retain,
-                "parameters": {
-                    "clusterID": NAMESPACE,
-                    "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",
-                    "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[snapshotter, args.cluster]),
+        # One class per deletion policy, all on RBD with the provisioner's credentials:
+        # - akiba-rbd, Retain in prod: deleting a VolumeSnapshot object leaves the RBD snapshot in Ceph;
+        # - scratch, Delete: an engineer's deleted snapshot frees its space (their count is quota'd);
+        # - golden, Delete even in prod: these snapshots are reproducible (tomorrow's refresh makes
+        #   new ones), and Retain would pile every rotated one up in Ceph for ever.
+        after_snapshotter = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[snapshotter, args.cluster]
         )
-        KubernetesObject(
-            "volumesnapshotclass-rbd-scratch",
-            {
-                "apiVersion": "snapshot.storage.k8s.io/v1",
-                "kind": "VolumeSnapshotClass",
-                "metadata": {"name": RBD_SCRATCH_SNAPSHOT_CLASS, "labels": ctx.labels},
-                "driver": RBD_DRIVER,
-                # Delete: an engineer's deleted snapshot frees its space (their count is quota'd).
-                "deletionPolicy": "Delete",
-                "parameters": {
-                    "clusterID": NAMESPACE,
-                    "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",
-                    "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
+        for resource, name, deletion in (
+            ("volumesnapshotclass-rbd", RBD_SNAPSHOT_CLASS, retain),
+            ("volumesnapshotclass-rbd-scratch", RBD_SCRATCH_SNAPSHOT_CLASS, "Delete"),
+            ("volumesnapshotclass-rbd-golden", GOLDEN_SNAPSHOT_CLASS, "Delete"),
+        ):
+            KubernetesObject(
+                resource,
+                {
+                    "apiVersion": "snapshot.storage.k8s.io/v1",
+                    "kind": "VolumeSnapshotClass",
+                    "metadata": {"name": name, "labels": ctx.labels},
+                    "driver": RBD_DRIVER,
+                    "deletionPolicy": deletion,
+                    "parameters": {
+                        "clusterID": NAMESPACE,
+                        "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",
+                        "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
+                    },
                 },
-            },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[snapshotter, args.cluster]),
-        )
-        KubernetesObject(
-            "volumesnapshotclass-rbd-golden",
-            {
-                "apiVersion": "snapshot.storage.k8s.io/v1",
-                "kind": "VolumeSnapshotClass",
-                "metadata": {"name": GOLDEN_SNAPSHOT_CLASS, "labels": ctx.labels},
-                "driver": RBD_DRIVER,
-                # Delete even in prod: these snapshots are reproducible (tomorrow's refresh makes
-                # new ones), and Retain would pile every rotated one up in Ceph for ever.
-                "deletionPolicy": "Delete",
-                "parameters": {
-                    "clusterID": NAMESPACE,
-                    "csi.storage.k8s.io/snapshotter-secret-name": "rook-csi-rbd-provisioner",
-                    "csi.storage.k8s.io/snapshotter-secret-namespace": NAMESPACE,
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[snapshotter, args.cluster]),
-        )
+                opts=after_snapshotter,
+            )
         self.register_outputs({"clientSecrets": self.client_secret_names, "cluster": CLUSTER_NAME})

@@ -28,7 +28,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster.priorities import PLATFORM
 from components.context import PlatformContext
-from components.storage.personal_databases import KUBECTL_IMAGE
+from components.storage.personal_databases import KUBECTL_IMAGE, api_token_volume
 from components.storage.rook_ceph import CEPH_IMAGE, PLACEMENT, TOLERATIONS
 from components.storage.rook_ceph import NAMESPACE as ROOK_NAMESPACE
 from components.tenants.names import HOME_CLAIM, engineer_namespace
@@ -144,21 +144,6 @@ def export_script(filesystem: str, exports: tuple[HomeExport, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _api_token_volume() -> dict[str, Any]:
-    """The ServiceAccount's token where kubectl looks for it, for the resolve step only: the step
-    that holds Ceph's admin key has no API token."""
-    return {
-        "name": "api",
-        "projected": {
-            "sources": [
-                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
-            ]
-        },
-    }
-
-
 def export_job(filesystem: str, exports: tuple[HomeExport, ...], labels: dict[str, str]) -> dict[str, Any]:
     locked = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     secret_env = [
@@ -223,7 +208,7 @@ def export_job(filesystem: str, exports: tuple[HomeExport, ...], labels: dict[st
                         },
                         {"name": "ceph-config", "emptyDir": {}},
                         {"name": "resolved", "emptyDir": {}},
-                        _api_token_volume(),
+                        api_token_volume(),
                     ],
                 },
             },

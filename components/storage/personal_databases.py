@@ -117,9 +117,10 @@ SNAPSHOTTER = "golden-snapshot"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
-def _api_token_volume() -> dict[str, Any]:
-    """The service account's token, CA and namespace where kubectl looks for them; mounted into
-    the snapshot step only (the pod does not automount it into the step that holds the source URL)."""
+def api_token_volume() -> dict[str, Any]:
+    """The service account's token, CA and namespace where kubectl looks for them, as a volume for
+    the one step of a pod that talks to the API (pods here do not automount it: the step that
+    holds the source URL or Ceph's admin key gets no token)."""
     return {
         "name": "api",
         "projected": {
@@ -169,7 +170,7 @@ def pipeline_pod(db: GoldenDatabase, labels: dict[str, str]) -> dict[str, Any]:
                     "volumeMounts": [{"name": "api", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}],
                 }
             ],
-            "volumes": [_api_token_volume()],
+            "volumes": [api_token_volume()],
         },
     }
 
