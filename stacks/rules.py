@@ -19,6 +19,7 @@ from components.burst.instance_types import INSTANCE_TYPES
 from components.engineers.home_containers import DOCKER_GID
 from components.engineers.home_sshd import key_problems
 from components.storage.ceph_storage import CEPHFS_CLASS
+from components.tenants.names import CONSUMER_USER
 from components.tenants.quota import quantity
 from stacks import addresses, names
 from stacks.problems import Problem, key_path, shown
@@ -26,6 +27,8 @@ from stacks.raw import Raw, items_at, normal, section_at
 from stacks.spec import SECRET_KEYS
 from stacks.types import Cidr, MacAddress, PciAddress
 
+# The platform's accounts and users: akiba-consumer, akiba-push, akiba-pull, akiba-converge.
+PLATFORM_PREFIX = "akiba-"
 _MAC = TypeAdapter(MacAddress)
 _CIDR = TypeAdapter(Cidr)
 _PCI = TypeAdapter(PciAddress)
@@ -74,6 +77,27 @@ def unique_identities(raw: Raw) -> list[Problem]:
         uid = eng.get("uid")
         uids.add(str(uid) if isinstance(uid, int) else None, key_path("engineers", i, "uid"))
     return macs.problems + uids.problems
+
+
+def logins_not_platform_identities(raw: Raw) -> list[Problem]:
+    """An engineer's Kubernetes user is their login (no groups): a login that names one of the
+    platform's own identities would take its rights (akiba-consumer's cluster-wide read) or be
+    taken for it (the deployer, <cluster>-admin, would count as that engineer in their namespace)."""
+    cluster = section_at(raw, "cluster").get("name")
+    taken = {CONSUMER_USER} | ({f"{cluster}-admin"} if isinstance(cluster, str) else set())
+    out = []
+    for i, eng in items_at(raw, "engineers"):
+        login = eng.get("name")
+        if isinstance(login, str) and (login in taken or login.startswith(PLATFORM_PREFIX)):
+            out.append(
+                Problem(
+                    key_path("engineers", i, "name"),
+                    f"a login that is none of the platform's identities ({', '.join(sorted(taken))}, "
+                    f"{PLATFORM_PREFIX}*)",
+                    shown(login),
+                )
+            )
+    return out
 
 
 def accounts_usable(raw: Raw) -> list[Problem]:
@@ -572,6 +596,7 @@ RULES: tuple[Callable[[Raw], list[Problem]], ...] = (
     addresses.addresses_placed,
     addresses.node_ports_unique,
     accounts_usable,
+    logins_not_platform_identities,
     nics_named_once,
     roles_and_references,
     control_plane_survives,

@@ -578,3 +578,24 @@ def test_an_ed25519_key_off_the_curve_is_refused_at_its_key_path() -> None:
 
     with pytest.raises(ConfigError, match=r"akiba:engineers\[1\]\.sshKeys\[0\].*not a point of the curve"):
         parse(edited("prod", edit))
+
+
+@pytest.mark.parametrize("login", ["akiba-consumer", "akiba-admin", "akiba-push"])
+def test_a_login_cannot_be_one_of_the_platforms_identities(login: str) -> None:
+    """The Kubernetes user is the login: akiba-consumer would take the consumer's cluster-wide
+    read, akiba-admin (prod's deployer, <cluster>-admin) would be taken for that engineer."""
+
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:engineers"][3]["name"] = login
+
+    with pytest.raises(ConfigError, match=r"akiba:engineers\[3\]\.name: .*platform's identities"):
+        parse(edited("prod", edit))
+
+
+def test_the_deployers_name_follows_the_cluster_name() -> None:
+    def edit(cfg: dict[str, Any]) -> None:
+        cfg["akiba:cluster"]["name"] = "lab"
+        cfg["akiba:engineers"][0]["name"] = "lab-admin"
+
+    with pytest.raises(ConfigError, match=r"akiba:engineers\[0\]\.name: .*lab-admin"):
+        parse(edited("dev", edit))

@@ -582,3 +582,28 @@ def test_an_engineers_snapshot_names_a_class_that_deletes_it(prod: Plan) -> None
     for bad in (snapshot("akiba-rbd"), snapshot(None)):
         found = _judge(prod, SNAPSHOT_CLASS, create(bad), bad)
         assert found is not None and "akiba-rbd-scratch" in found
+
+
+@pytest.mark.parametrize(
+    ("where", "profile"),
+    [
+        ("seccomp", "profiles/other.json"),
+        ("apparmor", "runc"),  # Ubuntu loads AppArmor profiles that are unconfined by design
+        ("annotation", "localhost/unconfined"),
+    ],
+)
+def test_only_rootless_dockers_localhost_profiles_even_in_a_user_namespace(
+    prod: Plan, where: str, profile: str
+) -> None:
+    pod = _home_pod(prod)
+    assert _judge(prod, USER_NAMESPACE, _pod_create(pod), pod) is None
+    docker = next(c for c in pod["spec"]["containers"] if "seccompProfile" in c.get("securityContext", {}))
+    if where == "seccomp":
+        docker["securityContext"]["seccompProfile"] = {"type": "Localhost", "localhostProfile": profile}
+    elif where == "apparmor":
+        docker["securityContext"]["appArmorProfile"] = {"type": "Localhost", "localhostProfile": profile}
+    else:
+        annotations = pod["metadata"].setdefault("annotations", {})
+        annotations[f"container.apparmor.security.beta.kubernetes.io/{docker['name']}"] = profile
+    found = _judge(prod, USER_NAMESPACE, _pod_create(pod), pod)
+    assert found is not None and "only Localhost profiles" in found

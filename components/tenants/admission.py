@@ -32,6 +32,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster.node_security import PROFILE_NAME, SECCOMP_LOCALHOST
 from components.context import PlatformContext
 from components.engineers.rootless_docker import ACCOUNTS_CONFIGMAP, SERVER_TLS_SECRET, TLS_SECRET
 from components.storage.ceph_storage import RBD_SCRATCH_SNAPSHOT_CLASS
@@ -112,6 +113,38 @@ def _widened() -> str:
     return " || ".join([pod, *lists, annotations])
 
 
+def _foreign_sc(sc: str) -> str:
+    """CEL: this securityContext names a Localhost profile that is not rootless Docker's: nodes
+    may carry others (Ubuntu loads AppArmor profiles that are unconfined by design)."""
+    return (
+        f"(has({sc}.seccompProfile) && {sc}.seccompProfile.type == 'Localhost' && "
+        f"(!has({sc}.seccompProfile.localhostProfile) || "
+        f"{sc}.seccompProfile.localhostProfile != '{SECCOMP_LOCALHOST}'))"
+        f" || (has({sc}.appArmorProfile) && {sc}.appArmorProfile.type == 'Localhost' && "
+        f"(!has({sc}.appArmorProfile.localhostProfile) || {sc}.appArmorProfile.localhostProfile != '{PROFILE_NAME}'))"
+    )
+
+
+def _foreign() -> str:
+    """CEL: the pod names a Localhost profile other than the platform's, by field or annotation."""
+
+    def container(c: str) -> str:
+        return f"has({c}.securityContext) && ({_foreign_sc(f'{c}.securityContext')})"
+
+    lists = [f"object.spec.containers.exists(c, {container('c')})"]
+    for field in ("initContainers", "ephemeralContainers"):
+        lists.append(f"(has(object.spec.{field}) && object.spec.{field}.exists(c, {container('c')}))")
+    prefixes = " || ".join(f"k.startsWith('{p}')" for p in _PROFILE_ANNOTATIONS)
+    ours = _cel_list([f"localhost/{PROFILE_NAME}", f"localhost/{SECCOMP_LOCALHOST}"])
+    annotations = (
+        "(has(object.metadata.annotations) && object.metadata.annotations.exists(k, "
+        f"({prefixes} || k == '{_POD_SECCOMP_ANNOTATION}') && "
+        f"object.metadata.annotations[k].startsWith('localhost/') && !(object.metadata.annotations[k] in {ours})))"
+    )
+    pod = f"(has(object.spec.securityContext) && ({_foreign_sc('object.spec.securityContext')}))"
+    return " || ".join([pod, *lists, annotations])
+
+
 def _cel_list(items: tuple[str, ...] | list[str]) -> str:
     return "[" + ", ".join(f"'{i}'" for i in items) + "]"
 
@@ -156,8 +189,19 @@ def user_namespace_policy(labels: Mapping[str, str]) -> dict[str, Any]:
         {
             # Pod updates too: ephemeral containers arrive as an update of pods/ephemeralcontainers.
             "matchConstraints": _rules("", ["pods", "pods/ephemeralcontainers"], ["CREATE", "UPDATE"]),
-            "variables": [{"name": "widened", "expression": _widened()}],
+            "variables": [
+                {"name": "widened", "expression": _widened()},
+                {"name": "foreign", "expression": _foreign()},
+            ],
             "validations": [
+                {
+                    "expression": "!variables.foreign",
+                    "message": (
+                        f"the only Localhost profiles in an engineer's namespace are rootless Docker's "
+                        f"(seccomp {SECCOMP_LOCALHOST}, AppArmor {PROFILE_NAME})"
+                    ),
+                    "reason": "Forbidden",
+                },
                 {
                     "expression": "!variables.widened || "
                     "(has(object.spec.hostUsers) && object.spec.hostUsers == false)",
@@ -167,7 +211,7 @@ def user_namespace_policy(labels: Mapping[str, str]) -> dict[str, Any]:
                         "are for rootless Docker in its own user namespace, never as the node's root)"
                     ),
                     "reason": "Forbidden",
-                }
+                },
             ],
         },
     )
