@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.cluster.bootstrap import BOOTSTRAP_SCRIPT as SCRIPT
 from components.cluster.bootstrap import (
     CONTAINERD_CONFIG,
     CONTAINERD_VERSION,
@@ -40,6 +41,10 @@ from components.cluster.bootstrap import (
 from components.cluster.pki import ca_cert_hash, render_kubeconfig
 from components.registry.credentials import PULL_USER, basic_authorization
 from tests.conftest import IN_CI, require_tool
+from tests.user_data import entries as _entries
+from tests.user_data import files as _files
+from tests.user_data import only_line as _index
+from tests.user_data import script_lines as _script_lines
 
 JOIN = ClusterJoin(
     "akiba",
@@ -54,7 +59,6 @@ JOIN = ClusterJoin(
 )
 AUTH = basic_authorization(PULL_USER, "s3cret-pull-password")
 CA = "/etc/kubernetes/pki/ca.crt"
-SCRIPT = "/usr/local/sbin/akiba-bootstrap"
 
 
 def _node(**over: Any) -> NodeBootstrap:
@@ -93,28 +97,8 @@ def _burst(**over: Any) -> NodeBootstrap:
     return _node(**(base | over))
 
 
-def _entries(user_data: str) -> list[dict[str, Any]]:
-    assert user_data.startswith("#cloud-config\n")
-    return list(yaml.safe_load(user_data)["write_files"])
-
-
-def _files(user_data: str) -> dict[str, str]:
-    return {f["path"]: f["content"] for f in _entries(user_data) if not f.get("append")}
-
-
 def _kubeadm(user_data: str) -> list[dict[str, Any]]:
     return list(yaml.safe_load_all(_files(user_data)["/etc/kubernetes/kubeadm.yaml"]))
-
-
-def _script_lines(user_data: str) -> list[str]:
-    # Stripped: steps inside the script's `if changed ...; then` blocks are indented.
-    return [line.strip() for line in _files(user_data)[SCRIPT].splitlines()]
-
-
-def _index(lines: list[str], pattern: str) -> int:
-    found = [i for i, line in enumerate(lines) if re.search(pattern, line)]
-    assert len(found) == 1, f"{pattern!r}: {len(found)} lines"
-    return found[0]
 
 
 # --- taints and labels ------------------------------------------------------------------------

@@ -17,6 +17,9 @@ from components.cluster import etcd_backup, kube_vip
 from components.cluster.bootstrap import KUBEADM_CONFIG, ClusterJoin, NodeBootstrap, render_user_data
 from stacks.problems import ConfigError
 from tests.conftest import config_values, edited, parse
+from tests.user_data import files as _files
+from tests.user_data import only_line as _at
+from tests.user_data import script_lines as _script
 from tools.plan import checkers
 from tools.plan.artifacts import CLOUD_CONFIG, user_data_of
 from tools.plan.cluster import addons
@@ -24,7 +27,6 @@ from tools.plan.runner import Plan
 
 N, C = "akiba:nodes", "akiba:cluster"
 PROD_VIP = "192.168.10.10"
-SCRIPT = "/usr/local/sbin/akiba-bootstrap"
 Edit = Callable[[dict[str, Any]], None]
 
 
@@ -123,20 +125,6 @@ def _node(role: Any, hostname: str = "akiba01", ip: str = "192.168.10.11", join:
             pki={"ca.crt": "C", "ca.key": "K"} if role != "worker" else None,
         )
     )
-
-
-def _files(user_data: str) -> dict[str, str]:
-    return {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"] if not f.get("append")}
-
-
-def _script(user_data: str) -> list[str]:
-    return [line.strip() for line in _files(user_data)[SCRIPT].splitlines()]
-
-
-def _at(lines: list[str], pattern: str) -> int:
-    found = [i for i, line in enumerate(lines) if re.search(pattern, line)]
-    assert len(found) == 1, f"{pattern!r}: {len(found)} lines"
-    return found[0]
 
 
 def test_the_first_controller_inits_on_the_vip_with_every_controller_in_the_certificate() -> None:

@@ -20,6 +20,7 @@ import yaml
 
 from components.cluster import node_security
 from components.cluster.bootstrap import (
+    BOOTSTRAP_SCRIPT,
     BondNetwork,
     ClusterJoin,
     NodeBootstrap,
@@ -364,7 +365,7 @@ def _files(user_data: str) -> dict[str, dict[str, Any]]:
 
 
 def _script(user_data: str) -> str:
-    return str(_files(user_data)["/usr/local/sbin/akiba-bootstrap"]["content"])
+    return str(_files(user_data)[BOOTSTRAP_SCRIPT]["content"])
 
 
 def test_office_gpu_node_carries_the_profiles_and_the_gpu_rule() -> None:
